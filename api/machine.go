@@ -1,0 +1,252 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/gorilla/mux"
+
+	"github.com/stagehand-dev/stagehand/inventory"
+	"github.com/stagehand-dev/stagehand/ipxe"
+	"github.com/stagehand-dev/stagehand/userdata"
+)
+
+const scriptType = "text/plain; charset=utf-8"
+
+func (s *Server) handleStage1(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", scriptType)
+	w.Write(s.stage1)
+}
+
+func (s *Server) writeScript(w http.ResponseWriter, b []byte) {
+	w.Header().Set("Content-Type", scriptType)
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(b)
+}
+
+// handleStage2 answers "what should this host do now?". The decision is
+// ipxe.Decide; this handler only gathers its input and applies it.
+func (s *Server) handleStage2(w http.ResponseWriter, r *http.Request) {
+	q, err := ipxe.ParseQuery(r.URL.Query())
+	if err != nil {
+		s.cfg.Log.Debug().Str("remote", r.RemoteAddr).Err(err).Msg("bad stage-2 query")
+		writeError(w, http.StatusBadRequest, "validation", err.Error())
+		return
+	}
+	mac, err := inventory.NormalizeMAC(q.MAC)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "validation", err.Error())
+		return
+	}
+	ip := remoteIP(r)
+	facts := inventory.Facts{UUID: q.UUID, Serial: q.Serial, Manufacturer: q.Manufacturer, Product: q.Product, BuildArch: q.BuildArch, Platform: q.Platform}
+	st := s.cfg.Store
+	h, err := st.Host(mac)
+	known := err == nil
+	if err != nil && !errors.Is(err, inventory.ErrNotFound) {
+		writeStoreError(w, err)
+		return
+	}
+	action := ipxe.Decide(ipxe.Input{Known: known, State: ipxe.HostState(h.State.String()), Unknown: s.cfg.Unknown}, s.cfg.Now())
+	log := s.cfg.Log.With().Str("mac", mac).Str("ip", ip).Str("action", action.String()).Logger()
+	s.Observe(ip, mac)
+
+	switch action {
+	case ipxe.ActionUnknown:
+		log.Info().Msg("stage 2 for a host not in the inventory")
+		s.writeScript(w, ipxe.RenderMessage(mac+" is not in the inventory; nothing to boot"))
+		return
+	case ipxe.ActionDiscover:
+		h, err = st.Discover(mac, ip, facts)
+		if err != nil {
+			writeStoreError(w, err)
+			return
+		}
+		log.Info().Str("serial", q.Serial).Str("product", q.Product).Msg("discovered host")
+		s.writeScript(w, ipxe.RenderWait(h.Ident(), "discovered; waiting for an operator to assign a profile", s.cfg.Base+"/boot.ipxe", 60))
+		return
+	case ipxe.ActionWait:
+		if h, err = st.Seen(mac, ip, facts); err != nil {
+			writeStoreError(w, err)
+			return
+		}
+		s.writeScript(w, ipxe.RenderWait(h.Ident(), "no profile assigned yet", s.cfg.Base+"/boot.ipxe", 60))
+		return
+	case ipxe.ActionLocal:
+		if h, err = st.Seen(mac, ip, facts); err != nil {
+			writeStoreError(w, err)
+			return
+		}
+		method := ipxe.LocalMethod(inventory.LocalBootExit)
+		if p, err := st.Profile(h.Profile); err == nil {
+			method = ipxe.LocalMethod(p.Local)
+		}
+		st.AddEvent(mac, "localboot", "booting local disk ("+string(method)+"), host is "+h.State.String())
+		log.Info().Str("state", h.State.String()).Msg("local boot")
+		s.writeScript(w, ipxe.RenderLocal(h.Ident(), method))
+		return
+	}
+
+	// ActionInstall.
+	if !known {
+		if _, err := st.CreateHost(inventory.Host{MAC: mac, Profile: s.cfg.UnknownProfile}); err != nil && !errors.Is(err, inventory.ErrExists) {
+			log.Error().Err(err).Msg("enrolling unknown host with the default profile")
+			writeStoreError(w, err)
+			return
+		}
+	}
+	if _, err := st.Seen(mac, ip, facts); err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	h, token, err := st.BeginInstall(mac)
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	p, err := st.Profile(h.Profile)
+	if err != nil {
+		log.Error().Err(err).Str("profile", h.Profile).Msg("host's profile is gone")
+		writeStoreError(w, err)
+		return
+	}
+	art := s.cfg.Base + "/artifacts/" + p.Name + "/"
+	vars := ipxe.CmdlineVars{ConfigURL: s.cfg.Base + "/userdata/" + token, Server: s.cfg.Base}
+	if p.RootFS != "" {
+		vars.RootFSURL = art + "rootfs"
+	}
+	log.Info().Str("profile", p.Name).Int("attempt", h.Attempt).Msg("serving install script")
+	s.writeScript(w, ipxe.RenderInstall(ipxe.InstallParams{
+		Host: h.Ident(), Attempt: h.Attempt,
+		KernelURL: art + "kernel", InitrdURL: art + "initrd",
+		Cmdline: ipxe.ExpandCmdline(p.Cmdline, vars),
+	}))
+}
+
+// handleArtifact serves a profile's kernel, initrd or live root image.
+// http.ServeContent on an *os.File gives Content-Length, Range and
+// If-Modified-Since, and its copy reaches sendfile(2): the file's bytes
+// never pass through this process.
+func (s *Server) handleArtifact(w http.ResponseWriter, r *http.Request) {
+	v := mux.Vars(r)
+	p, err := s.cfg.Store.Profile(v["profile"])
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	var path string
+	switch v["file"] {
+	case "kernel":
+		path = p.Kernel
+	case "initrd":
+		path = p.Initrd
+	case "rootfs":
+		path = p.RootFS
+	}
+	if path == "" {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("profile %s has no artifact %q", p.Name, v["file"]))
+		return
+	}
+	s.serveFile(w, r, path)
+	if mac := s.MACAt(remoteIP(r)); mac != "" && r.Method == http.MethodGet && r.Header.Get("Range") == "" {
+		s.cfg.Store.AddEvent(mac, "artifact", p.Name+"/"+v["file"])
+	}
+}
+
+// handleBinary serves the iPXE binaries over HTTP for UEFI HTTP boot.
+// Only plain file names: the router already stops at "/", and a name
+// that still tries to climb out is refused here.
+func (s *Server) handleBinary(w http.ResponseWriter, r *http.Request) {
+	name := mux.Vars(r)["file"]
+	if name == "" || name != filepath.Base(name) || strings.HasPrefix(name, ".") {
+		writeError(w, http.StatusNotFound, "not_found", "no such binary")
+		return
+	}
+	s.serveFile(w, r, filepath.Join(s.cfg.IPXEDir, name))
+}
+
+func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, path string) {
+	f, err := os.Open(path)
+	if err != nil {
+		s.cfg.Log.Error().Err(err).Str("file", path).Msg("artifact unreadable")
+		writeError(w, http.StatusNotFound, "not_found", "artifact unavailable")
+		return
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		writeError(w, http.StatusNotFound, "not_found", "artifact unavailable")
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	http.ServeContent(w, r, "", st.ModTime(), f)
+}
+
+// handleUserData renders this attempt's installer configuration. The
+// token is the only credential: unknown tokens get 404, tokens of
+// attempts that are over get 410, and neither changes anything.
+func (s *Server) handleUserData(w http.ResponseWriter, r *http.Request) {
+	token := mux.Vars(r)["token"]
+	ip := remoteIP(r)
+	var doc []byte
+	h, _, err := s.cfg.Store.FetchUserData(token, ip, func(h inventory.Host, p inventory.Profile) error {
+		var err error
+		doc, err = userdata.Render(userdata.Input{
+			Base: []byte(p.UserData), Overrides: []byte(h.UserData),
+			Site: h.Site, HostName: h.Name,
+			CallbackURL: s.cfg.Base + "/callback/" + token,
+		})
+		if err != nil {
+			return fmt.Errorf("%w: host %s: %v", inventory.ErrInvalid, h.Ident(), err)
+		}
+		return nil
+	})
+	if err != nil {
+		// Never log the token: it is the attempt's secret.
+		s.cfg.Log.Info().Str("ip", ip).Err(err).Msg("user-data refused")
+		if errors.Is(err, inventory.ErrInvalid) {
+			writeError(w, http.StatusUnprocessableEntity, "validation", err.Error())
+			return
+		}
+		writeStoreError(w, err)
+		return
+	}
+	s.cfg.Log.Info().Str("mac", h.MAC).Str("ip", ip).Int("attempt", h.Attempt).Msg("user-data served")
+	w.Header().Set("Content-Type", "text/cloud-config; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(doc)
+}
+
+// maxCallbackBody bounds the failure message an installer may send.
+const maxCallbackBody = 4 << 10
+
+func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
+	v := mux.Vars(r)
+	token := v["token"]
+	var (
+		h       inventory.Host
+		changed bool
+		err     error
+	)
+	if v["result"] == "done" {
+		h, changed, err = s.cfg.Store.Complete(token)
+	} else {
+		body := make([]byte, maxCallbackBody)
+		n, _ := io.ReadFull(http.MaxBytesReader(w, r.Body, maxCallbackBody), body)
+		h, changed, err = s.cfg.Store.Fail(token, strings.TrimSpace(string(body[:n])))
+	}
+	if err != nil {
+		s.cfg.Log.Info().Str("ip", remoteIP(r)).Str("result", v["result"]).Err(err).Msg("callback refused")
+		writeStoreError(w, err)
+		return
+	}
+	if changed {
+		s.cfg.Log.Info().Str("mac", h.MAC).Str("state", h.State.String()).Int("attempt", h.Attempt).Msg("installer reported")
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"mac": h.MAC, "state": h.State, "changed": changed})
+}

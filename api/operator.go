@@ -1,0 +1,278 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/gorilla/mux"
+
+	"github.com/stagehand-dev/stagehand/inventory"
+	"github.com/stagehand-dev/stagehand/userdata"
+)
+
+// maxBody bounds operator request bodies.
+const maxBody = 1 << 20
+
+func (s *Server) operatorRoutes(r *mux.Router) {
+	r.HandleFunc("/hosts", s.listHosts).Methods(http.MethodGet)
+	r.HandleFunc("/hosts", s.createHost).Methods(http.MethodPost)
+	r.HandleFunc("/hosts/{mac}", s.getHost).Methods(http.MethodGet)
+	r.HandleFunc("/hosts/{mac}", s.updateHost).Methods(http.MethodPatch, http.MethodPut)
+	r.HandleFunc("/hosts/{mac}", s.deleteHost).Methods(http.MethodDelete)
+	r.HandleFunc("/hosts/{mac}/reprovision", s.reprovisionHost).Methods(http.MethodPost)
+	r.HandleFunc("/hosts/{mac}/events", s.hostEvents).Methods(http.MethodGet)
+	r.HandleFunc("/hosts/{mac}/userdata", s.previewUserData).Methods(http.MethodGet)
+	r.HandleFunc("/profiles", s.listProfiles).Methods(http.MethodGet)
+	r.HandleFunc("/profiles", s.putProfile).Methods(http.MethodPost)
+	r.HandleFunc("/profiles/{name}", s.getProfile).Methods(http.MethodGet)
+	r.HandleFunc("/profiles/{name}", s.putProfile).Methods(http.MethodPut)
+	r.HandleFunc("/profiles/{name}", s.deleteProfile).Methods(http.MethodDelete)
+	r.HandleFunc("/status", s.status).Methods(http.MethodGet)
+}
+
+// decode reads one bounded JSON object, refusing unknown fields so a
+// typo in a field name is an error rather than a silently ignored value.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body larger than %d bytes", maxBody))
+			return false
+		}
+		writeError(w, http.StatusBadRequest, "bad_json", "malformed JSON body: "+err.Error())
+		return false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		writeError(w, http.StatusBadRequest, "bad_json", "malformed JSON body: more than one value")
+		return false
+	}
+	return true
+}
+
+func (s *Server) listHosts(w http.ResponseWriter, r *http.Request) {
+	var f inventory.Filter
+	q := r.URL.Query()
+	if v := q.Get("state"); v != "" {
+		st, err := inventory.ParseState(v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "validation", "query state: "+err.Error())
+			return
+		}
+		f.State = st
+	}
+	f.Profile = q.Get("profile")
+	hosts, err := s.cfg.Store.Hosts(f)
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	out := make([]inventory.Host, 0, len(hosts))
+	for _, h := range hosts {
+		out = append(out, h.Public())
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// HostSpec is what an operator may set on a host.
+type HostSpec struct {
+	MAC      string         `json:"mac,omitempty"`
+	Name     *string        `json:"name,omitempty"`
+	Serial   *string        `json:"serial,omitempty"`
+	Profile  *string        `json:"profile,omitempty"`
+	Site     *userdata.Site `json:"site,omitempty"`
+	UserData *string        `json:"userdata,omitempty"`
+}
+
+func (spec HostSpec) apply(h *inventory.Host) {
+	if spec.Name != nil {
+		h.Name = *spec.Name
+	}
+	if spec.Serial != nil {
+		h.Serial = *spec.Serial
+	}
+	if spec.Profile != nil {
+		h.Profile = *spec.Profile
+	}
+	if spec.Site != nil {
+		h.Site = *spec.Site
+	}
+	if spec.UserData != nil {
+		h.UserData = *spec.UserData
+	}
+}
+
+func (s *Server) createHost(w http.ResponseWriter, r *http.Request) {
+	var spec HostSpec
+	if !decode(w, r, &spec) {
+		return
+	}
+	h := inventory.Host{MAC: spec.MAC}
+	spec.apply(&h)
+	h, err := s.cfg.Store.CreateHost(h)
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, h.Public())
+}
+
+func (s *Server) getHost(w http.ResponseWriter, r *http.Request) {
+	h, err := s.cfg.Store.Host(mux.Vars(r)["mac"])
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, h.Public())
+}
+
+func (s *Server) updateHost(w http.ResponseWriter, r *http.Request) {
+	var spec HostSpec
+	if !decode(w, r, &spec) {
+		return
+	}
+	h, err := s.cfg.Store.UpdateHost(mux.Vars(r)["mac"], func(h *inventory.Host) error {
+		spec.apply(h)
+		return nil
+	})
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, h.Public())
+}
+
+func (s *Server) deleteHost(w http.ResponseWriter, r *http.Request) {
+	if err := s.cfg.Store.DeleteHost(mux.Vars(r)["mac"]); err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) reprovisionHost(w http.ResponseWriter, r *http.Request) {
+	h, err := s.cfg.Store.Reprovision(mux.Vars(r)["mac"])
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	s.cfg.Log.Info().Str("mac", h.MAC).Msg("host sent back to ready")
+	writeJSON(w, http.StatusOK, h.Public())
+}
+
+func (s *Server) hostEvents(w http.ResponseWriter, r *http.Request) {
+	ev, err := s.cfg.Store.Events(mux.Vars(r)["mac"])
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	if ev == nil {
+		ev = []inventory.Event{}
+	}
+	writeJSON(w, http.StatusOK, ev)
+}
+
+// previewUserData renders what the host's installer would get, with a
+// placeholder token, and secrets masked unless ?secrets=true.
+func (s *Server) previewUserData(w http.ResponseWriter, r *http.Request) {
+	st := s.cfg.Store
+	h, err := st.Host(mux.Vars(r)["mac"])
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	p, err := st.Profile(h.Profile)
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	doc, err := userdata.Render(userdata.Input{
+		Base: []byte(p.UserData), Overrides: []byte(h.UserData), Site: h.Site, HostName: h.Name,
+		CallbackURL: s.cfg.Base + "/callback/TOKEN",
+	})
+	if err != nil {
+		writeError(w, http.StatusUnprocessableEntity, "validation", fmt.Sprintf("host %s: %v", h.Ident(), err))
+		return
+	}
+	if r.URL.Query().Get("secrets") != "true" {
+		doc = userdata.Redact(doc)
+	}
+	w.Header().Set("Content-Type", "text/cloud-config; charset=utf-8")
+	w.Write(doc)
+}
+
+func (s *Server) listProfiles(w http.ResponseWriter, r *http.Request) {
+	ps, err := s.cfg.Store.Profiles()
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	if ps == nil {
+		ps = []inventory.Profile{}
+	}
+	writeJSON(w, http.StatusOK, ps)
+}
+
+func (s *Server) getProfile(w http.ResponseWriter, r *http.Request) {
+	p, err := s.cfg.Store.Profile(mux.Vars(r)["name"])
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+func (s *Server) putProfile(w http.ResponseWriter, r *http.Request) {
+	var p inventory.Profile
+	if !decode(w, r, &p) {
+		return
+	}
+	if name := mux.Vars(r)["name"]; name != "" {
+		if p.Name != "" && p.Name != name {
+			writeError(w, http.StatusBadRequest, "validation", fmt.Sprintf("profile %s: field name: body says %q", name, p.Name))
+			return
+		}
+		p.Name = name
+	}
+	if err := s.cfg.Store.PutProfile(p); err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	p, err := s.cfg.Store.Profile(p.Name)
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+func (s *Server) deleteProfile(w http.ResponseWriter, r *http.Request) {
+	if err := s.cfg.Store.DeleteProfile(mux.Vars(r)["name"]); err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// Status is the rack at a glance.
+type Status struct {
+	Total   int            `json:"total"`
+	ByState map[string]int `json:"byState"`
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	hosts, err := s.cfg.Store.Hosts(inventory.Filter{})
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	st := Status{Total: len(hosts), ByState: map[string]int{}}
+	for _, h := range hosts {
+		st.ByState[h.State.String()]++
+	}
+	writeJSON(w, http.StatusOK, st)
+}

@@ -1,0 +1,181 @@
+package api
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/rs/zerolog"
+
+	"github.com/stagehand-dev/stagehand/inventory"
+	"github.com/stagehand-dev/stagehand/ipxe"
+)
+
+// Config wires a Server. Zero values are documented defaults.
+type Config struct {
+	Store *inventory.Store
+	// Base is the URL machines reach this server at, e.g.
+	// "http://10.0.0.1:8080" (no trailing slash). It goes into every
+	// script and config_url, so it must be the provisioning-network
+	// address, not whatever Host header a client sent.
+	Base string
+	// IPXEDir holds the iPXE binaries, served under /tftp/ for UEFI HTTP
+	// boot clients (which fetch the NBP over HTTP instead of TFTP).
+	IPXEDir string
+	// Unknown is the policy for MACs not in the inventory;
+	// UnknownProfile is the profile used when it is ipxe.UnknownProfile.
+	Unknown        ipxe.UnknownPolicy
+	UnknownProfile string
+	// Token is the operator bearer token. Empty disables the operator
+	// API (every call gets 401), never opens it.
+	Token string
+	Log   zerolog.Logger
+	Now   func() time.Time
+}
+
+// Server serves HTTP. Build it with New; it is an http.Handler.
+type Server struct {
+	cfg    Config
+	router *mux.Router
+	stage1 []byte
+
+	mu    sync.Mutex
+	byIP  map[string]string // last MAC seen at an IP, to put artifact/TFTP events on the right host
+	order []string          // insertion order of byIP, for its bound
+}
+
+// maxIPMap bounds the IP→MAC memory; a flood of strangers only evicts.
+const maxIPMap = 4096
+
+// New builds the router.
+func New(cfg Config) *Server {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.IPXEDir == "" {
+		cfg.IPXEDir = ipxe.DefaultDir
+	}
+	s := &Server{cfg: cfg, byIP: map[string]string{}}
+	s.stage1 = ipxe.RenderStage1(ipxe.Stage1Params{Base: cfg.Base})
+	r := mux.NewRouter()
+	r.HandleFunc("/boot.ipxe", s.handleStage1).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/ipxe", s.handleStage2).Methods(http.MethodGet)
+	r.HandleFunc("/artifacts/{profile}/{file}", s.handleArtifact).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/tftp/{file}", s.handleBinary).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/userdata/{token}", s.handleUserData).Methods(http.MethodGet)
+	r.HandleFunc("/callback/{token}/{result:done|failed}", s.handleCallback).Methods(http.MethodPost)
+	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) }).Methods(http.MethodGet)
+
+	v1 := r.PathPrefix("/api/v1").Subrouter()
+	v1.Use(s.auth)
+	s.operatorRoutes(v1)
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no route for "+r.Method+" "+r.URL.Path)
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" not allowed on "+r.URL.Path)
+	})
+	s.router = r
+	return s
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+
+// Observe notes that mac was last seen at ip (DHCP, stage 2), so later
+// requests from that IP (TFTP, artifacts) can be recorded on the host.
+func (s *Server) Observe(ip, mac string) {
+	if ip == "" || mac == "" {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.byIP[ip]; !ok {
+		s.order = append(s.order, ip)
+		if len(s.order) > maxIPMap {
+			delete(s.byIP, s.order[0])
+			s.order = s.order[1:]
+		}
+	}
+	s.byIP[ip] = mac
+}
+
+// MACAt returns the MAC last observed at ip, or "".
+func (s *Server) MACAt(ip string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.byIP[ip]
+}
+
+// auth checks the bearer token in constant time. A token in the query
+// string is refused outright: URLs end up in proxy and shell histories.
+func (s *Server) auth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if q.Has("token") || q.Has("access_token") {
+			writeError(w, http.StatusUnauthorized, "unauthorized", "tokens are accepted only in the Authorization header, never in the URL")
+			return
+		}
+		h := r.Header.Get("Authorization")
+		got, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok || s.cfg.Token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.Token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="stagehand"`)
+			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// ErrorBody is the JSON shape of every API error.
+type ErrorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	var b ErrorBody
+	b.Error.Code, b.Error.Message = code, msg
+	writeJSON(w, status, b)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// writeStoreError maps inventory sentinels to HTTP codes.
+func writeStoreError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, inventory.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", err.Error())
+	case errors.Is(err, inventory.ErrInvalid):
+		writeError(w, http.StatusBadRequest, "validation", err.Error())
+	case errors.Is(err, inventory.ErrExists):
+		writeError(w, http.StatusConflict, "exists", err.Error())
+	case errors.Is(err, inventory.ErrConflict):
+		writeError(w, http.StatusConflict, "conflict", err.Error())
+	case errors.Is(err, inventory.ErrGone):
+		writeError(w, http.StatusGone, "gone", err.Error())
+	default:
+		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+	}
+}
+
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

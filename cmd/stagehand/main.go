@@ -1,0 +1,80 @@
+// Command stagehand network-boots bare-metal hosts into the Palette Edge
+// installer and records when each has been flashed. `stagehand serve`
+// runs the server; the other subcommands are its operator CLI.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const tokenFile = "api-token"
+
+func randomToken() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+const usage = `stagehand — network-boot provisioning for bare-metal racks
+
+usage:
+  stagehand serve [flags]                 run DHCP, TFTP and HTTP
+  stagehand profile add NAME --kernel FILE --initrd FILE [--rootfs FILE] [--cmdline ARGS] [--userdata FILE] [--local-boot exit|sanboot]
+  stagehand profile list|show NAME|delete NAME
+  stagehand host add MAC --profile NAME [--serial S] [--name N] [--site FILE.yaml] [--userdata FILE]
+  stagehand host list [--state S] [--profile P]
+  stagehand host show MAC
+  stagehand host events MAC
+  stagehand host userdata MAC [--secrets]
+  stagehand host reprovision MAC
+  stagehand host delete MAC
+  stagehand status
+
+Every command takes --output table|json, --server URL (STAGEHAND_SERVER),
+--token T (STAGEHAND_TOKEN) and --data-dir DIR (where serve wrote its
+api-token). Every flag can also come from STAGEHAND_<FLAG> or a --config
+YAML file. Run "stagehand serve -h" for the server's flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "stagehand:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return errors.New("no command given")
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(ctx, args[1:])
+	case "profile":
+		return runProfile(ctx, args[1:], out)
+	case "host":
+		return runHost(ctx, args[1:], out)
+	case "status":
+		return runStatus(ctx, args[1:], out)
+	case "help", "-h", "--help":
+		fmt.Fprint(out, usage)
+		return nil
+	}
+	fmt.Fprint(os.Stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}

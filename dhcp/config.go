@@ -1,0 +1,165 @@
+package dhcp
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/rs/zerolog"
+)
+
+// Paths on the HTTP server that replies point to. The HTTP layer serves the
+// iPXE script at ScriptPath and the same iPXE binaries as TFTP under
+// HTTPBinaryPath, so a UEFI HTTP boot client (arch 16) is sent to
+// http://ServerIP:HTTPPort/tftp/<EFIFile>.
+const (
+	ScriptPath     = "/boot.ipxe"
+	HTTPBinaryPath = "/tftp/"
+)
+
+// Defaults for zero Config fields.
+const (
+	DefaultHTTPPort  = 80
+	DefaultBIOSFile  = "undionly.kpxe"
+	DefaultEFIFile   = "snponly.efi"
+	DefaultLeaseTime = time.Hour
+)
+
+// maxPoolSize bounds the full-mode range: the pool keeps one slot per
+// address in memory and scans it to allocate.
+const maxPoolSize = 1 << 16
+
+// Config configures a Server. Zero values mean the documented defaults.
+type Config struct {
+	Mode Mode
+	// ServerIP is our IPv4 address on the boot network: siaddr
+	// (next-server), option 54, TFTP server name and HTTP URLs. Required.
+	ServerIP net.IP
+	// HTTPPort is the port of the HTTP URLs (default 80).
+	HTTPPort int
+	// BIOSFile is the TFTP boot file for BIOS PXE (default "undionly.kpxe").
+	BIOSFile string
+	// EFIFile is the boot file for UEFI x64, IA32 and EFI BC, over TFTP,
+	// and over HTTP for UEFI HTTP boot (default "snponly.efi").
+	EFIFile string
+	// ARM64File is the TFTP boot file for UEFI ARM64. Debian's ipxe package
+	// ships no ARM64 build, so it is empty by default and ARM64 clients are
+	// not booted (full mode still gives them an address).
+	ARM64File string
+
+	// Full mode only.
+	RangeStart, RangeEnd netip.Addr    // inclusive; at most 65536 addresses
+	Netmask              net.IPMask    // option 1; required
+	Router               net.IP        // option 3, optional
+	DNS                  []net.IP      // option 6, optional
+	LeaseTime            time.Duration // option 51 (default 1h)
+	Leases               LeaseStore    // required
+
+	// Policy gates the whole reply: a client it refuses gets no answer at
+	// all, in both modes (also no address in full mode). Nil admits every
+	// client the mode would answer.
+	Policy Policy
+	Log    zerolog.Logger
+	// OnReply, if set, is called synchronously after each reply is sent,
+	// from the worker goroutines (so concurrently): keep it short.
+	OnReply func(Reply)
+}
+
+// Reply describes a reply that was sent, for OnReply.
+type Reply struct {
+	Client   Client
+	Type     dhcpv4.MessageType // offer, ack or nak
+	IP       netip.Addr         // yiaddr; invalid in proxy replies and NAKs
+	BootFile string             // "" when no boot options were sent
+	Port     int                // local port the request came in on (67, 4011)
+}
+
+func (c *Config) setDefaults() {
+	if c.HTTPPort == 0 {
+		c.HTTPPort = DefaultHTTPPort
+	}
+	if c.BIOSFile == "" {
+		c.BIOSFile = DefaultBIOSFile
+	}
+	if c.EFIFile == "" {
+		c.EFIFile = DefaultEFIFile
+	}
+	if c.LeaseTime == 0 {
+		c.LeaseTime = DefaultLeaseTime
+	}
+}
+
+func (c *Config) validate() error {
+	ip := c.ServerIP.To4()
+	if ip == nil || ip.IsUnspecified() {
+		return fmt.Errorf("dhcp: ServerIP %v is not an IPv4 address", c.ServerIP)
+	}
+	if c.HTTPPort < 1 || c.HTTPPort > 65535 {
+		return fmt.Errorf("dhcp: HTTPPort %d out of range", c.HTTPPort)
+	}
+	for _, f := range []string{c.BIOSFile, c.EFIFile, c.ARM64File} {
+		// The BOOTP file field holds 128 bytes with a terminating NUL, and
+		// the HTTP URL built from EFIFile must fit too.
+		if len(f) > 80 {
+			return fmt.Errorf("dhcp: boot file name %q longer than 80 bytes", f)
+		}
+	}
+	switch c.Mode {
+	case ModeProxy:
+		return nil
+	case ModeFull:
+	default:
+		return fmt.Errorf("dhcp: unknown mode %d", int(c.Mode))
+	}
+	if c.Leases == nil {
+		return errors.New("dhcp: full mode needs a LeaseStore")
+	}
+	if !c.RangeStart.Is4() || !c.RangeEnd.Is4() {
+		return errors.New("dhcp: full mode needs an IPv4 RangeStart and RangeEnd")
+	}
+	if c.RangeEnd.Less(c.RangeStart) {
+		return fmt.Errorf("dhcp: RangeEnd %v before RangeStart %v", c.RangeEnd, c.RangeStart)
+	}
+	if n := u32(c.RangeEnd) - u32(c.RangeStart); n >= maxPoolSize {
+		return fmt.Errorf("dhcp: range %v-%v larger than %d addresses", c.RangeStart, c.RangeEnd, maxPoolSize)
+	}
+	if len(c.Netmask) != net.IPv4len {
+		return errors.New("dhcp: full mode needs an IPv4 Netmask")
+	}
+	if ones, bits := c.Netmask.Size(); bits == 0 || ones == 0 {
+		return fmt.Errorf("dhcp: Netmask %v is not a prefix mask", c.Netmask)
+	}
+	sub := ip.Mask(c.Netmask)
+	for _, a := range []netip.Addr{c.RangeStart, c.RangeEnd} {
+		if !net.IP(a.AsSlice()).Mask(c.Netmask).Equal(sub) {
+			return fmt.Errorf("dhcp: range address %v is not in ServerIP's subnet %v/%v", a, sub, net.IP(c.Netmask))
+		}
+	}
+	if sip, _ := netip.AddrFromSlice(ip); !sip.Less(c.RangeStart) && !c.RangeEnd.Less(sip) {
+		return fmt.Errorf("dhcp: ServerIP %v lies inside the range %v-%v", ip, c.RangeStart, c.RangeEnd)
+	}
+	if c.Router != nil && c.Router.To4() == nil {
+		return fmt.Errorf("dhcp: Router %v is not IPv4", c.Router)
+	}
+	for _, d := range c.DNS {
+		if d.To4() == nil {
+			return fmt.Errorf("dhcp: DNS server %v is not IPv4", d)
+		}
+	}
+	if c.LeaseTime < time.Minute || c.LeaseTime > 365*24*time.Hour {
+		return fmt.Errorf("dhcp: LeaseTime %v outside 1m..1y", c.LeaseTime)
+	}
+	return nil
+}
+
+func u32(a netip.Addr) uint32 {
+	b := a.As4()
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
+
+func addrFromU32(v uint32) netip.Addr {
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}

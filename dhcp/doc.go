@@ -1,0 +1,35 @@
+// Package dhcp answers network-booting x86 hosts over DHCPv4.
+//
+// It runs in one of two modes:
+//
+//   - ModeProxy (proxyDHCP, PXE spec 2.1 §2.2.5, RFC 4578): another DHCP
+//     server on the network hands out addresses; stagehand only tells PXE
+//     clients what to boot. A DHCPDISCOVER on port 67 gets a DHCPOFFER with
+//     yiaddr 0.0.0.0, option 60 "PXEClient" and the boot file. Firmware that
+//     treats that offer as a "BINL" offer (OVMF, iPXE) then sends a
+//     DHCPREQUEST to port 4011 and gets a DHCPACK with the same boot
+//     information. Non-PXE clients never get an answer.
+//   - ModeFull: stagehand is the only DHCP server on an isolated network.
+//     It allocates addresses from a range, stores leases through a
+//     LeaseStore before acknowledging them (RFC 2131 §4.3.2: an ACK is a
+//     promise the server must keep across a restart), and adds the boot
+//     options for PXE clients. Non-PXE clients get an address and nothing to
+//     boot.
+//
+// The boot chain it serves:
+//
+//	firmware PXE, BIOS (arch 0)     → TFTP BIOSFile (undionly.kpxe)
+//	firmware PXE, UEFI (arch 6/7/9) → TFTP EFIFile (snponly.efi)
+//	UEFI HTTP boot (arch 16)        → http://server/tftp/EFIFile
+//	iPXE (user class "iPXE")        → http://server/boot.ipxe
+//
+// iPXE asks again after it has been chainloaded; it must get the script and
+// never the binary, or it chainloads itself forever.
+//
+// The package parses packets with github.com/insomniacslk/dhcp/dhcpv4 but
+// owns its read loop: a bounded set of workers per socket, one Serve per
+// socket, every packet size-checked, parsed once and classified by the pure
+// function Classify. Which hosts get an answer at all is decided by a
+// Policy supplied by the caller; the package itself knows nothing of the
+// inventory.
+package dhcp

@@ -1,0 +1,290 @@
+package dhcp
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/rs/zerolog"
+)
+
+const (
+	// maxPacket: a DHCP message larger than an Ethernet MTU is not one any
+	// firmware sends (RFC 2131 §2: 576 unless option 57 says more).
+	maxPacket = 1500
+	// Worker goroutines per Serve and queued packets: bounded, so a flood
+	// costs dropped packets (counted as Overload), not memory. More than
+	// one worker lets LeaseStore writes of different clients overlap.
+	workers  = 4
+	queueLen = 256
+)
+
+// Server answers DHCP requests. Create it with NewServer; run one Serve per
+// socket. Safe for concurrent use.
+type Server struct {
+	cfg    Config
+	log    zerolog.Logger
+	rep    *replier
+	pool   *pool        // full mode
+	subnet netip.Prefix // full mode: relayed requests from elsewhere are ignored
+	stats  counters
+
+	lastExhaustedWarn atomic.Int64 // unix nanos
+
+	// Hooks for tests, set before Serve: now is the clock; bcast replaces
+	// 255.255.255.255:68 as the broadcast destination so replies can be
+	// received on loopback; discoveryPort is the local port Serve treats
+	// as PXE boot server discovery (4011).
+	now           func() time.Time
+	bcast         *net.UDPAddr
+	discoveryPort int
+}
+
+// NewServer validates cfg, applies defaults and, in full mode, loads the
+// stored leases.
+func NewServer(cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cfg.ServerIP = cfg.ServerIP.To4()
+	s := &Server{
+		cfg:           cfg,
+		log:           cfg.Log,
+		rep:           newReplier(&cfg),
+		now:           time.Now,
+		bcast:         &net.UDPAddr{IP: net.IPv4bcast, Port: ClientPort},
+		discoveryPort: DiscoveryPort,
+	}
+	if cfg.Mode == ModeFull {
+		ones, _ := cfg.Netmask.Size()
+		sip, _ := netip.AddrFromSlice(cfg.ServerIP)
+		s.subnet = netip.PrefixFrom(sip, ones).Masked()
+		s.pool = newPool(cfg.RangeStart, cfg.RangeEnd)
+		ls, err := cfg.Leases.Leases()
+		if err != nil {
+			return nil, fmt.Errorf("dhcp: loading leases: %w", err)
+		}
+		n := s.pool.load(ls)
+		s.log.Info().Int("leases", n).Int("stored", len(ls)).Msg("dhcp: leases loaded")
+	}
+	return s, nil
+}
+
+type packet struct {
+	buf [2048]byte // larger than maxPacket, so oversize is detected, not truncated
+	n   int
+	src net.Addr
+}
+
+var packets = sync.Pool{New: func() any { return new(packet) }}
+
+// Serve answers requests read from conn until ctx is done, then closes
+// conn, waits for the packets in hand and returns nil. Only a socket error
+// ends it early (returned). A conn whose local port is 4011 is a PXE boot
+// server discovery socket: it answers REQUESTs with boot information only.
+func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
+	port := 0
+	if u, ok := conn.LocalAddr().(*net.UDPAddr); ok {
+		port = u.Port
+	}
+	discovery := port == s.discoveryPort
+	log := s.log.With().Int("port", port).Logger()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+
+	queue := make(chan *packet, queueLen)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for p := range queue {
+				s.handle(conn, p, port, discovery, &log)
+				p.src = nil
+				packets.Put(p)
+			}
+		})
+	}
+	var err error
+	for {
+		p := packets.Get().(*packet)
+		n, src, rerr := conn.ReadFrom(p.buf[:])
+		if rerr != nil {
+			packets.Put(p)
+			if ctx.Err() == nil {
+				err = fmt.Errorf("dhcp: read on port %d: %w", port, rerr)
+			}
+			break
+		}
+		p.n, p.src = n, src
+		select {
+		case queue <- p:
+		default:
+			s.stats.overload.Add(1)
+			packets.Put(p)
+		}
+	}
+	close(queue)
+	wg.Wait()
+	conn.Close()
+	return err
+}
+
+// handle answers one packet. Bad input is counted and dropped here.
+func (s *Server) handle(conn net.PacketConn, p *packet, port int, discovery bool, log *zerolog.Logger) {
+	s.stats.received.Add(1)
+	if p.n > maxPacket {
+		s.stats.malformed.Add(1)
+		log.Debug().Int("size", p.n).Stringer("src", p.src).Msg("dhcp: oversize packet dropped")
+		return
+	}
+	req, err := dhcpv4.FromBytes(p.buf[:p.n])
+	if err != nil {
+		s.stats.malformed.Add(1)
+		log.Debug().Err(err).Stringer("src", p.src).Msg("dhcp: unparseable packet dropped")
+		return
+	}
+	c, err := Classify(req)
+	if err != nil {
+		s.stats.malformed.Add(1)
+		log.Debug().Err(err).Stringer("src", p.src).Msg("dhcp: packet dropped")
+		return
+	}
+	x := exchange{s: s, conn: conn, req: req, c: &c, src: p.src, port: port, discovery: discovery, log: log}
+	switch {
+	case discovery:
+		x.bootServer()
+	case s.cfg.Mode == ModeProxy:
+		x.proxy()
+	default:
+		x.full()
+	}
+}
+
+// exchange is one request being answered.
+type exchange struct {
+	s         *Server
+	conn      net.PacketConn
+	req       *dhcpv4.DHCPv4
+	c         *Client
+	src       net.Addr
+	port      int
+	discovery bool
+	log       *zerolog.Logger
+}
+
+func (x *exchange) debug(msg string) {
+	x.log.Debug().Stringer("mac", x.c.MAC).Stringer("xid", x.c.XID).Stringer("type", x.c.MsgType).
+		Stringer("arch", x.c.Arch).Msg(msg)
+}
+
+func (x *exchange) ignore(msg string) {
+	x.s.stats.ignored.Add(1)
+	x.debug(msg)
+}
+
+// bootable reports whether the client gets boot options, counting and
+// logging it as dropped when not.
+func (x *exchange) bootable() bool {
+	if _, ok := x.s.rep.bootFor(x.c); ok {
+		return true
+	}
+	switch {
+	case !x.c.PXE && !x.c.HTTPBoot && !x.c.IPXE:
+		x.s.stats.nonPXE.Add(1)
+		x.debug("dhcp: not a network-boot client, ignored")
+	case x.c.Arch == ipxeArchARM64:
+		x.s.stats.unknownArch.Add(1)
+		x.debug("dhcp: ARM64 client ignored: no ARM64 iPXE binary configured (Debian's ipxe package has none)")
+	default:
+		x.s.stats.unknownArch.Add(1)
+		x.debug("dhcp: unsupported client architecture, ignored")
+	}
+	return false
+}
+
+func (x *exchange) admit() bool {
+	if p := x.s.cfg.Policy; p != nil && !p.Admit(x.c) {
+		x.ignore("dhcp: refused by policy")
+		return false
+	}
+	return true
+}
+
+func (x *exchange) ours() bool {
+	sid := x.req.Options.Get(dhcpv4.OptionServerIdentifier)
+	return len(sid) == 4 && net.IP(sid).Equal(x.s.cfg.ServerIP)
+}
+
+// bootServer answers PXE boot server discovery on port 4011 (PXE spec
+// §2.2.6): a REQUEST from a client that has its address already.
+func (x *exchange) bootServer() {
+	if x.c.MsgType != dhcpv4.MessageTypeRequest {
+		x.ignore("dhcp: only REQUEST is served on the discovery port")
+		return
+	}
+	if !x.bootable() || !x.admit() {
+		return
+	}
+	x.send(dhcpv4.MessageTypeAck, nil)
+}
+
+// proxy answers on port 67 beside a site DHCP server.
+func (x *exchange) proxy() {
+	switch x.c.MsgType {
+	case dhcpv4.MessageTypeDiscover:
+	case dhcpv4.MessageTypeRequest:
+		// A REQUEST naming the site server accepts its address; we have
+		// nothing to add. One naming us comes from firmware that took the
+		// proxy offer as its server: give it the boot information.
+		if !x.ours() {
+			x.ignore("dhcp: REQUEST for another server")
+			return
+		}
+	default:
+		x.ignore("dhcp: message type not served in proxy mode")
+		return
+	}
+	if !x.bootable() || !x.admit() {
+		return
+	}
+	typ := dhcpv4.MessageTypeOffer
+	if x.c.MsgType == dhcpv4.MessageTypeRequest {
+		typ = dhcpv4.MessageTypeAck
+	}
+	x.send(typ, nil)
+}
+
+// send builds, sends and reports a reply; yiaddr is nil in proxy replies.
+func (x *exchange) send(typ dhcpv4.MessageType, yiaddr net.IP) {
+	resp, file := x.s.rep.build(x.req, x.c, typ, yiaddr)
+	dst := replyAddr(x.req, typ, x.src, x.discovery, x.s.bcast)
+	if _, err := x.conn.WriteTo(resp.ToBytes(), dst); err != nil {
+		x.s.stats.sendErrors.Add(1)
+		x.log.Warn().Err(err).Stringer("dst", dst).Stringer("mac", x.c.MAC).Msg("dhcp: send failed")
+		return
+	}
+	st := &x.s.stats
+	switch typ {
+	case dhcpv4.MessageTypeOffer:
+		st.offers.Add(1)
+	case dhcpv4.MessageTypeAck:
+		st.acks.Add(1)
+	case dhcpv4.MessageTypeNak:
+		st.naks.Add(1)
+	}
+	st.countArch(x.c.Arch, file != "")
+	x.log.Debug().Stringer("mac", x.c.MAC).Stringer("xid", x.c.XID).Stringer("arch", x.c.Arch).
+		Stringer("reply", typ).IPAddr("yiaddr", yiaddr).Str("file", file).Stringer("dst", dst).Msg("dhcp: reply sent")
+	if f := x.s.cfg.OnReply; f != nil {
+		r := Reply{Client: *x.c, Type: typ, BootFile: file, Port: x.port}
+		if yiaddr != nil {
+			r.IP, _ = netip.AddrFromSlice(yiaddr)
+		}
+		f(r)
+	}
+}

@@ -1,0 +1,77 @@
+package dhcp
+
+import (
+	"sync/atomic"
+
+	"github.com/stagehand-dev/stagehand/ipxe"
+)
+
+// Stats is a snapshot of a Server's counters since NewServer.
+type Stats struct {
+	Received uint64 // packets read from all sockets
+	Offers   uint64
+	Acks     uint64
+	Naks     uint64
+	// ByArch counts replies by the client's architecture; clients that
+	// got no boot options (full mode) count under ipxe.ArchUnknown.
+	ByArch map[ipxe.Arch]uint64
+
+	// Dropped packets, by reason.
+	Malformed   uint64 // larger than 1500 bytes, unparseable, or unanswerable (BOOTP, not Ethernet)
+	NonPXE      uint64 // proxy mode: not a network-boot client
+	UnknownArch uint64 // network-boot client of an unsupported architecture (ARM64 without ARM64File included)
+	Ignored     uint64 // refused by Policy, message type not served on this socket, for another server, relay from another subnet
+	Overload    uint64 // the worker queue was full
+
+	// Full mode.
+	Releases      uint64
+	Declines      uint64
+	PoolExhausted uint64 // DISCOVERs left unanswered for want of an address
+	StoreErrors   uint64 // PutLease failures (the client got no ACK)
+	SendErrors    uint64
+}
+
+// archSlots indexes the per-architecture counters; the last is "other".
+var archSlots = [...]ipxe.Arch{
+	ipxe.ArchBIOS, ipxe.ArchEFIIA32, ipxe.ArchEFI64, ipxe.ArchEFIBC,
+	ipxe.ArchARM64, ipxe.ArchEFI64HTTP, ipxe.ArchUnknown,
+}
+
+type counters struct {
+	received, offers, acks, naks            atomic.Uint64
+	malformed, nonPXE, unknownArch, ignored atomic.Uint64
+	overload, releases, declines, exhausted atomic.Uint64
+	storeErrors, sendErrors                 atomic.Uint64
+	arch                                    [len(archSlots)]atomic.Uint64
+}
+
+func (c *counters) countArch(a ipxe.Arch, boot bool) {
+	if boot {
+		for i, s := range archSlots[:len(archSlots)-1] {
+			if s == a {
+				c.arch[i].Add(1)
+				return
+			}
+		}
+	}
+	c.arch[len(archSlots)-1].Add(1)
+}
+
+// Stats returns a snapshot of the counters. Safe for concurrent use.
+func (s *Server) Stats() Stats {
+	c := &s.stats
+	st := Stats{
+		Received: c.received.Load(), Offers: c.offers.Load(), Acks: c.acks.Load(), Naks: c.naks.Load(),
+		Malformed: c.malformed.Load(), NonPXE: c.nonPXE.Load(), UnknownArch: c.unknownArch.Load(),
+		Ignored: c.ignored.Load(), Overload: c.overload.Load(),
+		Releases: c.releases.Load(), Declines: c.declines.Load(), PoolExhausted: c.exhausted.Load(),
+		StoreErrors: c.storeErrors.Load(), SendErrors: c.sendErrors.Load(),
+		ByArch: make(map[ipxe.Arch]uint64, len(archSlots)),
+	}
+	for i, a := range archSlots {
+		if n := c.arch[i].Load(); n > 0 {
+			st.ByArch[a] = n
+		}
+	}
+	return st
+}

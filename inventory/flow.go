@@ -1,0 +1,277 @@
+package inventory
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// tokenBytes of randomness per install token: 192 bits, URL-safe.
+const tokenBytes = 24
+
+// MaxFailMessage bounds what an installer may tell us on failure.
+const MaxFailMessage = 1024
+
+func hashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+func newToken() string {
+	b := make([]byte, tokenBytes)
+	rand.Read(b) // never fails on Linux (Go 1.24+ crashes rather than return an error)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// Seen records what a host reported about itself on its way to stage 2:
+// its address and SMBIOS facts. It notes a serial that differs from the
+// manifest as an event, because a swapped chassis is what that means.
+func (s *Store) Seen(mac, ip string, f Facts) (Host, error) {
+	mac, err := NormalizeMAC(mac)
+	if err != nil {
+		return Host{}, err
+	}
+	var h Host
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		h, err = get[Host](tx.Bucket(bucketHosts), mac, "host")
+		if err != nil {
+			return err
+		}
+		now := s.now().UTC()
+		h.LastIP, h.Facts, h.UpdatedAt = ip, f, now
+		if f.BuildArch != "" || f.Platform != "" {
+			h.LastArch = strings.Trim(f.BuildArch+"-"+f.Platform, "-")
+		}
+		detail := "ip " + ip
+		if f.Serial != "" {
+			detail += " serial " + f.Serial
+		}
+		if err := s.addEvent(tx, mac, Event{Time: now, Kind: "script", Attempt: h.Attempt, Detail: "stage 2 requested, " + detail}); err != nil {
+			return err
+		}
+		if h.Serial != "" && f.Serial != "" && !strings.EqualFold(h.Serial, f.Serial) {
+			if err := s.addEvent(tx, mac, Event{Time: now, Kind: "serial-mismatch", Attempt: h.Attempt,
+				Detail: fmt.Sprintf("inventory serial %q, host reports %q", h.Serial, f.Serial)}); err != nil {
+				return err
+			}
+		}
+		return put(tx.Bucket(bucketHosts), mac, h)
+	})
+	return h, err
+}
+
+// Discover records an unknown host that PXE-booted, in state discovered.
+// A host already known is returned unchanged.
+func (s *Store) Discover(mac, ip string, f Facts) (Host, error) {
+	h, err := s.CreateHost(Host{MAC: mac, LastIP: ip, Facts: f})
+	if err == nil || !isErr(err, ErrExists) {
+		if err == nil {
+			return s.Seen(mac, ip, f)
+		}
+		return h, err
+	}
+	return s.Host(mac)
+}
+
+// BeginInstall moves a host to booting for the install script being
+// served right now and returns the token for its user-data URL. A ready
+// host starts a new attempt; a host already booting or installing (iPXE
+// retried, the VM reset) keeps its attempt but gets a fresh token, and
+// the previous one stops working: only the newest script is live.
+func (s *Store) BeginInstall(mac string) (Host, string, error) {
+	mac, err := NormalizeMAC(mac)
+	if err != nil {
+		return Host{}, "", err
+	}
+	token := newToken()
+	var h Host
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		h, err = get[Host](tx.Bucket(bucketHosts), mac, "host")
+		if err != nil {
+			return err
+		}
+		next, err := Transition(h.State, TriggerScript)
+		if err != nil {
+			return fmt.Errorf("host %s: %w", h.Ident(), err)
+		}
+		now := s.now().UTC()
+		detail := "install script served (token rotated)"
+		if h.State == StateReady {
+			h.Attempt++
+			h.InstalledAt = timeZero
+			h.FailedMsg = ""
+			detail = "install script served, new attempt"
+			if h.FirstBootAt.IsZero() {
+				h.FirstBootAt = now
+			}
+		}
+		tokens := tx.Bucket(bucketTokens)
+		if h.TokenHash != "" {
+			tokens.Delete([]byte(h.TokenHash))
+		}
+		h.TokenHash = hashToken(token)
+		if err := tokens.Put([]byte(h.TokenHash), []byte(mac)); err != nil {
+			return err
+		}
+		h.State, h.BootAt, h.UpdatedAt = next, now, now
+		if err := put(tx.Bucket(bucketHosts), mac, h); err != nil {
+			return err
+		}
+		return s.addEvent(tx, mac, Event{Time: now, Kind: "booting", Attempt: h.Attempt, Detail: detail})
+	})
+	if err != nil {
+		return Host{}, "", err
+	}
+	return h, token, nil
+}
+
+// byToken finds the host holding token. A token whose attempt is over
+// (installed, failed, reprovisioned) is ErrGone when the host still
+// exists, ErrNotFound when it never matched anything.
+func byToken(tx *bolt.Tx, token string) (Host, error) {
+	if token == "" || len(token) > 128 {
+		return Host{}, fmt.Errorf("%w: token", ErrNotFound)
+	}
+	mac := tx.Bucket(bucketTokens).Get([]byte(hashToken(token)))
+	if mac == nil {
+		return Host{}, fmt.Errorf("%w: token", ErrNotFound)
+	}
+	return get[Host](tx.Bucket(bucketHosts), string(mac), "host")
+}
+
+// FetchUserData is the installer asking for its configuration: it moves
+// the host to installing. render runs inside the transaction with the
+// host and its profile; if it fails (the configuration does not
+// validate), nothing changes and its error is returned. Only a live
+// attempt's token works.
+func (s *Store) FetchUserData(token, ip string, render func(Host, Profile) error) (Host, Profile, error) {
+	var h Host
+	var p Profile
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		h, err = byToken(tx, token)
+		if err != nil {
+			return err
+		}
+		next, err := Transition(h.State, TriggerUserData)
+		if err != nil {
+			return fmt.Errorf("%w: host %s is %s", ErrGone, h.Ident(), h.State)
+		}
+		p, err = get[Profile](tx.Bucket(bucketProfiles), h.Profile, "profile")
+		if err != nil {
+			return err
+		}
+		if err := render(h, p); err != nil {
+			return err
+		}
+		now := s.now().UTC()
+		first := h.State != next
+		h.State, h.UpdatedAt = next, now
+		if ip != "" {
+			h.LastIP = ip
+		}
+		if err := put(tx.Bucket(bucketHosts), h.MAC, h); err != nil {
+			return err
+		}
+		detail := "user-data served to " + ip
+		if !first {
+			detail = "user-data served again to " + ip
+		}
+		return s.addEvent(tx, h.MAC, Event{Time: now, Kind: "userdata", Attempt: h.Attempt, Detail: detail})
+	})
+	return h, p, err
+}
+
+// Complete records the installer's success. It is idempotent: a repeated
+// callback for an attempt already installed records nothing and returns
+// the host with changed=false.
+func (s *Store) Complete(token string) (h Host, changed bool, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		h, err = byToken(tx, token)
+		if err != nil {
+			return err
+		}
+		if h.State == StateInstalled {
+			return nil
+		}
+		next, err := Transition(h.State, TriggerDone)
+		if err != nil {
+			return fmt.Errorf("host %s: %w", h.Ident(), err)
+		}
+		now := s.now().UTC()
+		h.State, h.InstalledAt, h.UpdatedAt, changed = next, now, now, true
+		if err := put(tx.Bucket(bucketHosts), h.MAC, h); err != nil {
+			return err
+		}
+		return s.addEvent(tx, h.MAC, Event{Time: now, Kind: "installed", Attempt: h.Attempt,
+			Detail: "installer reported completion after " + now.Sub(h.BootAt).Round(1e9).String()})
+	})
+	return h, changed, err
+}
+
+// Fail records the installer's failure with its (bounded) message.
+func (s *Store) Fail(token, msg string) (h Host, changed bool, err error) {
+	if len(msg) > MaxFailMessage {
+		msg = msg[:MaxFailMessage]
+	}
+	msg = strings.ToValidUTF8(msg, "?")
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		h, err = byToken(tx, token)
+		if err != nil {
+			return err
+		}
+		if h.State == StateFailed {
+			return nil
+		}
+		next, err := Transition(h.State, TriggerFailed)
+		if err != nil {
+			return fmt.Errorf("host %s: %w", h.Ident(), err)
+		}
+		now := s.now().UTC()
+		h.State, h.FailedMsg, h.UpdatedAt, changed = next, msg, now, true
+		if err := put(tx.Bucket(bucketHosts), h.MAC, h); err != nil {
+			return err
+		}
+		return s.addEvent(tx, h.MAC, Event{Time: now, Kind: "failed", Attempt: h.Attempt, Detail: msg})
+	})
+	return h, changed, err
+}
+
+// Reprovision sends a host back to ready: its token dies, and its next
+// PXE boot starts a new attempt with a new one.
+func (s *Store) Reprovision(mac string) (Host, error) {
+	mac, err := NormalizeMAC(mac)
+	if err != nil {
+		return Host{}, err
+	}
+	var h Host
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		h, err = get[Host](tx.Bucket(bucketHosts), mac, "host")
+		if err != nil {
+			return err
+		}
+		next, err := Transition(h.State, TriggerReprovision)
+		if err != nil {
+			return fmt.Errorf("host %s: %w", h.Ident(), err)
+		}
+		if h.Profile == "" {
+			return fmt.Errorf("%w: host %s has no profile", ErrConflict, h.Ident())
+		}
+		if h.TokenHash != "" {
+			tx.Bucket(bucketTokens).Delete([]byte(h.TokenHash))
+		}
+		now := s.now().UTC()
+		prev := h.State
+		h.State, h.TokenHash, h.UpdatedAt = next, "", now
+		if err := put(tx.Bucket(bucketHosts), mac, h); err != nil {
+			return err
+		}
+		return s.addEvent(tx, mac, Event{Time: now, Kind: "reprovision", Attempt: h.Attempt, Detail: "from " + prev.String()})
+	})
+	return h, err
+}

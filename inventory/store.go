@@ -1,0 +1,471 @@
+package inventory
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/rs/zerolog"
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	bucketHosts    = []byte("hosts")    // mac → Host
+	bucketProfiles = []byte("profiles") // name → Profile
+	bucketEvents   = []byte("events")   // mac + 0x00 + seq(8) → Event
+	bucketLeases   = []byte("leases")   // mac → Lease
+	bucketTokens   = []byte("tokens")   // sha256(token) hex → mac
+	bucketNames    = []byte("names")    // host name → mac, for uniqueness
+)
+
+// MaxEventsPerHost caps each host's history; the oldest events go first.
+const MaxEventsPerHost = 200
+
+// Store is the bbolt-backed inventory. All methods are safe for
+// concurrent use.
+type Store struct {
+	db  *bolt.DB
+	log zerolog.Logger
+	now func() time.Time
+}
+
+// Options tune Open. The zero value is fine.
+type Options struct {
+	Log zerolog.Logger
+	// Now is the clock, for tests. Default time.Now.
+	Now func() time.Time
+	// LockTimeout is how long to wait for another process to release the
+	// file. Default 1s: a second server on the same data dir must fail
+	// fast rather than hang.
+	LockTimeout time.Duration
+}
+
+// DBFile is the database's name inside the data dir.
+const DBFile = "stagehand.db"
+
+// Open opens (creating if needed) the store in dir.
+func Open(dir string, o Options) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("data dir %s: %w", dir, err)
+	}
+	if o.LockTimeout == 0 {
+		o.LockTimeout = time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	path := filepath.Join(dir, DBFile)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("%w: %s is held by another stagehand process (stop it, or use another --data-dir)", ErrLocked, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketHosts, bucketProfiles, bucketEvents, bucketLeases, bucketTokens, bucketNames} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("init %s: %w", path, err)
+	}
+	return &Store{db: db, log: o.Log, now: o.Now}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Path is the database file.
+func (s *Store) Path() string { return s.db.Path() }
+
+func get[T any](b *bolt.Bucket, key string, what string) (T, error) {
+	var v T
+	raw := b.Get([]byte(key))
+	if raw == nil {
+		return v, fmt.Errorf("%w: %s %s", ErrNotFound, what, key)
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return v, fmt.Errorf("decode %s %s: %w", what, key, err)
+	}
+	return v, nil
+}
+
+func put(b *bolt.Bucket, key string, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(key), raw)
+}
+
+// ---- profiles ----
+
+// PutProfile creates or replaces a profile.
+func (s *Store) PutProfile(p Profile) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketProfiles)
+		now := s.now().UTC()
+		if old, err := get[Profile](b, p.Name, "profile"); err == nil {
+			p.CreatedAt = old.CreatedAt
+		} else {
+			p.CreatedAt = now
+		}
+		p.UpdatedAt = now
+		return put(b, p.Name, p)
+	})
+}
+
+// Profile returns one profile.
+func (s *Store) Profile(name string) (Profile, error) {
+	var p Profile
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		p, err = get[Profile](tx.Bucket(bucketProfiles), name, "profile")
+		return err
+	})
+	return p, err
+}
+
+// Profiles lists all profiles by name.
+func (s *Store) Profiles() ([]Profile, error) {
+	var out []Profile
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketProfiles).ForEach(func(k, v []byte) error {
+			var p Profile
+			if err := json.Unmarshal(v, &p); err != nil {
+				return fmt.Errorf("decode profile %s: %w", k, err)
+			}
+			out = append(out, p)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// DeleteProfile removes a profile no host uses.
+func (s *Store) DeleteProfile(name string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketProfiles)
+		if b.Get([]byte(name)) == nil {
+			return fmt.Errorf("%w: profile %s", ErrNotFound, name)
+		}
+		var users []string
+		tx.Bucket(bucketHosts).ForEach(func(k, v []byte) error {
+			var h Host
+			if json.Unmarshal(v, &h) == nil && h.Profile == name {
+				users = append(users, h.MAC)
+			}
+			return nil
+		})
+		if len(users) > 0 {
+			return fmt.Errorf("%w: profile %s is used by %d host(s), e.g. %s", ErrConflict, name, len(users), users[0])
+		}
+		return b.Delete([]byte(name))
+	})
+}
+
+// ---- hosts ----
+
+// Host returns one host by MAC (any accepted spelling).
+func (s *Store) Host(mac string) (Host, error) {
+	mac, err := NormalizeMAC(mac)
+	if err != nil {
+		return Host{}, err
+	}
+	var h Host
+	err = s.db.View(func(tx *bolt.Tx) error {
+		h, err = get[Host](tx.Bucket(bucketHosts), mac, "host")
+		return err
+	})
+	return h, err
+}
+
+// Filter selects hosts in Hosts. Zero fields match everything.
+type Filter struct {
+	State   State
+	Profile string
+}
+
+func (f Filter) match(h *Host) bool {
+	return (f.State == 0 || h.State == f.State) && (f.Profile == "" || h.Profile == f.Profile)
+}
+
+// Hosts lists hosts matching f, ordered by MAC.
+func (s *Store) Hosts(f Filter) ([]Host, error) {
+	var out []Host
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketHosts).ForEach(func(k, v []byte) error {
+			var h Host
+			if err := json.Unmarshal(v, &h); err != nil {
+				return fmt.Errorf("decode host %s: %w", k, err)
+			}
+			if f.match(&h) {
+				out = append(out, h)
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+// CreateHost adds a new host in state ready (or discovered when it has
+// no profile). Its MAC and name must be new; its profile must exist.
+func (s *Store) CreateHost(h Host) (Host, error) {
+	mac, err := NormalizeMAC(h.MAC)
+	if err != nil {
+		return Host{}, err
+	}
+	h.MAC = mac
+	if err := h.validate(); err != nil {
+		return Host{}, err
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		hosts := tx.Bucket(bucketHosts)
+		if hosts.Get([]byte(mac)) != nil {
+			return fmt.Errorf("%w: host %s", ErrExists, mac)
+		}
+		if err := s.checkRefs(tx, &h, ""); err != nil {
+			return err
+		}
+		now := s.now().UTC()
+		h.CreatedAt, h.UpdatedAt = now, now
+		h.State = StateReady
+		if h.Profile == "" {
+			h.State = StateDiscovered
+		}
+		h.TokenHash = ""
+		if err := s.saveHost(tx, &h, ""); err != nil {
+			return err
+		}
+		return s.addEvent(tx, h.MAC, Event{Time: now, Kind: "created", Detail: "state " + h.State.String()})
+	})
+	return h, err
+}
+
+// UpdateHost applies fn to the stored host and saves it, in one
+// transaction. fn may change the operator-owned fields (name, serial,
+// profile, site, userdata); state and token changes go through the
+// flow methods, and are restored if fn touches them.
+func (s *Store) UpdateHost(mac string, fn func(*Host) error) (Host, error) {
+	mac, err := NormalizeMAC(mac)
+	if err != nil {
+		return Host{}, err
+	}
+	var h Host
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		old, err := get[Host](tx.Bucket(bucketHosts), mac, "host")
+		if err != nil {
+			return err
+		}
+		h = old
+		if err := fn(&h); err != nil {
+			return err
+		}
+		h.MAC, h.State, h.Attempt, h.TokenHash, h.CreatedAt = old.MAC, old.State, old.Attempt, old.TokenHash, old.CreatedAt
+		if err := h.validate(); err != nil {
+			return err
+		}
+		if err := s.checkRefs(tx, &h, old.Name); err != nil {
+			return err
+		}
+		if h.State == StateDiscovered && h.Profile != "" {
+			h.State, _ = Transition(h.State, TriggerAssign)
+		}
+		h.UpdatedAt = s.now().UTC()
+		if err := s.saveHost(tx, &h, old.Name); err != nil {
+			return err
+		}
+		if h.State != old.State {
+			return s.addEvent(tx, mac, Event{Time: h.UpdatedAt, Kind: "assign", Detail: "profile " + h.Profile})
+		}
+		return nil
+	})
+	return h, err
+}
+
+// DeleteHost removes a host, its events, token and lease.
+func (s *Store) DeleteHost(mac string) error {
+	mac, err := NormalizeMAC(mac)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		h, err := get[Host](tx.Bucket(bucketHosts), mac, "host")
+		if err != nil {
+			return err
+		}
+		if h.Name != "" {
+			tx.Bucket(bucketNames).Delete([]byte(h.Name))
+		}
+		if h.TokenHash != "" {
+			tx.Bucket(bucketTokens).Delete([]byte(h.TokenHash))
+		}
+		tx.Bucket(bucketLeases).Delete([]byte(mac))
+		if err := deleteEvents(tx, mac, -1); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketHosts).Delete([]byte(mac))
+	})
+}
+
+// checkRefs enforces the profile reference and name uniqueness.
+func (s *Store) checkRefs(tx *bolt.Tx, h *Host, oldName string) error {
+	if h.Profile != "" && tx.Bucket(bucketProfiles).Get([]byte(h.Profile)) == nil {
+		return fmt.Errorf("%w: host %s: field profile: no profile named %q", ErrInvalid, h.Ident(), h.Profile)
+	}
+	if h.Name != "" && h.Name != oldName {
+		if other := tx.Bucket(bucketNames).Get([]byte(h.Name)); other != nil && string(other) != h.MAC {
+			return fmt.Errorf("%w: host %s: field name: %q is already used by %s", ErrExists, h.MAC, h.Name, other)
+		}
+	}
+	return nil
+}
+
+func (s *Store) saveHost(tx *bolt.Tx, h *Host, oldName string) error {
+	names := tx.Bucket(bucketNames)
+	if oldName != "" && oldName != h.Name {
+		if err := names.Delete([]byte(oldName)); err != nil {
+			return err
+		}
+	}
+	if h.Name != "" {
+		if err := names.Put([]byte(h.Name), []byte(h.MAC)); err != nil {
+			return err
+		}
+	}
+	return put(tx.Bucket(bucketHosts), h.MAC, h)
+}
+
+// ---- events ----
+
+func eventPrefix(mac string) []byte { return append([]byte(mac), 0) }
+
+// AddEvent records an event on a known host. Unknown MACs are ignored
+// (returns ErrNotFound) so that a flood of strangers cannot grow the file.
+// It uses db.Batch: many concurrent boot steps share one commit.
+func (s *Store) AddEvent(mac, kind, detail string) error {
+	mac, err := NormalizeMAC(mac)
+	if err != nil {
+		return err
+	}
+	return s.db.Batch(func(tx *bolt.Tx) error {
+		h, err := get[Host](tx.Bucket(bucketHosts), mac, "host")
+		if err != nil {
+			return err
+		}
+		return s.addEvent(tx, mac, Event{Time: s.now().UTC(), Kind: kind, Attempt: h.Attempt, Detail: detail})
+	})
+}
+
+func (s *Store) addEvent(tx *bolt.Tx, mac string, e Event) error {
+	b := tx.Bucket(bucketEvents)
+	seq, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	key := binary.BigEndian.AppendUint64(eventPrefix(mac), seq)
+	if err := put(b, string(key), e); err != nil {
+		return err
+	}
+	return deleteEvents(tx, mac, MaxEventsPerHost)
+}
+
+// deleteEvents trims mac's events to the newest keep (keep < 0: all).
+func deleteEvents(tx *bolt.Tx, mac string, keep int) error {
+	c := tx.Bucket(bucketEvents).Cursor()
+	prefix := eventPrefix(mac)
+	n := 0
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		n++
+	}
+	drop := n - keep
+	if keep < 0 {
+		drop = n
+	}
+	for k, _ := c.Seek(prefix); drop > 0 && k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
+		if err := c.Delete(); err != nil {
+			return err
+		}
+		drop--
+	}
+	return nil
+}
+
+// Events returns a host's events, oldest first.
+func (s *Store) Events(mac string) ([]Event, error) {
+	mac, err := NormalizeMAC(mac)
+	if err != nil {
+		return nil, err
+	}
+	var out []Event
+	err = s.db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketHosts).Get([]byte(mac)) == nil {
+			return fmt.Errorf("%w: host %s", ErrNotFound, mac)
+		}
+		c := tx.Bucket(bucketEvents).Cursor()
+		prefix := eventPrefix(mac)
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			var e Event
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("decode event of %s: %w", mac, err)
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ---- leases ----
+
+// Leases returns every stored DHCP lease.
+func (s *Store) Leases() ([]Lease, error) {
+	var out []Lease
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketLeases).ForEach(func(k, v []byte) error {
+			var l Lease
+			if err := json.Unmarshal(v, &l); err != nil {
+				return fmt.Errorf("decode lease %s: %w", k, err)
+			}
+			out = append(out, l)
+			return nil
+		})
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].MAC < out[j].MAC })
+	return out, err
+}
+
+// PutLease stores a lease durably before returning. Concurrent callers
+// share commits (db.Batch), so a burst of DHCP ACKs costs a few fsyncs,
+// not one each.
+func (s *Store) PutLease(l Lease) error {
+	mac, err := NormalizeMAC(l.MAC)
+	if err != nil {
+		return err
+	}
+	l.MAC = mac
+	return s.db.Batch(func(tx *bolt.Tx) error { return put(tx.Bucket(bucketLeases), mac, l) })
+}
+
+// DeleteLease forgets a lease; deleting a missing one is not an error.
+func (s *Store) DeleteLease(mac string) error {
+	mac, err := NormalizeMAC(mac)
+	if err != nil {
+		return err
+	}
+	return s.db.Batch(func(tx *bolt.Tx) error { return tx.Bucket(bucketLeases).Delete([]byte(mac)) })
+}

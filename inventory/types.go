@@ -1,0 +1,125 @@
+package inventory
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/stagehand-dev/stagehand/userdata"
+)
+
+// Sentinel errors, matched with errors.Is.
+var (
+	ErrNotFound = errors.New("not found")       // no such host, profile or token
+	ErrExists   = errors.New("already exists")  // a create collided with a stored key or unique name
+	ErrConflict = errors.New("conflict")        // the host's state does not allow the operation
+	ErrGone     = errors.New("gone")            // the token belonged to an attempt that is over
+	ErrInvalid  = errors.New("invalid")         // validation failed; wrapped with the details
+	ErrLocked   = errors.New("data dir in use") // another process holds the database
+)
+
+// Facts are what the host told us about itself through iPXE (SMBIOS).
+type Facts struct {
+	UUID         string `json:"uuid,omitempty"`
+	Serial       string `json:"serial,omitempty"`
+	Manufacturer string `json:"manufacturer,omitempty"`
+	Product      string `json:"product,omitempty"`
+	BuildArch    string `json:"buildarch,omitempty"`
+	Platform     string `json:"platform,omitempty"`
+}
+
+// Host is one appliance, keyed by its MAC.
+type Host struct {
+	MAC      string        `json:"mac"`
+	Name     string        `json:"name,omitempty"`
+	Serial   string        `json:"serial,omitempty"` // from the rack manifest
+	Profile  string        `json:"profile,omitempty"`
+	Site     userdata.Site `json:"site,omitempty"`
+	UserData string        `json:"userdata,omitempty"` // per-host overrides, YAML
+
+	State   State `json:"state"`
+	Attempt int   `json:"attempt"`
+	// TokenHash is the hex SHA-256 of the live attempt's token. It never
+	// leaves the store: the API strips it (see Public).
+	TokenHash string `json:"tokenHash,omitempty"`
+
+	LastIP    string `json:"lastIP,omitempty"`
+	LastArch  string `json:"lastArch,omitempty"`
+	Facts     Facts  `json:"facts,omitempty"`
+	FailedMsg string `json:"failedMessage,omitempty"`
+
+	CreatedAt   time.Time `json:"createdAt"`
+	UpdatedAt   time.Time `json:"updatedAt"`
+	FirstBootAt time.Time `json:"firstBootAt,omitzero"`
+	BootAt      time.Time `json:"bootAt,omitzero"`      // this attempt's install script
+	InstalledAt time.Time `json:"installedAt,omitzero"` // this attempt's completion
+}
+
+// Public returns a copy safe to hand to an operator or a log: no token hash.
+func (h Host) Public() Host {
+	h.TokenHash = ""
+	return h
+}
+
+// Ident names the host in errors and logs: "aa:bb:… (name)".
+func (h Host) Ident() string {
+	if h.Name != "" {
+		return h.MAC + " (" + h.Name + ")"
+	}
+	return h.MAC
+}
+
+// LocalBoot is how an installed host leaves iPXE for its disk.
+type LocalBoot string
+
+const (
+	LocalBootExit    LocalBoot = "exit"    // return to firmware, which tries the next boot device
+	LocalBootSanboot LocalBoot = "sanboot" // boot the first hard disk directly (BIOS firmware that retries PXE forever)
+)
+
+// Profile is how to install a class of hosts.
+type Profile struct {
+	Name     string    `json:"name"`
+	Kernel   string    `json:"kernel"`           // path on the server
+	Initrd   string    `json:"initrd"`           // path on the server
+	RootFS   string    `json:"rootfs,omitempty"` // live root image, optional
+	Cmdline  string    `json:"cmdline,omitempty"`
+	UserData string    `json:"userdata,omitempty"` // base user-data YAML
+	Local    LocalBoot `json:"localBoot,omitempty"`
+
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// Event is one thing that happened to a host.
+type Event struct {
+	Time    time.Time `json:"time"`
+	Kind    string    `json:"kind"`
+	Attempt int       `json:"attempt,omitempty"`
+	Detail  string    `json:"detail,omitempty"`
+}
+
+// Lease is a full-mode DHCP lease. The dhcp package has its own type;
+// cmd/stagehand converts, so that neither package imports the other.
+type Lease struct {
+	MAC      string    `json:"mac"`
+	IP       string    `json:"ip"`
+	Expiry   time.Time `json:"expiry"`
+	Hostname string    `json:"hostname,omitempty"`
+}
+
+// NormalizeMAC returns the canonical lower-case colon form of an
+// Ethernet MAC, accepting the separators operators and iPXE use.
+func NormalizeMAC(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	hw, err := net.ParseMAC(s)
+	if err != nil && len(s) == 12 { // bare hex, as some manifests carry it
+		hw, err = net.ParseMAC(s[0:2] + ":" + s[2:4] + ":" + s[4:6] + ":" + s[6:8] + ":" + s[8:10] + ":" + s[10:12])
+	}
+	if err != nil || len(hw) != 6 {
+		return "", fmt.Errorf("%w: mac %q is not an Ethernet address", ErrInvalid, s)
+	}
+	return hw.String(), nil
+}

@@ -1,0 +1,95 @@
+package inventory
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/stagehand-dev/stagehand/userdata"
+)
+
+var timeZero time.Time
+
+func isErr(err, target error) bool { return errors.Is(err, target) }
+
+// Bounds on operator input, so one bad request cannot bloat the store.
+const (
+	maxField    = 256
+	maxUserData = 256 << 10
+	maxCmdline  = 4096
+)
+
+var profileName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+// Validate checks a profile before it is stored. Artifact paths must be
+// absolute and readable now: finding out at boot time is too late.
+func (p *Profile) Validate() error {
+	var errs []string
+	add := func(field, reason string) { errs = append(errs, "field "+field+": "+reason) }
+	if !profileName.MatchString(p.Name) {
+		add("name", "must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit")
+	}
+	for _, a := range []struct{ field, path string }{{"kernel", p.Kernel}, {"initrd", p.Initrd}, {"rootfs", p.RootFS}} {
+		if a.path == "" {
+			if a.field != "rootfs" {
+				add(a.field, "required")
+			}
+			continue
+		}
+		if !strings.HasPrefix(a.path, "/") {
+			add(a.field, fmt.Sprintf("%q is not an absolute path", a.path))
+			continue
+		}
+		if st, err := os.Stat(a.path); err != nil {
+			add(a.field, fmt.Sprintf("cannot read %s: %v", a.path, errors.Unwrap(err)))
+		} else if !st.Mode().IsRegular() {
+			add(a.field, a.path+" is not a regular file")
+		}
+	}
+	if len(p.Cmdline) > maxCmdline || strings.ContainsAny(p.Cmdline, "\n\r") {
+		add("cmdline", fmt.Sprintf("must be one line of at most %d bytes", maxCmdline))
+	}
+	if len(p.UserData) > maxUserData {
+		add("userdata", fmt.Sprintf("larger than %d bytes", maxUserData))
+	}
+	switch p.Local {
+	case "":
+		p.Local = LocalBootExit
+	case LocalBootExit, LocalBootSanboot:
+	default:
+		add("localBoot", fmt.Sprintf("%q is not exit or sanboot", p.Local))
+	}
+	if p.UserData != "" {
+		if _, err := userdata.Render(userdata.Input{Base: []byte(p.UserData), Site: userdata.Site{PaletteEndpoint: "placeholder.invalid"}, CallbackURL: "http://placeholder.invalid/callback/x"}); err != nil {
+			add("userdata", err.Error())
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: profile %s: %s", ErrInvalid, p.Name, strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+func (h *Host) validate() error {
+	var errs []string
+	add := func(field, reason string) { errs = append(errs, "field "+field+": "+reason) }
+	if len(h.Name) > 63 || (h.Name != "" && !profileName.MatchString(h.Name)) {
+		add("name", "must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit")
+	}
+	if len(h.Serial) > maxField || strings.ContainsAny(h.Serial, "\x00\n\r") {
+		add("serial", fmt.Sprintf("must be one line of at most %d bytes", maxField))
+	}
+	if len(h.UserData) > maxUserData {
+		add("userdata", fmt.Sprintf("larger than %d bytes", maxUserData))
+	}
+	if err := userdata.ValidateSite(h.Site); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: host %s: %s", ErrInvalid, h.Ident(), strings.Join(errs, "; "))
+	}
+	return nil
+}

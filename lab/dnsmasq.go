@@ -1,0 +1,133 @@
+package lab
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Dnsmasq is a dnsmasq process started by RunDnsmasqSite.
+type Dnsmasq struct {
+	LogPath   string // dnsmasq's log (--log-dhcp)
+	LeasePath string
+
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// RunDnsmasqSite starts dnsmasq in namespace ns as a plain DHCP server on
+// iface handing out rangeStart–rangeEnd: the "site DHCP server" that
+// stagehand's proxyDHCP sits beside, or simply the DHCP server of a test
+// that boots the stand-in directly. No DNS (--port=0), no TFTP, no PXE.
+// It returns once dnsmasq has announced its DHCP range; cleanup kills it
+// by PID and logs its log's tail if the test failed.
+func RunDnsmasqSite(t testing.TB, ns, iface, rangeStart, rangeEnd string) *Dnsmasq {
+	t.Helper()
+	if _, err := exec.LookPath("dnsmasq"); err != nil {
+		t.Fatalf("lab: dnsmasq not found (apt-get install dnsmasq-base): %v", err)
+	}
+	dir := t.TempDir()
+	d := &Dnsmasq{
+		LogPath:   filepath.Join(dir, "dnsmasq.log"),
+		LeasePath: filepath.Join(dir, "dnsmasq.leases"),
+		done:      make(chan struct{}),
+	}
+	args := []string{
+		"netns", "exec", ns, "dnsmasq",
+		"--keep-in-foreground",
+		"--conf-file=/dev/null",
+		"--port=0",
+		"--interface=" + iface,
+		"--bind-interfaces",
+		"--dhcp-range=" + rangeStart + "," + rangeEnd + ",1h",
+		"--dhcp-authoritative",
+		// dnsmasq pings an address before offering it: 3 s per boot
+		// (QEMU-LAB.md pitfall 4).
+		"--no-ping",
+		"--dhcp-leasefile=" + d.LeasePath,
+		"--log-facility=" + d.LogPath,
+		"--log-dhcp",
+		"--pid-file=" + filepath.Join(dir, "dnsmasq.pid"),
+		// Debian's default user "dnsmasq" exists only with the full
+		// dnsmasq package, not dnsmasq-base.
+		"--user=root",
+		"--group=root",
+	}
+	d.cmd = exec.Command("ip", args...)
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var stderr strings.Builder
+	d.cmd.Stderr = &stderr
+	if err := d.cmd.Start(); err != nil {
+		t.Fatalf("lab: start dnsmasq: %v", err)
+	}
+	go func() { _ = d.cmd.Wait(); close(d.done) }()
+	t.Cleanup(func() {
+		d.stop()
+		if t.Failed() {
+			t.Logf("dnsmasq log tail (%s):\n%s", d.LogPath, tail(d.Log(), 30))
+		}
+	})
+
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(d.Log(), "DHCP, IP range") {
+		select {
+		case <-d.done:
+			t.Fatalf("lab: dnsmasq exited: %s\n%s", stderr.String(), d.Log())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lab: dnsmasq did not start within 10s\n%s", d.Log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return d
+}
+
+// Log returns dnsmasq's log so far.
+func (d *Dnsmasq) Log() string {
+	b, err := os.ReadFile(d.LogPath)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Sprintf("(read %s: %v)", d.LogPath, err)
+	}
+	return string(b)
+}
+
+// Leases returns the lease file's lines (expiry mac ip hostname client-id).
+func (d *Dnsmasq) Leases() []string {
+	b, _ := os.ReadFile(d.LeasePath)
+	return strings.FieldsFunc(string(b), func(r rune) bool { return r == '\n' })
+}
+
+func (d *Dnsmasq) stop() {
+	select {
+	case <-d.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(3 * time.Second):
+		_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+		<-d.done
+	}
+}
+
+func tail(s string, lines int) string {
+	s = strings.TrimRight(s, "\n")
+	idx := len(s)
+	for i := 0; i < lines; i++ {
+		j := strings.LastIndexByte(s[:idx], '\n')
+		if j < 0 {
+			return s
+		}
+		idx = j
+	}
+	return s[idx+1:]
+}

@@ -1,0 +1,50 @@
+// Package tftp is a read-only TFTP server for network boot: it hands PXE
+// firmware and iPXE their boot binaries (undionly.kpxe, snponly.efi,
+// ipxe.efi).
+//
+// # Flow
+//
+// The caller opens the listening UDP socket (port 69 in production) and
+// passes it to Server.Serve. The read loop parses each datagram as a request
+// (RFC 1350 section 5). A write request is refused with ERROR 2; a malformed
+// packet is dropped and counted in Stats.BadPackets; a read request over the
+// MaxTransfers cap gets ERROR 0 from the listening socket. Every other read
+// request gets a goroutine and a new UDP socket bound to the listening IP and
+// connected to the client: its port is the server's transfer ID (RFC 1350
+// section 4), and the kernel drops packets from anyone else.
+//
+// The transfer asks the Handler to open the file (Dir serves a directory,
+// confined by os.Root), then negotiates options:
+//
+//   - RFC 2347: recognised options are acknowledged in an OACK and DATA 1
+//     is sent only after the client's ACK 0. Unknown or malformed options
+//     are left out of the OACK; with none left, the transfer starts at once
+//     with 512-byte blocks, as in RFC 1350.
+//   - RFC 2348 blksize: 8 and up, clamped to Server.MaxBlockSize (1468 by
+//     default, so a block fits a 1500-byte Ethernet frame unfragmented).
+//   - RFC 2349 timeout (1-255 s, echoed unchanged, replaces Server.Timeout)
+//     and tsize (answered with the file size; PXE ROMs often read it and
+//     abort with an ERROR, then request the file again).
+//   - RFC 7440 windowsize: 1-65535, clamped to Server.MaxWindowSize (64).
+//
+// Data goes out a window at a time. The client's ACK for the last block of a
+// window, or for any block inside it, moves the window to the block after
+// it. A duplicate or stale ACK is ignored rather than answered, so a delayed
+// ACK cannot double the traffic (the Sorcerer's Apprentice bug, RFC 1123
+// 4.2.3.1); only the retransmission timer resends, up to Server.Retries
+// times. Block numbers wrap from 65535 to 0 so files beyond 32 MiB at 512
+// bytes per block still transfer. A file ends with a block shorter than
+// blksize, zero bytes long when the size is a multiple of it. An ERROR from
+// the client ends the transfer quietly.
+//
+// Only octet mode is served: netascii would rewrite the binaries this
+// server exists to deliver, and every boot client sends "octet".
+//
+// Each transfer uses one block-sized buffer from a pool and reads the file
+// with ReadAt (pread), re-reading a block when it must be resent, so the
+// per-block path does no allocation, formatting or map lookups.
+//
+// Cancelling Serve's context closes the listening socket, sends ERROR 0 to
+// each client still being served, waits for the transfers and returns nil.
+// Server.OnTransfer and Server.Stats expose outcomes for events and metrics.
+package tftp

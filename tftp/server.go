@@ -1,0 +1,283 @@
+package tftp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Defaults for zero-valued Server fields.
+const (
+	DefaultMaxTransfers  = 512
+	DefaultTimeout       = time.Second
+	DefaultRetries       = 5
+	DefaultMaxBlockSize  = 1468 // 1500-byte Ethernet MTU minus IPv4, UDP and TFTP headers
+	DefaultMaxWindowSize = 64
+)
+
+// Sentinel errors reported in Transfer.Err; match with errors.Is.
+var (
+	// ErrTimeout: the client stopped acknowledging after Retries retransmissions.
+	ErrTimeout = errors.New("tftp: client stopped acknowledging")
+	// ErrClientAbort: the client sent an ERROR packet. PXE ROMs do this on
+	// purpose after learning tsize from the OACK, then ask again.
+	ErrClientAbort = errors.New("tftp: client aborted the transfer")
+	// ErrBusy: the request was refused because MaxTransfers were running.
+	ErrBusy = errors.New("tftp: too many concurrent transfers")
+	// ErrMode: the request asked for a mode other than octet.
+	ErrMode = errors.New("tftp: only octet mode is served")
+)
+
+// Server is a read-only TFTP server. Its fields must not change once Serve
+// has been called; one Server may Serve several sockets at once.
+type Server struct {
+	// Handler opens requested files. Required.
+	Handler Handler
+	// Log receives one line per finished transfer and debug lines for
+	// dropped packets. The zero value logs nothing.
+	Log zerolog.Logger
+	// MaxTransfers caps concurrent transfers; requests over the cap get
+	// an ERROR. 0 means DefaultMaxTransfers.
+	MaxTransfers int
+	// Timeout is the retransmission timeout; a client's RFC 2349 timeout
+	// option overrides it. 0 means DefaultTimeout.
+	Timeout time.Duration
+	// Retries is how many times a packet is retransmitted before the
+	// transfer is abandoned. 0 means DefaultRetries.
+	Retries int
+	// MaxBlockSize caps the RFC 2348 blksize. 0 means DefaultMaxBlockSize.
+	MaxBlockSize int
+	// MaxWindowSize caps the RFC 7440 windowsize. 0 means DefaultMaxWindowSize.
+	MaxWindowSize int
+	// OnTransfer, when set, is called once per read request after it
+	// finished, failed or was refused. It runs on the transfer's goroutine
+	// (on the read loop for refusals), so it must be quick and safe for
+	// concurrent use.
+	OnTransfer func(Transfer)
+
+	stats counters
+}
+
+// Transfer describes one finished read request.
+type Transfer struct {
+	Remote     net.Addr
+	File       string
+	Bytes      int64 // file bytes acknowledged by the client
+	Err        error // nil on success
+	Duration   time.Duration
+	BlockSize  int
+	WindowSize int
+}
+
+// Stats is a snapshot of a Server's counters since it was created.
+type Stats struct {
+	TransfersOK      uint64 // completed, last block acknowledged
+	TransfersFailed  uint64 // not found, refused, timed out, read errors, shutdown
+	TransfersAborted uint64 // the client sent ERROR (includes PXE tsize probes)
+	Active           int64  // transfers running now
+	Bytes            uint64 // file bytes acknowledged
+	Retransmits      uint64 // packets sent again after a timeout
+	ErrorsSent       uint64 // ERROR packets sent
+	BadPackets       uint64 // malformed or unexpected packets dropped
+	DuplicateRRQs    uint64 // retransmitted requests for a transfer already running
+}
+
+type counters struct {
+	ok, failed, aborted, bytes, retransmits, errorsSent, bad, dupRRQ atomic.Uint64
+	active                                                           atomic.Int64
+}
+
+// Stats returns the current counters. It is safe to call concurrently with Serve.
+func (s *Server) Stats() Stats {
+	c := &s.stats
+	return Stats{
+		TransfersOK:      c.ok.Load(),
+		TransfersFailed:  c.failed.Load(),
+		TransfersAborted: c.aborted.Load(),
+		Active:           c.active.Load(),
+		Bytes:            c.bytes.Load(),
+		Retransmits:      c.retransmits.Load(),
+		ErrorsSent:       c.errorsSent.Load(),
+		BadPackets:       c.bad.Load(),
+		DuplicateRRQs:    c.dupRRQ.Load(),
+	}
+}
+
+// config is the Server's fields with defaults applied.
+type config struct {
+	maxTransfers int64
+	retries      int
+	lim          limits
+}
+
+func (s *Server) config() config {
+	c := config{
+		maxTransfers: int64(s.MaxTransfers),
+		retries:      s.Retries,
+		lim:          limits{maxBlock: s.MaxBlockSize, maxWindow: s.MaxWindowSize, timeout: s.Timeout},
+	}
+	if c.maxTransfers <= 0 {
+		c.maxTransfers = DefaultMaxTransfers
+	}
+	if c.retries <= 0 {
+		c.retries = DefaultRetries
+	}
+	if c.lim.maxBlock <= 0 {
+		c.lim.maxBlock = DefaultMaxBlockSize
+	}
+	c.lim.maxBlock = max(min(c.lim.maxBlock, maxBlockSize), minBlockSize)
+	if c.lim.maxWindow <= 0 {
+		c.lim.maxWindow = DefaultMaxWindowSize
+	}
+	c.lim.maxWindow = min(c.lim.maxWindow, maxWindowSize)
+	if c.lim.timeout <= 0 {
+		c.lim.timeout = DefaultTimeout
+	}
+	return c
+}
+
+// Serve answers read requests arriving on conn, a UDP socket the caller
+// opened (127.0.0.1:0 in tests, <ip>:69 in production), until ctx is
+// cancelled. Each transfer runs from its own ephemeral UDP socket bound to
+// conn's local IP, which is the transfer ID of RFC 1350 section 4. When ctx
+// is cancelled Serve closes conn, ends in-flight transfers with an ERROR to
+// their clients, waits for them and returns nil. It returns early only on a
+// socket error or a missing Handler.
+func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
+	if s.Handler == nil {
+		return errors.New("tftp: Server.Handler is nil")
+	}
+	local, ok := conn.LocalAddr().(*net.UDPAddr)
+	if !ok {
+		return fmt.Errorf("tftp: Serve needs a UDP socket, got %T", conn)
+	}
+	cfg := s.config()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		active = make(map[netip.AddrPort]*transfer)
+	)
+	defer wg.Wait()
+
+	// One byte more than the largest valid request so oversized ones are
+	// seen as such rather than silently truncated.
+	buf := make([]byte, maxRequestSize+1)
+	for {
+		n, addr, err := conn.ReadFrom(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("tftp: read: %w", err)
+		}
+		ua, ok := addr.(*net.UDPAddr)
+		if !ok {
+			continue
+		}
+		remote := ua.AddrPort()
+		req, err := parseRequest(buf[:n])
+		if err != nil {
+			s.stats.bad.Add(1)
+			s.Log.Debug().Stringer("remote", remote).Int("len", n).Err(err).Msg("tftp: dropped packet")
+			continue
+		}
+		if req.op == opWRQ {
+			s.reply(conn, addr, errAccess, "read-only server")
+			s.Log.Info().Stringer("remote", remote).Str("file", req.filename).Msg("tftp: write request refused")
+			continue
+		}
+
+		mu.Lock()
+		if t := active[remote]; t != nil && !t.heard.Load() {
+			// The client resent its RRQ before our first packet reached it;
+			// a second transfer would only race the first (RFC 1123
+			// 4.2.3.1 warns of exactly this duplication).
+			mu.Unlock()
+			s.stats.dupRRQ.Add(1)
+			continue
+		}
+		mu.Unlock()
+
+		if s.stats.active.Add(1) > cfg.maxTransfers {
+			s.stats.active.Add(-1)
+			// Sent from the listening socket: opening one per refusal is
+			// the work an overload should not cause.
+			s.reply(conn, addr, errUndefined, "server busy, retry later")
+			s.finish(Transfer{Remote: ua, File: req.filename, Err: ErrBusy, BlockSize: defaultBlockSize, WindowSize: 1})
+			continue
+		}
+		t := &transfer{s: s, cfg: &cfg, remote: ua, req: req, start: time.Now()}
+		mu.Lock()
+		active[remote] = t
+		mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res := t.run(ctx, local.IP, local.Zone)
+			mu.Lock()
+			if active[remote] == t {
+				delete(active, remote)
+			}
+			mu.Unlock()
+			s.stats.active.Add(-1)
+			s.finish(res)
+		}()
+	}
+}
+
+// reply sends an ERROR from the listening socket.
+func (s *Server) reply(conn net.PacketConn, to net.Addr, code errorCode, msg string) {
+	var b [64]byte
+	if _, err := conn.WriteTo(appendError(b[:0], code, msg), to); err != nil {
+		s.Log.Debug().Err(err).Msg("tftp: send error")
+		return
+	}
+	s.stats.errorsSent.Add(1)
+}
+
+// finish counts, logs and reports one finished request.
+func (s *Server) finish(res Transfer) {
+	c := &s.stats
+	switch {
+	case res.Err == nil:
+		c.ok.Add(1)
+	case errors.Is(res.Err, ErrClientAbort):
+		c.aborted.Add(1)
+	default:
+		c.failed.Add(1)
+	}
+	c.bytes.Add(uint64(res.Bytes))
+	ev := s.Log.Info()
+	if res.Err != nil && !errors.Is(res.Err, ErrClientAbort) {
+		ev = s.Log.Warn()
+	}
+	ev.Stringer("remote", res.Remote).Str("file", sanitize(res.File)).Int64("bytes", res.Bytes).
+		Dur("duration", res.Duration).Int("blksize", res.BlockSize).Int("windowsize", res.WindowSize).
+		Err(res.Err).Msg("tftp: transfer")
+	if s.OnTransfer != nil {
+		s.OnTransfer(res)
+	}
+}
+
+// sanitize keeps control characters from a client's filename out of logs.
+func sanitize(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) < 0 {
+		return s
+	}
+	return fmt.Sprintf("%q", s)
+}

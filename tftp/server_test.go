@@ -1,0 +1,586 @@
+package tftp
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// testServer runs srv on 127.0.0.1:0 until the test ends and returns its
+// address. Cleanup cancels Serve and fails the test if it errs or hangs.
+func testServer(t testing.TB, srv *Server) string {
+	t.Helper()
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, conn) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("Serve did not return after cancel")
+		}
+	})
+	return conn.LocalAddr().String()
+}
+
+// randomFile writes n random bytes to dir/name and returns them.
+func randomFile(t testing.TB, dir, name string, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	rand.Read(b)
+	if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func testLogger(t testing.TB) zerolog.Logger {
+	return zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel)
+}
+
+// transferLog collects OnTransfer reports.
+type transferLog struct {
+	mu sync.Mutex
+	ts []Transfer
+}
+
+func (l *transferLog) add(tr Transfer) {
+	l.mu.Lock()
+	l.ts = append(l.ts, tr)
+	l.mu.Unlock()
+}
+
+// wait returns the reports once n have arrived.
+func (l *transferLog) wait(t *testing.T, n int) []Transfer {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l.mu.Lock()
+		ts := append([]Transfer(nil), l.ts...)
+		l.mu.Unlock()
+		if len(ts) >= n {
+			return ts
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("got %d transfer reports, want %d", len(ts), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestTransferSizes(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string][]byte{
+		"odd.bin":   randomFile(t, dir, "odd.bin", 100_003),
+		"exact.bin": randomFile(t, dir, "exact.bin", 8192*4), // multiple of every blksize below
+		"empty.bin": randomFile(t, dir, "empty.bin", 0),
+	}
+	var log transferLog
+	srv := &Server{Handler: Dir(dir), Log: testLogger(t), MaxBlockSize: 65464, OnTransfer: log.add}
+	addr := testServer(t, srv)
+
+	n := 0
+	for _, blksize := range []int{0, 512, 1468, 8192} {
+		for _, window := range []int{1, 4, 16} {
+			for name, want := range files {
+				t.Run(fmt.Sprintf("blksize=%d/window=%d/%s", blksize, window, name), func(t *testing.T) {
+					opts := []option{{"tsize", "0"}}
+					if blksize > 0 {
+						opts = append(opts, option{"blksize", strconv.Itoa(blksize)})
+					}
+					if window > 1 {
+						opts = append(opts, option{"windowsize", strconv.Itoa(window)})
+					}
+					c := &testClient{options: opts}
+					res, err := c.get(addr, name)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !bytes.Equal(res.data, want) {
+						t.Fatalf("got %d bytes, want %d (content differs: %v)", len(res.data), len(want), len(res.data) == len(want))
+					}
+					if got := res.oack["tsize"]; got != strconv.Itoa(len(want)) {
+						t.Errorf("tsize = %q, want %d", got, len(want))
+					}
+					bs := max(blksize, 512)
+					if got := res.oack["blksize"]; blksize > 0 && got != strconv.Itoa(blksize) {
+						t.Errorf("blksize = %q, want %d", got, blksize)
+					}
+					if wantPackets := len(want)/bs + 1; res.dataPackets != wantPackets {
+						t.Errorf("received %d DATA packets, want %d", res.dataPackets, wantPackets)
+					}
+				})
+				n++
+			}
+		}
+	}
+	reports := log.wait(t, n)
+	for _, tr := range reports {
+		if tr.Err != nil {
+			t.Errorf("report for %s: %v", tr.File, tr.Err)
+		}
+	}
+	st := srv.Stats()
+	if st.TransfersOK != uint64(n) || st.Retransmits != 0 || st.TransfersFailed != 0 {
+		t.Errorf("stats = %+v, want %d ok, no retransmits", st, n)
+	}
+}
+
+// A plain RFC 1350 request gets no OACK and 512-byte blocks.
+func TestTransferWithoutOptions(t *testing.T) {
+	dir := t.TempDir()
+	want := randomFile(t, dir, "f", 5000)
+	addr := testServer(t, &Server{Handler: Dir(dir), Log: testLogger(t)})
+	res, err := (&testClient{}).get(addr, "/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.oack != nil || !bytes.Equal(res.data, want) || res.dataPackets != 10 {
+		t.Fatalf("oack=%v bytes=%d packets=%d", res.oack, len(res.data), res.dataPackets)
+	}
+}
+
+// 65536*8+100 bytes at blksize 8 is 65549 blocks: the block number wraps
+// from 65535 to 0 and the transfer carries on.
+func TestBlockNumberRollover(t *testing.T) {
+	dir := t.TempDir()
+	want := randomFile(t, dir, "big", 65536*8+100)
+	addr := testServer(t, &Server{Handler: Dir(dir), Log: testLogger(t)})
+	windows := []int{64}
+	if !testing.Short() {
+		windows = append(windows, 1)
+	}
+	for _, w := range windows {
+		t.Run("window="+strconv.Itoa(w), func(t *testing.T) {
+			c := &testClient{options: []option{{"blksize", "8"}, {"windowsize", strconv.Itoa(w)}}}
+			res, err := c.get(addr, "big")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(res.data, want) {
+				t.Fatalf("got %d bytes, want %d", len(res.data), len(want))
+			}
+			if res.dataPackets != 65549 {
+				t.Errorf("received %d DATA packets, want 65549", res.dataPackets)
+			}
+		})
+	}
+}
+
+// Every ACK sent twice must not make the server send any DATA twice
+// (Sorcerer's Apprentice, RFC 1123 4.2.3.1).
+func TestDuplicateAckSendsNoDuplicateData(t *testing.T) {
+	dir := t.TempDir()
+	want := randomFile(t, dir, "f", 300_000)
+	// A long timeout so no retransmission can hide in the count.
+	srv := &Server{Handler: Dir(dir), Log: testLogger(t), Timeout: 10 * time.Second}
+	addr := testServer(t, srv)
+	for _, w := range []string{"1", "4"} {
+		t.Run("window="+w, func(t *testing.T) {
+			c := &testClient{options: []option{{"blksize", "1468"}, {"windowsize", w}}, dupAcks: true}
+			res, err := c.get(addr, "f")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(res.data, want) {
+				t.Fatalf("got %d bytes, want %d", len(res.data), len(want))
+			}
+			if wantPackets := len(want)/1468 + 1; res.dataPackets != wantPackets {
+				t.Errorf("received %d DATA packets, want exactly %d", res.dataPackets, wantPackets)
+			}
+		})
+	}
+	if st := srv.Stats(); st.Retransmits != 0 {
+		t.Errorf("retransmits = %d, want 0", st.Retransmits)
+	}
+}
+
+func TestRetransmission(t *testing.T) {
+	dir := t.TempDir()
+	want := randomFile(t, dir, "f", 20_000)
+	cases := []struct {
+		name        string
+		client      testClient
+		wantPackets int // DATA packets the client sees, lost ones included
+	}{
+		// The first DATA is lost: the server resends it on its timer.
+		{"first data lost", testClient{drop: func(b int64, n int) bool { return n == 1 }}, 41},
+		// The OACK is lost: the server resends the OACK.
+		{"oack lost", testClient{options: []option{{"blksize", "1000"}}, dropOACK: 1}, 21},
+		// Block 3 of a window of 8 is lost: the client ACKs block 2 when it
+		// sees block 4, and the server restarts the window from block 3.
+		{"window gap", testClient{
+			options: []option{{"blksize", "1000"}, {"windowsize", "8"}},
+			drop:    func(b int64, n int) bool { return n == 3 },
+		}, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := &Server{Handler: Dir(dir), Log: testLogger(t), Timeout: 200 * time.Millisecond}
+			addr := testServer(t, srv)
+			res, err := tc.client.get(addr, "f")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(res.data, want) {
+				t.Fatalf("got %d bytes, want %d", len(res.data), len(want))
+			}
+			if tc.wantPackets > 0 && res.dataPackets != tc.wantPackets {
+				t.Errorf("received %d DATA packets, want %d", res.dataPackets, tc.wantPackets)
+			}
+			st := srv.Stats()
+			if tc.wantPackets > 0 && st.Retransmits == 0 {
+				t.Errorf("stats = %+v, want a retransmission", st)
+			}
+			if tc.wantPackets == 0 && res.dataPackets <= 21 {
+				t.Errorf("received %d DATA packets, want the resent window on top of 21", res.dataPackets)
+			}
+		})
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	dir := t.TempDir()
+	randomFile(t, dir, "ok", 10)
+	os.Mkdir(filepath.Join(dir, "sub"), 0o755)
+	secret := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(secret, []byte("secret"), 0o600)
+	if err := os.Symlink(secret, filepath.Join(dir, "escape")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../../../../../../etc/passwd", filepath.Join(dir, "sub", "up")); err != nil {
+		t.Fatal(err)
+	}
+	var log transferLog
+	srv := &Server{Handler: Dir(dir), Log: testLogger(t), OnTransfer: log.add}
+	addr := testServer(t, srv)
+	cases := []struct {
+		file  string
+		mode  string
+		codes []errorCode
+	}{
+		{"../etc/passwd", "", []errorCode{errAccess}},
+		{"sub/../../etc/passwd", "", []errorCode{errAccess}},
+		{"/etc/passwd", "", []errorCode{errNotFound}}, // means <root>/etc/passwd
+		{"escape", "", []errorCode{errAccess}},
+		{"sub/up", "", []errorCode{errAccess}},
+		{"missing", "", []errorCode{errNotFound}},
+		{"sub", "", []errorCode{errNotFound}},
+		{"ok", "netascii", []errorCode{errIllegalOp}},
+		{"ok", "mail", []errorCode{errIllegalOp}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.file+"/"+tc.mode, func(t *testing.T) {
+			res, err := (&testClient{mode: tc.mode, options: []option{{"tsize", "0"}}}).get(addr, tc.file)
+			var re *remoteError
+			if !errors.As(err, &re) {
+				t.Fatalf("got err %v, data %q; want a TFTP ERROR", err, res.data)
+			}
+			if re.code != tc.codes[0] {
+				t.Errorf("error code %d (%s), want %d", re.code, re.msg, tc.codes[0])
+			}
+			if len(res.data) > 0 {
+				t.Errorf("received data %q", res.data)
+			}
+		})
+	}
+	reports := log.wait(t, len(cases))
+	for _, tr := range reports {
+		if tr.Err == nil {
+			t.Errorf("%s: no error reported", tr.File)
+		}
+	}
+	if st := srv.Stats(); st.TransfersFailed != uint64(len(cases)) || st.ErrorsSent != uint64(len(cases)) {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+func TestWriteRequestRefused(t *testing.T) {
+	dir := t.TempDir()
+	srv := &Server{Handler: Dir(dir), Log: testLogger(t)}
+	addr := testServer(t, srv)
+	code, _ := exchange(t, addr, appendRequest(nil, opWRQ, "new", "octet", nil))
+	if code != errAccess {
+		t.Fatalf("error code %d, want %d", code, errAccess)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("root now holds %v", entries)
+	}
+}
+
+// exchange sends one datagram to addr and returns the ERROR code and
+// message of the answer.
+func exchange(t *testing.T, addr string, pkt []byte) (errorCode, string) {
+	t.Helper()
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write(pkt)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 600)
+	n, err := c.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := parseReply(buf[:n])
+	if err != nil || r.op != opERROR {
+		t.Fatalf("reply %x: %v", buf[:n], err)
+	}
+	return r.code, r.msg
+}
+
+// Garbage is dropped and counted, never answered, and the server goes on.
+func TestBadPacketsDropped(t *testing.T) {
+	dir := t.TempDir()
+	want := randomFile(t, dir, "f", 1000)
+	srv := &Server{Handler: Dir(dir), Log: testLogger(t)}
+	addr := testServer(t, srv)
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	bad := [][]byte{
+		{},
+		{0},
+		{0, 1},
+		{0, 1, 'f'},
+		{0, 3, 0, 1, 'x'}, // DATA to the request port
+		{0, 4, 0, 1},      // ACK to the request port
+		{0, 9, 'f', 0, 'o', 'c', 't', 'e', 't', 0},
+		appendRequest(nil, opRRQ, string(bytes.Repeat([]byte("a"), 300)), "octet", []option{{"blksize", string(bytes.Repeat([]byte("1"), 250))}}),
+	}
+	for _, p := range bad {
+		c.Write(p)
+	}
+	c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if n, err := c.Read(make([]byte, 600)); err == nil {
+		t.Fatalf("got a %d-byte reply to garbage", n)
+	}
+	res, err := (&testClient{}).get(addr, "f")
+	if err != nil || !bytes.Equal(res.data, want) {
+		t.Fatalf("transfer after garbage: %v", err)
+	}
+	if st := srv.Stats(); st.BadPackets != uint64(len(bad)) {
+		t.Errorf("bad packets = %d, want %d", st.BadPackets, len(bad))
+	}
+}
+
+// An ERROR from the client ends the transfer with nothing more sent.
+func TestClientErrorEndsTransfer(t *testing.T) {
+	dir := t.TempDir()
+	randomFile(t, dir, "f", 5000)
+	var log transferLog
+	srv := &Server{Handler: Dir(dir), Log: testLogger(t), OnTransfer: log.add}
+	addr := testServer(t, srv)
+	res, err := (&testClient{options: []option{{"tsize", "0"}}, abortOnOACK: true}).get(addr, "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.oack["tsize"] != "5000" {
+		t.Errorf("tsize = %q", res.oack["tsize"])
+	}
+	tr := log.wait(t, 1)[0]
+	if !errors.Is(tr.Err, ErrClientAbort) {
+		t.Errorf("report err = %v, want ErrClientAbort", tr.Err)
+	}
+	st := srv.Stats()
+	if st.TransfersAborted != 1 || st.Retransmits != 0 || st.ErrorsSent != 0 {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+// A request repeated before the first answer arrives starts one transfer.
+func TestDuplicateRequest(t *testing.T) {
+	dir := t.TempDir()
+	randomFile(t, dir, "f", 5000)
+	srv := &Server{Handler: Dir(dir), Log: testLogger(t), Timeout: 5 * time.Second}
+	addr := testServer(t, srv)
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	raddr, _ := net.ResolveUDPAddr("udp", addr)
+	rrq := appendRequest(nil, opRRQ, "f", "octet", []option{{"tsize", "0"}})
+	c.WriteToUDP(rrq, raddr)
+	c.WriteToUDP(rrq, raddr)
+	sources := map[string]int{}
+	buf := make([]byte, 600)
+	for {
+		c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		_, from, err := c.ReadFromUDP(buf)
+		if err != nil {
+			break
+		}
+		sources[from.String()]++
+	}
+	if len(sources) != 1 {
+		t.Errorf("answers came from %v, want one transfer", sources)
+	}
+	if st := srv.Stats(); st.DuplicateRRQs != 1 {
+		t.Errorf("duplicate RRQs = %d, want 1", st.DuplicateRRQs)
+	}
+}
+
+func TestConcurrencyCap(t *testing.T) {
+	dir := t.TempDir()
+	want := randomFile(t, dir, "f", 3000)
+	var log transferLog
+	srv := &Server{Handler: Dir(dir), Log: testLogger(t), MaxTransfers: 1, Timeout: 5 * time.Second, OnTransfer: log.add}
+	addr := testServer(t, srv)
+
+	held, err := (&testClient{options: []option{{"tsize", "0"}}, stallAfterOACK: true}).get(addr, "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = (&testClient{}).get(addr, "f")
+	var re *remoteError
+	if !errors.As(err, &re) || re.code != errUndefined {
+		t.Fatalf("second transfer: %v, want ERROR 0 busy", err)
+	}
+	if tr := log.wait(t, 1)[0]; !errors.Is(tr.Err, ErrBusy) {
+		t.Errorf("report err = %v, want ErrBusy", tr.Err)
+	}
+	if st := srv.Stats(); st.Active != 1 {
+		t.Errorf("active = %d, want 1", st.Active)
+	}
+	// Release the slot: the held client gives up with an ERROR.
+	held.conn.WriteToUDP(appendError(nil, errUndefined, "bye"), held.server)
+	held.conn.Close()
+	log.wait(t, 2)
+	res, err := (&testClient{}).get(addr, "f")
+	if err != nil || !bytes.Equal(res.data, want) {
+		t.Fatalf("transfer after the slot freed: %v", err)
+	}
+}
+
+// Cancelling Serve ends stalled transfers with an ERROR, returns nil and
+// leaves no goroutine behind.
+func TestShutdown(t *testing.T) {
+	dir := t.TempDir()
+	randomFile(t, dir, "f", 3000)
+	before := runtime.NumGoroutine()
+
+	srv := &Server{Handler: Dir(dir), Log: testLogger(t), Timeout: 30 * time.Second}
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, conn) }()
+
+	var held []*clientResult
+	for range 3 {
+		r, err := (&testClient{options: []option{{"tsize", "0"}}, stallAfterOACK: true}).get(conn.LocalAddr().String(), "f")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.conn.Close()
+		held = append(held, r)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve returned %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+	for i, r := range held {
+		r.conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		buf := make([]byte, 600)
+		n, _, err := r.conn.ReadFromUDP(buf)
+		if err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+		if rep, _ := parseReply(buf[:n]); rep.op != opERROR {
+			t.Errorf("client %d got %x, want ERROR", i, buf[:n])
+		}
+	}
+	if _, err := conn.WriteTo([]byte{0, 1}, conn.LocalAddr()); err == nil {
+		t.Error("listening socket still open")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("goroutines: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st := srv.Stats(); st.TransfersFailed != 3 || st.Active != 0 {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+func TestOnTransferReport(t *testing.T) {
+	dir := t.TempDir()
+	want := randomFile(t, dir, "f", 4000)
+	var log transferLog
+	addr := testServer(t, &Server{Handler: Dir(dir), Log: testLogger(t), OnTransfer: log.add})
+	if _, err := (&testClient{options: []option{{"blksize", "9000"}, {"windowsize", "500"}}}).get(addr, "f"); err != nil {
+		t.Fatal(err)
+	}
+	tr := log.wait(t, 1)[0]
+	if tr.Err != nil || tr.File != "f" || tr.Bytes != int64(len(want)) || tr.BlockSize != 1468 ||
+		tr.WindowSize != 64 || tr.Duration <= 0 || tr.Remote == nil {
+		t.Errorf("report = %+v", tr)
+	}
+}
+
+// A Handler other than Dir: any io.ReaderAt works, and its errors map to
+// TFTP codes without leaking their text.
+func TestHandlerFunc(t *testing.T) {
+	payload := []byte("#!ipxe\nchain http://192.0.2.1/boot.ipxe\n")
+	h := HandlerFunc(func(name string, remote net.Addr) (File, int64, error) {
+		switch name {
+		case "boot.ipxe":
+			return nopCloser{bytes.NewReader(payload)}, int64(len(payload)), nil
+		case "denied":
+			return nil, 0, fmt.Errorf("policy says no to %s: %w", remote, os.ErrPermission)
+		default:
+			return nil, 0, errors.New("database exploded at /var/lib/secret")
+		}
+	})
+	addr := testServer(t, &Server{Handler: h, Log: testLogger(t)})
+	res, err := (&testClient{}).get(addr, "boot.ipxe")
+	if err != nil || !bytes.Equal(res.data, payload) {
+		t.Fatalf("got %q, %v", res.data, err)
+	}
+	for file, code := range map[string]errorCode{"denied": errAccess, "other": errUndefined} {
+		_, err := (&testClient{}).get(addr, file)
+		var re *remoteError
+		if !errors.As(err, &re) || re.code != code || bytes.Contains([]byte(re.msg), []byte("secret")) {
+			t.Errorf("%s: %v, want code %d and a generic message", file, err, code)
+		}
+	}
+}
+
+type nopCloser struct{ *bytes.Reader }
+
+func (nopCloser) Close() error { return nil }

@@ -1,0 +1,286 @@
+package tftp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+var (
+	// errWait: the deadline passed without an ACK that moved the transfer on.
+	errWait = errors.New("tftp: no acknowledgement before the deadline")
+	// errCanceled: the server is shutting down.
+	errCanceled = fmt.Errorf("tftp: server shutting down: %w", context.Canceled)
+)
+
+// bufPool holds per-transfer DATA buffers. A transfer re-reads a block from
+// the file when it must resend it, so one block-sized buffer per transfer is
+// enough whatever the window.
+var bufPool sync.Pool
+
+func getBuf(n int) *[]byte {
+	if b, ok := bufPool.Get().(*[]byte); ok && cap(*b) >= n {
+		*b = (*b)[:n]
+		return b
+	}
+	b := make([]byte, n)
+	return &b
+}
+
+// transfer is one read request being served from its own socket.
+type transfer struct {
+	s      *Server
+	cfg    *config
+	remote *net.UDPAddr
+	req    request
+	start  time.Time
+
+	// heard is set once any packet from the client reaches conn: from then
+	// on the client has locked onto our TID and a new RRQ from the same
+	// port is a new request, not a retransmission.
+	heard    atomic.Bool
+	canceled atomic.Bool
+
+	conn *net.UDPConn
+	file File
+	buf  []byte
+	// rbuf holds one client packet; longer ERROR messages are truncated.
+	rbuf [maxRequestSize + 4]byte
+}
+
+// run serves the request and reports its outcome.
+func (t *transfer) run(ctx context.Context, ip net.IP, zone string) (res Transfer) {
+	res = Transfer{Remote: t.remote, File: t.req.filename, BlockSize: defaultBlockSize, WindowSize: 1}
+	defer func() { res.Duration = time.Since(t.start) }()
+
+	// A connected socket: the kernel drops datagrams from any other
+	// address or port, which RFC 1350 section 4 otherwise asks us to
+	// answer with ERROR 5 — it sends ICMP port unreachable instead.
+	conn, err := net.DialUDP("udp", &net.UDPAddr{IP: ip, Zone: zone}, t.remote)
+	if err != nil {
+		res.Err = fmt.Errorf("tftp: open transfer socket: %w", err)
+		return res
+	}
+	defer conn.Close()
+	t.conn = conn
+	stop := context.AfterFunc(ctx, func() {
+		t.canceled.Store(true)
+		conn.SetReadDeadline(time.Unix(1, 0))
+	})
+	defer stop()
+
+	// Only octet: netascii would rewrite CR and LF in binaries, and PXE
+	// ROMs, iPXE and every client we test send "octet" anyway.
+	if !strings.EqualFold(t.req.mode, "octet") {
+		t.sendError(errIllegalOp, "only octet mode is supported")
+		res.Err = fmt.Errorf("%w: %q", ErrMode, sanitize(t.req.mode))
+		return res
+	}
+	f, size, err := t.s.Handler.Open(t.req.filename, t.remote)
+	if err == nil && size < 0 {
+		f.Close()
+		err = fmt.Errorf("tftp: handler returned size %d", size)
+	}
+	if err != nil {
+		code, msg := openErrorCode(err)
+		t.sendError(code, msg)
+		res.Err = err
+		return res
+	}
+	defer f.Close()
+	t.file = f
+
+	p := negotiate(t.req.options, size, t.cfg.lim)
+	res.BlockSize, res.WindowSize = p.blockSize, p.windowSize
+	bp := getBuf(4 + p.blockSize)
+	defer bufPool.Put(bp)
+	t.buf = *bp
+
+	if len(p.oack) > 0 {
+		err = t.sendOACK(p)
+	}
+	if err == nil {
+		res.Bytes, err = t.sendFile(p, size)
+	}
+	if errors.Is(err, errCanceled) {
+		t.sendError(errUndefined, "server shutting down")
+	}
+	res.Err = err
+	return res
+}
+
+// sendOACK sends the option acknowledgement and waits for ACK 0, which
+// RFC 2347 requires before DATA 1.
+func (t *transfer) sendOACK(p params) error {
+	pkt := appendOACK(t.buf[:0], p.oack)
+	for try := 0; ; try++ {
+		if try > t.cfg.retries {
+			return ErrTimeout
+		}
+		if try > 0 {
+			t.s.stats.retransmits.Add(1)
+		}
+		if _, err := t.conn.Write(pkt); err != nil {
+			return fmt.Errorf("tftp: send OACK: %w", err)
+		}
+		deadline := time.Now().Add(p.timeout)
+		for {
+			block, err := t.await(deadline)
+			if err == errWait {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			if block == 0 {
+				return nil
+			}
+		}
+	}
+}
+
+// sendFile sends the file in windows of p.windowSize blocks (RFC 7440; a
+// window of one is RFC 1350 lock-step) and returns the bytes acknowledged.
+// Blocks are numbered from 1 as int64 and sent as their low 16 bits, so the
+// wire number wraps from 65535 to 0 on long transfers.
+func (t *transfer) sendFile(p params, size int64) (int64, error) {
+	bs := int64(p.blockSize)
+	// A file of exactly k blocks ends with an empty block k+1: a short
+	// block is the only end-of-file marker (RFC 1350 section 6).
+	last := size/bs + 1
+	w := int64(p.windowSize)
+	base := int64(1) // first unacknowledged block
+	acked := func() int64 { return min((base-1)*bs, size) }
+	retries := 0
+	for {
+		end := min(base+w-1, last)
+		for b := base; b <= end; b++ {
+			if err := t.sendBlock(b, bs, size); err != nil {
+				return acked(), err
+			}
+		}
+		deadline := time.Now().Add(p.timeout)
+		for {
+			a, err := t.await(deadline)
+			if err == errWait {
+				retries++
+				if retries > t.cfg.retries {
+					return acked(), ErrTimeout
+				}
+				t.s.stats.retransmits.Add(uint64(end - base + 1))
+				break
+			}
+			if err != nil {
+				return acked(), err
+			}
+			// d counts the blocks this ACK confirms beyond base-1. Zero is
+			// a duplicate of the previous ACK and anything past the window
+			// is stale: both are ignored, never answered with data, which
+			// is the Sorcerer's Apprentice fix of RFC 1123 4.2.3.1. An ACK
+			// inside the window restarts sending after it (RFC 7440 4).
+			d := int64(a - uint16(base-1))
+			if d == 0 || d > end-base+1 {
+				continue
+			}
+			retries = 0
+			base += d
+			if base > last {
+				return size, nil
+			}
+			break
+		}
+	}
+}
+
+// sendBlock reads block b straight into the DATA buffer and sends it.
+func (t *transfer) sendBlock(b, bs, size int64) error {
+	off := (b - 1) * bs
+	n := min(bs, size-off)
+	pkt := t.buf[:4+n]
+	putDataHeader(pkt, uint16(b))
+	if n > 0 {
+		got, err := t.file.ReadAt(pkt[4:], off)
+		if got < int(n) {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			t.sendError(errUndefined, "read error")
+			return fmt.Errorf("tftp: read %s at %d: %w", t.req.filename, off, err)
+		}
+	}
+	if _, err := t.conn.Write(pkt); err != nil {
+		return fmt.Errorf("tftp: send block: %w", err)
+	}
+	return nil
+}
+
+// await reads the client's packets until an ACK arrives or the deadline
+// passes. An ERROR from the client ends the transfer quietly (RFC 1350
+// section 7: errors are not acknowledged or retransmitted).
+func (t *transfer) await(deadline time.Time) (uint16, error) {
+	if err := t.conn.SetReadDeadline(deadline); err != nil {
+		return 0, err
+	}
+	// Checked after setting the deadline: a cancel racing with it has
+	// either set the flag already or will move the deadline to the past.
+	if t.canceled.Load() {
+		return 0, errCanceled
+	}
+	for {
+		n, err := t.conn.Read(t.rbuf[:])
+		if err != nil {
+			if t.canceled.Load() {
+				return 0, errCanceled
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return 0, errWait
+			}
+			// Typically ECONNREFUSED: the client's port is gone.
+			return 0, fmt.Errorf("tftp: client unreachable: %w", err)
+		}
+		if !t.heard.Load() {
+			t.heard.Store(true)
+		}
+		r, err := parseReply(t.rbuf[:n])
+		switch {
+		case err != nil:
+			t.s.stats.bad.Add(1)
+		case r.op == opACK:
+			return r.block, nil
+		case r.op == opERROR:
+			return 0, fmt.Errorf("%w: code %d: %s", ErrClientAbort, r.code, sanitize(r.msg))
+		default:
+			t.s.stats.bad.Add(1)
+		}
+	}
+}
+
+// sendError sends an ERROR from the transfer's socket; failures are moot
+// because the transfer ends either way.
+func (t *transfer) sendError(code errorCode, msg string) {
+	var b [64]byte
+	if _, err := t.conn.Write(appendError(b[:0], code, msg)); err == nil {
+		t.s.stats.errorsSent.Add(1)
+	}
+}
+
+// openErrorCode maps a Handler error to what the client is told; the error
+// text itself stays in our logs.
+func openErrorCode(err error) (errorCode, string) {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return errNotFound, "file not found"
+	case errors.Is(err, fs.ErrPermission):
+		return errAccess, "access violation"
+	default:
+		return errUndefined, "cannot open file"
+	}
+}
