@@ -6,11 +6,7 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
-
-	"github.com/stagehand-dev/stagehand/ipxe"
 )
-
-const ipxeArchARM64 = ipxe.ArchARM64
 
 // exhaustedWarnEvery rate-limits the pool-exhausted warning: a full pool
 // sees every retransmission of every client.

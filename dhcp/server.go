@@ -11,6 +11,8 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/rs/zerolog"
+
+	"github.com/stagehand-dev/stagehand/ipxe"
 )
 
 const (
@@ -197,7 +199,7 @@ func (x *exchange) bootable() bool {
 	case !x.c.PXE && !x.c.HTTPBoot && !x.c.IPXE:
 		x.s.stats.nonPXE.Add(1)
 		x.debug("dhcp: not a network-boot client, ignored")
-	case x.c.Arch == ipxeArchARM64:
+	case x.c.Arch == ipxe.ArchARM64:
 		x.s.stats.unknownArch.Add(1)
 		x.debug("dhcp: ARM64 client ignored: no ARM64 iPXE binary configured (Debian's ipxe package has none)")
 	default:

@@ -25,9 +25,44 @@ type Dnsmasq struct {
 // iface handing out rangeStart–rangeEnd: the "site DHCP server" that
 // stagehand's proxyDHCP sits beside, or simply the DHCP server of a test
 // that boots the stand-in directly. No DNS (--port=0), no TFTP, no PXE.
+// extra dnsmasq options are appended (e.g. --dhcp-boot=URL to hand iPXE a
+// script without stagehand).
 // It returns once dnsmasq has announced its DHCP range; cleanup kills it
 // by PID and logs its log's tail if the test failed.
-func RunDnsmasqSite(t testing.TB, ns, iface, rangeStart, rangeEnd string) *Dnsmasq {
+func RunDnsmasqSite(t testing.TB, ns, iface, rangeStart, rangeEnd string, extra ...string) *Dnsmasq {
+	t.Helper()
+	args := []string{
+		"--interface=" + iface,
+		"--dhcp-range=" + rangeStart + "," + rangeEnd + ",1h",
+		"--dhcp-authoritative",
+		// dnsmasq pings an address before offering it: 3 s per boot
+		// (QEMU-LAB.md pitfall 4).
+		"--no-ping",
+		"--log-dhcp",
+	}
+	return startDnsmasq(t, ns, "DHCP, IP range", append(args, extra...))
+}
+
+// RunRA adds a host to n (a peer namespace, see AddPeer) that sends IPv6
+// router advertisements without the managed/other flags and answers
+// nothing else. iPXE waits about 13 s for an RA before it runs its script
+// (QEMU-LAB.md pitfall 3); with RunRA on the bridge it goes on as soon as
+// one arrives. The prefix is fd00:5a6::/64, the host fd00:5a6::2.
+func RunRA(t testing.TB, n *Net) *Dnsmasq {
+	t.Helper()
+	peer := n.AddPeer(t, "ra", "")
+	// nodad: the address is usable at once, so dnsmasq can build its RA
+	// from it without waiting ~1 s for duplicate address detection.
+	mustRun(t, "ip", "-n", peer, "addr", "add", "fd00:5a6::2/64", "dev", "eth0", "nodad")
+	return startDnsmasq(t, peer, "router advertisement on", []string{
+		"--interface=eth0",
+		"--enable-ra",
+		"--dhcp-range=::,constructor:eth0,ra-only",
+		"--ra-param=eth0,10,0", // interval 10 s; router lifetime 0: not a default router
+	})
+}
+
+func startDnsmasq(t testing.TB, ns, ready string, extra []string) *Dnsmasq {
 	t.Helper()
 	if _, err := exec.LookPath("dnsmasq"); err != nil {
 		t.Fatalf("lab: dnsmasq not found (apt-get install dnsmasq-base): %v", err)
@@ -43,22 +78,16 @@ func RunDnsmasqSite(t testing.TB, ns, iface, rangeStart, rangeEnd string) *Dnsma
 		"--keep-in-foreground",
 		"--conf-file=/dev/null",
 		"--port=0",
-		"--interface=" + iface,
 		"--bind-interfaces",
-		"--dhcp-range=" + rangeStart + "," + rangeEnd + ",1h",
-		"--dhcp-authoritative",
-		// dnsmasq pings an address before offering it: 3 s per boot
-		// (QEMU-LAB.md pitfall 4).
-		"--no-ping",
 		"--dhcp-leasefile=" + d.LeasePath,
 		"--log-facility=" + d.LogPath,
-		"--log-dhcp",
 		"--pid-file=" + filepath.Join(dir, "dnsmasq.pid"),
 		// Debian's default user "dnsmasq" exists only with the full
 		// dnsmasq package, not dnsmasq-base.
 		"--user=root",
 		"--group=root",
 	}
+	args = append(args, extra...)
 	d.cmd = exec.Command("ip", args...)
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var stderr strings.Builder
@@ -75,7 +104,7 @@ func RunDnsmasqSite(t testing.TB, ns, iface, rangeStart, rangeEnd string) *Dnsma
 	})
 
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(d.Log(), "DHCP, IP range") {
+	for !strings.Contains(d.Log(), ready) {
 		select {
 		case <-d.done:
 			t.Fatalf("lab: dnsmasq exited: %s\n%s", stderr.String(), d.Log())

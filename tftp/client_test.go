@@ -110,7 +110,15 @@ func (c *testClient) get(addr, file string) (*clientResult, error) {
 		}
 		return nil
 	}
-	buf := make([]byte, 4+65464)
+	bufSize := 512
+	for _, o := range c.options {
+		if strings.EqualFold(o.name, "blksize") {
+			if v, err := strconv.Atoi(o.value); err == nil {
+				bufSize = max(bufSize, v)
+			}
+		}
+	}
+	buf := make([]byte, 4+bufSize+1)
 	expected := int64(1)
 	inWindow := 0
 	oacks := 0

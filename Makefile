@@ -1,0 +1,54 @@
+# stagehand — see README.md.
+#
+#   make demo   install what it needs, then PXE-boot a VM through stagehand to "installed"
+#   make test   install what it needs, then run every test (unit, interop, end-to-end VMs)
+
+SHELL := /bin/bash
+GO    ?= go
+BIN   := bin/stagehand
+
+# Debian packages the tests and the demo use: QEMU, firmware and iPXE for
+# the VMs, dnsmasq as the "site" DHCP server, real TFTP/DHCP clients for
+# the interop tests, and what the lab needs to build its kernel+initramfs.
+DEB_PACKAGES := qemu-system-x86 ipxe-qemu ipxe ovmf busybox-static iproute2 cpio kmod \
+	dnsmasq-base atftp tftp-hpa curl xz-utils ca-certificates
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all build deps test unit e2e demo vet clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/stagehand
+
+# deps installs the Debian packages (root, or sudo) and downloads Go modules.
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:" $$missing; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	$(GO) mod download
+
+vet:
+	$(GO) vet ./...
+	$(GO) vet -tags e2e ./...
+
+# unit: everything that needs no VM (interop tests with real TFTP/DHCP
+# clients in network namespaces included; they need root).
+unit:
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+# e2e: real firmware in QEMU, one test at a time (2 cores, no KVM).
+e2e:
+	$(GO) test -tags e2e -count=1 -p 1 -timeout 40m -v ./e2e/ ./lab/ 2>&1 | tee /tmp/stagehand-e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|lab: vm|STANDIN' ; exit $${PIPESTATUS[0]}
+
+test: deps vet unit e2e
+
+demo: deps build
+	$(SUDO) ./examples/demo.sh
+
+clean:
+	rm -rf bin

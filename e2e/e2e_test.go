@@ -1,0 +1,293 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stagehand-dev/stagehand/lab"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "stagehand-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "stagehand")
+	build := exec.Command("go", "build", "-o", binary, "../cmd/stagehand")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building stagehand:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// server is a stagehand serve process inside a lab namespace.
+type server struct {
+	t       *testing.T
+	n       *lab.Net
+	dataDir string
+	url     string
+	logPath string
+	cmd     *exec.Cmd
+}
+
+func startServer(t *testing.T, n *lab.Net, args ...string) *server {
+	t.Helper()
+	s := &server{t: t, n: n, dataDir: t.TempDir(), url: fmt.Sprintf("http://%s:8080", n.ServerIP)}
+	s.logPath = filepath.Join(t.TempDir(), "stagehand.log")
+	logf, err := os.Create(s.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := append([]string{"netns", "exec", n.NS, binary, "serve",
+		"--interface", n.Bridge, "--data-dir", s.dataDir, "--http-port", "8080", "--log-level", "debug"}, args...)
+	s.cmd = exec.Command("ip", full...)
+	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { s.cmd.Wait(); logf.Close(); close(done) }()
+	t.Cleanup(func() {
+		s.cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			s.cmd.Process.Kill()
+			<-done
+			t.Errorf("stagehand did not stop within 15s of SIGINT")
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(s.logPath)
+			t.Logf("stagehand log:\n%s", tail(string(b), 60))
+		}
+	})
+	// Ready when the API answers.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := s.cliErr("status"); err == nil {
+			return s
+		}
+		select {
+		case <-done:
+			b, _ := os.ReadFile(s.logPath)
+			t.Fatalf("stagehand exited at start:\n%s", b)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stagehand API not up after 20s")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// cliErr runs the stagehand CLI inside the namespace against the server.
+func (s *server) cliErr(args ...string) (string, error) {
+	full := append([]string{"netns", "exec", s.n.NS, binary}, args...)
+	full = append(full, "--server", s.url, "--data-dir", s.dataDir)
+	var out, errb bytes.Buffer
+	cmd := exec.Command("ip", full...)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if err != nil {
+		return out.String(), fmt.Errorf("stagehand %s: %v: %s", strings.Join(args, " "), err, errb.String())
+	}
+	return out.String(), nil
+}
+
+func (s *server) cli(args ...string) string {
+	s.t.Helper()
+	out, err := s.cliErr(args...)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return out
+}
+
+type hostView struct {
+	MAC       string `json:"mac"`
+	Name      string `json:"name"`
+	State     string `json:"state"`
+	Attempt   int    `json:"attempt"`
+	LastIP    string `json:"lastIP"`
+	FailedMsg string `json:"failedMessage"`
+}
+
+func (s *server) host(mac string) hostView {
+	s.t.Helper()
+	var h hostView
+	if err := json.Unmarshal([]byte(s.cli("host", "show", mac, "--output", "json")), &h); err != nil {
+		s.t.Fatal(err)
+	}
+	return h
+}
+
+type event struct {
+	Kind   string `json:"kind"`
+	Detail string `json:"detail"`
+}
+
+func (s *server) events(mac string) []event {
+	s.t.Helper()
+	var ev []event
+	if err := json.Unmarshal([]byte(s.cli("host", "events", mac, "--output", "json")), &ev); err != nil {
+		s.t.Fatal(err)
+	}
+	return ev
+}
+
+func countKind(ev []event, kind string) int {
+	n := 0
+	for _, e := range ev {
+		if e.Kind == kind {
+			n++
+		}
+	}
+	return n
+}
+
+// addLabProfile registers the lab kernel and the installer stand-in.
+func (s *server) addLabProfile(name, extraCmdline string) {
+	kernel, initrd := lab.Artifacts(s.t)
+	ud := filepath.Join(s.t.TempDir(), "base.yaml")
+	os.WriteFile(ud, []byte("stylus:\n  site:\n    paletteEndpoint: api.spectrocloud.example\n    projectUid: lab-project\n    edgeHostToken: LABTOKEN-do-not-log\ninstall:\n  poweroff: true\n"), 0o644)
+	cmdline := strings.TrimSpace("console=ttyS0 panic=-1 " + extraCmdline)
+	s.cli("profile", "add", name, "--kernel", kernel, "--initrd", initrd, "--cmdline", cmdline, "--userdata", ud)
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// installThenLocal boots a VM to completion, checks the inventory, boots
+// it again and checks that the second boot goes to local disk.
+func installThenLocal(t *testing.T, s *server, opts lab.VMOptions, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+
+	vm := lab.StartVM(t, s.n, opts)
+	if err := vm.WaitFor(ctx, `STANDIN: site\.name=`+name); err != nil {
+		t.Fatalf("installer stand-in never saw its user-data: %v", err)
+	}
+	if err := vm.Wait(ctx); err != nil {
+		t.Fatalf("first boot: %v", err)
+	}
+	log := vm.Log()
+	if !strings.Contains(log, "STANDIN: callback ok") {
+		t.Fatalf("stand-in did not report completion; serial tail:\n%s", tail(log, 30))
+	}
+	h := s.host(opts.MAC)
+	if h.State != "installed" || h.Attempt != 1 {
+		t.Fatalf("after install: host %s state %q attempt %d, want installed attempt 1", opts.MAC, h.State, h.Attempt)
+	}
+	ev := s.events(opts.MAC)
+	for _, kind := range []string{"dhcp", "booting", "userdata", "installed"} {
+		if countKind(ev, kind) == 0 {
+			t.Errorf("no %q event recorded; events: %+v", kind, ev)
+		}
+	}
+	if strings.Contains(mustRead(t, s.logPath), "LABTOKEN-do-not-log") {
+		t.Errorf("the edgeHostToken appeared in the server log")
+	}
+
+	// Second boot of the same machine: stage 2 must say "local disk".
+	vm2 := lab.StartVM(t, s.n, opts)
+	if err := vm2.WaitFor(ctx, `is installed; booting local disk`); err != nil {
+		t.Fatalf("second boot did not take the local-boot path: %v", err)
+	}
+	vm2.Kill()
+	if strings.Contains(vm2.Log(), "STANDIN:") {
+		t.Fatalf("second boot started the installer")
+	}
+	h = s.host(opts.MAC)
+	ev = s.events(opts.MAC)
+	if h.State != "installed" || h.Attempt != 1 || countKind(ev, "booting") != 1 || countKind(ev, "localboot") == 0 {
+		t.Fatalf("after second boot: state %q attempt %d, booting events %d, localboot events %d; want installed, 1, 1, ≥1",
+			h.State, h.Attempt, countKind(ev, "booting"), countKind(ev, "localboot"))
+	}
+}
+
+func mustRead(t *testing.T, p string) string {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// BIOS firmware, proxyDHCP beside dnsmasq as the site's DHCP server. The
+// iPXE in QEMU's NIC ROM does the DHCP, takes its address from dnsmasq
+// and its boot script from stagehand.
+func TestBIOSProxy(t *testing.T) {
+	n := lab.NewNet(t, "bios", "10.99.1.1/24")
+	site := n.AddPeer(t, "site", "10.99.1.2/24")
+	lab.RunDnsmasqSite(t, site, "eth0", "10.99.1.100", "10.99.1.150")
+	s := startServer(t, n, "--dhcp-mode", "proxy")
+	s.addLabProfile("lab", "")
+	mac := "52:54:00:e2:01:01"
+	s.cli("host", "add", mac, "--profile", "lab", "--name", "rack1-node1", "--serial", "SN-BIOS-1")
+	installThenLocal(t, s, lab.VMOptions{Firmware: lab.BIOS, MAC: mac, NICROM: true}, "rack1-node1")
+	h := s.host(mac)
+	if !strings.HasPrefix(h.LastIP, "10.99.1.1") || h.LastIP == "10.99.1.1" {
+		t.Errorf("host's last IP %q is not from the site DHCP server's range", h.LastIP)
+	}
+}
+
+// UEFI firmware with the NIC ROM disabled: OVMF's own PXE client gets a
+// proxy offer from stagehand, fetches snponly.efi over stagehand's TFTP,
+// and that iPXE then asks again and gets the HTTP script.
+func TestUEFIProxyTFTP(t *testing.T) {
+	n := lab.NewNet(t, "uefi", "10.99.2.1/24")
+	site := n.AddPeer(t, "site", "10.99.2.2/24")
+	lab.RunDnsmasqSite(t, site, "eth0", "10.99.2.100", "10.99.2.150")
+	s := startServer(t, n, "--dhcp-mode", "proxy")
+	s.addLabProfile("lab", "")
+	mac := "52:54:00:e2:02:01"
+	s.cli("host", "add", mac, "--profile", "lab", "--name", "rack1-node2")
+	installThenLocal(t, s, lab.VMOptions{Firmware: lab.UEFI, MAC: mac, NICROM: false}, "rack1-node2")
+	ev := s.events(mac)
+	tftp := false
+	for _, e := range ev {
+		if e.Kind == "tftp" && strings.Contains(e.Detail, "snponly.efi") {
+			tftp = true
+		}
+	}
+	if !tftp {
+		t.Errorf("no TFTP transfer of snponly.efi recorded on the host; events: %+v", ev)
+	}
+}
+
+// Full DHCP on an isolated network: stagehand is the only DHCP server.
+func TestFullDHCP(t *testing.T) {
+	n := lab.NewNet(t, "full", "10.99.3.1/24")
+	s := startServer(t, n, "--dhcp-mode", "full", "--dhcp-range", "10.99.3.50-10.99.3.60")
+	s.addLabProfile("lab", "")
+	mac := "52:54:00:e2:03:01"
+	s.cli("host", "add", mac, "--profile", "lab", "--name", "rack1-node3")
+	installThenLocal(t, s, lab.VMOptions{Firmware: lab.BIOS, MAC: mac, NICROM: true}, "rack1-node3")
+	h := s.host(mac)
+	if !strings.HasPrefix(h.LastIP, "10.99.3.5") && !strings.HasPrefix(h.LastIP, "10.99.3.60") {
+		t.Errorf("host's last IP %q is not from stagehand's pool", h.LastIP)
+	}
+}
