@@ -28,16 +28,23 @@ need apt-get apt
 need dpkg dpkg
 need cpio cpio
 need gzip gzip
-[ -x "$busybox" ] && "$busybox" --list | grep -qx udhcpc ||
+[ -x "$busybox" ] && "$busybox" --list | grep -x udhcpc >/dev/null ||
 	{ echo "build-artifacts: $busybox is not busybox-static (apt-get install busybox-static)" >&2; exit 1; }
 
-kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[^ ]*\)$/\1/p' | head -n 1)
-if [ -z "$kpkg" ]; then
+# One apt-cache call (about 1 s of CPU): the metapackage pins the exact
+# kernel package and version it depends on.
+resolve_kernel() {
+	apt-cache show --no-all-versions linux-image-amd64 2>/dev/null |
+		sed -n 's/^Depends:.*\(linux-image-[0-9][^ ,]*\) (= \([^)]*\)).*/\1 \2/p' | head -n 1
+}
+resolved=$(resolve_kernel)
+if [ -z "$resolved" ]; then
 	apt-get update -qq
-	kpkg=$(apt-cache depends linux-image-amd64 | sed -n 's/^ *Depends: \(linux-image-[^ ]*\)$/\1/p' | head -n 1)
+	resolved=$(resolve_kernel)
 fi
-[ -n "$kpkg" ] || { echo "build-artifacts: cannot resolve linux-image-amd64" >&2; exit 1; }
-kver=$(apt-cache show --no-all-versions "$kpkg" | sed -n 's/^Version: //p' | head -n 1)
+[ -n "$resolved" ] || { echo "build-artifacts: cannot resolve linux-image-amd64's kernel package" >&2; exit 1; }
+kpkg=${resolved% *}
+kver=${resolved#* }
 
 inputs=$(
 	echo "kernel $kpkg $kver"
