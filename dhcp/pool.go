@@ -114,8 +114,8 @@ func (p *pool) offer(mac net.HardwareAddr, requested netip.Addr, now time.Time) 
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if i, ok := p.byMAC[k]; ok {
-		s := &p.slots[i]
-		if s.state == slotOffered {
+		// Hold it through the REQUEST, also an expired lease.
+		if s := &p.slots[i]; s.until.Before(now.Add(offerHold)) {
 			s.until = now.Add(offerHold)
 		}
 		return p.addr(i), true

@@ -280,8 +280,13 @@ func (x *exchange) send(typ dhcpv4.MessageType, yiaddr net.IP) {
 		st.naks.Add(1)
 	}
 	st.countArch(x.c.Arch, file != "")
-	x.log.Debug().Stringer("mac", x.c.MAC).Stringer("xid", x.c.XID).Stringer("arch", x.c.Arch).
-		Stringer("reply", typ).IPAddr("yiaddr", yiaddr).Str("file", file).Stringer("dst", dst).Msg("dhcp: reply sent")
+	if e := x.log.Debug(); e.Enabled() {
+		if yiaddr != nil {
+			e = e.IPAddr("yiaddr", yiaddr)
+		}
+		e.Stringer("mac", x.c.MAC).Stringer("xid", x.c.XID).Stringer("arch", x.c.Arch).
+			Stringer("reply", typ).Str("file", file).Stringer("dst", dst).Msg("dhcp: reply sent")
+	}
 	if f := x.s.cfg.OnReply; f != nil {
 		r := Reply{Client: *x.c, Type: typ, BootFile: file, Port: x.port}
 		if yiaddr != nil {

@@ -37,7 +37,7 @@ resolve_kernel() {
 	apt-cache show --no-all-versions linux-image-amd64 2>/dev/null |
 		sed -n 's/^Depends:.*\(linux-image-[0-9][^ ,]*\) (= \([^)]*\)).*/\1 \2/p' | head -n 1
 }
-resolved=$(resolve_kernel)
+resolved=$(resolve_kernel || true)
 if [ -z "$resolved" ]; then
 	apt-get update -qq
 	resolved=$(resolve_kernel)
@@ -62,11 +62,18 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-echo "build-artifacts: downloading $kpkg $kver"
-# apt-get download writes to the current directory; -o quiets the _apt
-# sandbox warning when running as root in a private temp dir.
-(cd "$work" && apt-get download -q -o APT::Sandbox::User=root "$kpkg=$kver" >/dev/null)
-dpkg -x "$work"/"$kpkg"_*.deb "$work/k"
+# The .deb is kept in OUTDIR so that a change to the stand-in scripts does
+# not download the kernel again; older ones are removed.
+deb=$out/${kpkg}_${kver//:/%3a}_amd64.deb
+if [ ! -s "$deb" ]; then
+	echo "build-artifacts: downloading $kpkg $kver"
+	# apt-get download writes to the current directory; the sandbox user
+	# _apt could not write to a private temp dir.
+	(cd "$work" && apt-get download -q -o APT::Sandbox::User=root "$kpkg=$kver" >/dev/null)
+	find "$out" -maxdepth 1 -name 'linux-image-*.deb' -delete
+	mv "$work"/"$kpkg"_*.deb "$deb"
+fi
+dpkg -x "$deb" "$work/k"
 
 vmlinuz=$(ls "$work"/k/boot/vmlinuz-* | head -n 1)
 moddir=$(ls -d "$work"/k/lib/modules/* | head -n 1)

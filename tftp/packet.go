@@ -20,12 +20,11 @@ const (
 type errorCode uint16
 
 const (
-	errUndefined  errorCode = 0
-	errNotFound   errorCode = 1
-	errAccess     errorCode = 2
-	errIllegalOp  errorCode = 4
-	errUnknownTID errorCode = 5
-	errOptions    errorCode = 8
+	errUndefined errorCode = 0
+	errNotFound  errorCode = 1
+	errAccess    errorCode = 2
+	errIllegalOp errorCode = 4
+	errOptions   errorCode = 8
 )
 
 // Bounds on what a request may contain. RFC 2347 section "Packet Formats"

@@ -149,8 +149,8 @@ func (s *Server) config() config {
 // cancelled. Each transfer runs from its own ephemeral UDP socket bound to
 // conn's local IP, which is the transfer ID of RFC 1350 section 4. When ctx
 // is cancelled Serve closes conn, ends in-flight transfers with an ERROR to
-// their clients, waits for them and returns nil. It returns early only on a
-// socket error or a missing Handler.
+// their clients, waits for them and returns nil. A read error on conn ends
+// the transfers the same way and is returned.
 func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	if s.Handler == nil {
 		return errors.New("tftp: Server.Handler is nil")
@@ -169,6 +169,9 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 		active = make(map[netip.AddrPort]*transfer)
 	)
 	defer wg.Wait()
+	// Transfers stop with Serve, whether ctx ended it or a socket error.
+	tctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 
 	// One byte more than the largest valid request so oversized ones are
 	// seen as such rather than silently truncated.
@@ -178,10 +181,6 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
 			}
 			return fmt.Errorf("tftp: read: %w", err)
 		}
@@ -198,15 +197,16 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 		}
 		if req.op == opWRQ {
 			s.reply(conn, addr, errAccess, "read-only server")
-			s.Log.Info().Stringer("remote", remote).Str("file", req.filename).Msg("tftp: write request refused")
+			s.Log.Info().Stringer("remote", remote).Str("file", sanitize(req.filename)).Msg("tftp: write request refused")
 			continue
 		}
 
 		mu.Lock()
 		if t := active[remote]; t != nil && !t.heard.Load() {
-			// The client resent its RRQ before our first packet reached it;
-			// a second transfer would only race the first (RFC 1123
-			// 4.2.3.1 warns of exactly this duplication).
+			// The client resent its RRQ before our first packet reached it.
+			// A second transfer would race the first for the same client
+			// port and double the traffic, as in.tftpd's duplicate children
+			// do under load.
 			mu.Unlock()
 			s.stats.dupRRQ.Add(1)
 			continue
@@ -228,7 +228,7 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res := t.run(ctx, local.IP, local.Zone)
+			res := t.run(tctx, local.IP, local.Zone)
 			mu.Lock()
 			if active[remote] == t {
 				delete(active, remote)

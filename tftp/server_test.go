@@ -584,3 +584,34 @@ func TestHandlerFunc(t *testing.T) {
 type nopCloser struct{ *bytes.Reader }
 
 func (nopCloser) Close() error { return nil }
+
+// A socket error other than cancellation ends Serve with that error, and
+// transfers in flight are ended rather than left running.
+func TestServeSocketError(t *testing.T) {
+	dir := t.TempDir()
+	randomFile(t, dir, "f", 3000)
+	srv := &Server{Handler: Dir(dir), Log: testLogger(t), Timeout: 30 * time.Second}
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(context.Background(), conn) }()
+	held, err := (&testClient{options: []option{{"tsize", "0"}}, stallAfterOACK: true}).get(conn.LocalAddr().String(), "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.conn.Close()
+	conn.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Serve returned %v, want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+	if st := srv.Stats(); st.Active != 0 || st.TransfersFailed != 1 {
+		t.Errorf("stats = %+v", st)
+	}
+}

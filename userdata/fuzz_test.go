@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 
 	"gopkg.in/yaml.v3"
@@ -88,6 +89,24 @@ func BenchmarkRenderMaxSizeRejected(b *testing.B) {
 	for b.Loop() {
 		if _, err := Render(in); err == nil {
 			b.Fatal("accepted")
+		}
+	}
+}
+
+func BenchmarkRenderWideMerge(b *testing.B) {
+	// Two flat mappings at the node cap merged key by key: merge must stay
+	// linear in the number of keys.
+	var base, over bytes.Buffer
+	const keys = maxNodes/4 - 10
+	for i := range keys {
+		fmt.Fprintf(&base, "k%d: %d\n", i, i)
+		fmt.Fprintf(&over, "k%d: %d\n", keys-i, i)
+	}
+	in := Input{Base: base.Bytes(), Overrides: over.Bytes(), Site: Site{PaletteEndpoint: "e"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Render(in); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

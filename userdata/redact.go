@@ -30,8 +30,8 @@ var secretKeys = map[string]bool{
 // its secrets cannot be located.
 func Redact(doc []byte) []byte {
 	header := bytes.HasPrefix(doc, []byte(cloudConfigHeader))
-	root, err := parseDoc(doc, "userdata", redactLimit)
-	if err != nil {
+	root, fe := parseDoc(doc, "userdata", redactLimit)
+	if fe != nil {
 		return []byte(cloudConfigHeader + "\n# document withheld: it could not be parsed for redaction\n")
 	}
 	maskSecrets(root)

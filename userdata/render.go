@@ -18,13 +18,13 @@ const CallbackStepName = "stagehand: report install complete"
 // "#cloud-config". Any problem yields a *ValidationError listing all of them.
 func Render(in Input) ([]byte, error) {
 	var p problems
-	root, err := parseDoc(in.Base, "profile.userdata", MaxDocumentSize)
-	if err != nil {
-		p = append(p, err.(FieldError))
+	root, fe := parseDoc(in.Base, "profile.userdata", MaxDocumentSize)
+	if fe != nil {
+		p = append(p, *fe)
 	}
-	over, err := parseDoc(in.Overrides, "userdata", MaxDocumentSize)
-	if err != nil {
-		p = append(p, err.(FieldError))
+	over, fe := parseDoc(in.Overrides, "userdata", MaxDocumentSize)
+	if fe != nil {
+		p = append(p, *fe)
 	}
 	if len(p) > 0 {
 		return nil, p.err()

@@ -325,3 +325,38 @@ func TestMetaData(t *testing.T) {
 		}
 	}
 }
+
+func TestRenderInputShapes(t *testing.T) {
+	site := Site{PaletteEndpoint: "api.spectrocloud.com"}
+	tests := []struct {
+		name string
+		in   Input
+		path []any
+		want any
+	}{
+		{"header-only base", Input{Site: site, Base: []byte("#cloud-config\n")}, []any{"install", "poweroff"}, true},
+		{"null document", Input{Site: site, Base: []byte("~\n"), Overrides: []byte("---\n")}, []any{"stylus", "site", "paletteEndpoint"}, "api.spectrocloud.com"},
+		{"CRLF line endings", Input{Base: []byte("#cloud-config\r\nstylus:\r\n  site:\r\n    paletteEndpoint: p.example\r\n")}, []any{"stylus", "site", "paletteEndpoint"}, "p.example"},
+		{"byte order mark", Input{Base: []byte("\ufeffstylus: {site: {paletteEndpoint: bom.example}}\n")}, []any{"stylus", "site", "paletteEndpoint"}, "bom.example"},
+		{"null site replaced by computed fields", Input{Site: site, Base: []byte("stylus:\n  site:\n")}, []any{"stylus", "site", "paletteEndpoint"}, "api.spectrocloud.com"},
+		{"override null replaces a value", Input{Site: site, Base: []byte("k3s: {enabled: true}\n"), Overrides: []byte("k3s:\n")}, []any{"k3s"}, nil},
+		{"host network without type keeps the profile's", Input{
+			Site: Site{PaletteEndpoint: "e.example", Network: &Network{Nameserver: "9.9.9.9"}},
+			Base: []byte("stylus: {site: {network: {type: dhcp}}}\n"),
+		}, []any{"stylus", "site", "network", "type"}, "dhcp"},
+		{"mask written as a number", Input{Base: []byte(endpointBase + "    network: {type: static, ipAddress: 10.0.0.9, mask: 24, gateway: 10.0.0.1}\n")},
+			[]any{"stylus", "site", "network", "mask"}, 24},
+		{"explicit poweroff true", Input{Site: site, PowerOff: func() *bool { b := true; return &b }()}, []any{"install", "poweroff"}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := Render(tc.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := dig(decodeOut(t, out), tc.path...); got != tc.want {
+				t.Errorf("%v = %#v, want %#v\n%s", tc.path, got, tc.want, out)
+			}
+		})
+	}
+}

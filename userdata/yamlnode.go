@@ -26,25 +26,31 @@ const (
 // parseDoc parses one user-data document into its top-level mapping node.
 // Empty (or comment-only) input yields an empty mapping. field names the
 // document in errors: "profile.userdata" or "userdata".
-func parseDoc(src []byte, field string, limit int) (*yaml.Node, error) {
+func parseDoc(src []byte, field string, limit int) (*yaml.Node, *FieldError) {
 	if len(src) > limit {
-		return nil, FieldError{Field: field, Reason: fmt.Sprintf("document is %d bytes, larger than the %d byte limit", len(src), limit)}
+		return nil, &FieldError{Field: field, Reason: fmt.Sprintf("document is %d bytes, larger than the %d byte limit", len(src), limit)}
 	}
 	root, err := decodeOne(src)
 	if err != nil {
-		return nil, FieldError{Field: field, Reason: err.Error()}
+		return nil, &FieldError{Field: field, Reason: err.Error()}
 	}
 	if root == nil {
 		return &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}, nil
 	}
 	if err := checkTree(root); err != nil {
-		return nil, FieldError{Field: field, Reason: err.Error()}
+		return nil, &FieldError{Field: field, Reason: err.Error()}
 	}
 	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
 		return &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}, nil
 	}
 	if root.Kind != yaml.MappingNode {
-		return nil, FieldError{Field: field, Reason: "top level must be a mapping, not a " + kindName(root)}
+		return nil, &FieldError{Field: field, Reason: "top level must be a mapping, not a " + kindName(root)}
+	}
+	// Parsing into nodes does not resolve values; decoding does, and finds
+	// what the installer's own decoder would choke on (a !!binary that is
+	// not base64, an out-of-range !!int). Without aliases this is linear.
+	if err := decodeCheck(root); err != nil {
+		return nil, &FieldError{Field: field, Reason: err.Error()}
 	}
 	normalize(root)
 	return root, nil
@@ -80,6 +86,19 @@ func decodeOne(src []byte) (root *yaml.Node, err error) {
 		return nil, nil
 	}
 	return doc.Content[0], nil
+}
+
+func decodeCheck(root *yaml.Node) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("YAML decoder failed: %v", r)
+		}
+	}()
+	var v any
+	if err := root.Decode(&v); err != nil {
+		return fmt.Errorf("invalid YAML value: %s", trimYAMLError(err))
+	}
+	return nil
 }
 
 func trimYAMLError(err error) string {
@@ -161,12 +180,25 @@ func kindName(n *yaml.Node) string {
 
 // merge deep-merges src over dst in place. Keys of dst keep their positions;
 // keys only in src are appended in src's order. See the package doc for why
-// sequences replace rather than concatenate.
+// sequences replace rather than concatenate. Only scalar keys match; complex
+// keys are opaque and always appended. An index keeps a merge of two wide
+// mappings linear rather than quadratic.
 func merge(dst, src *yaml.Node) {
+	index := make(map[string]int, len(dst.Content)/2)
+	for i := 0; i+1 < len(dst.Content); i += 2 {
+		if k := dst.Content[i]; k.Kind == yaml.ScalarNode {
+			if _, dup := index[k.Value]; !dup {
+				index[k.Value] = i
+			}
+		}
+	}
 	for i := 0; i+1 < len(src.Content); i += 2 {
 		k, v := src.Content[i], src.Content[i+1]
-		j := findKeyNode(dst, k)
-		if j < 0 {
+		j, found := index[k.Value]
+		if k.Kind != yaml.ScalarNode || !found {
+			if k.Kind == yaml.ScalarNode {
+				index[k.Value] = len(dst.Content)
+			}
 			dst.Content = append(dst.Content, k, v)
 			continue
 		}
@@ -177,21 +209,6 @@ func merge(dst, src *yaml.Node) {
 		}
 		dst.Content[j+1] = v
 	}
-}
-
-// findKeyNode returns the index of the key node in m equal to k, or -1.
-// Only scalar keys match; complex keys are opaque and never merge.
-func findKeyNode(m, k *yaml.Node) int {
-	if k.Kind != yaml.ScalarNode {
-		return -1
-	}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		c := m.Content[i]
-		if c.Kind == yaml.ScalarNode && c.Value == k.Value {
-			return i
-		}
-	}
-	return -1
 }
 
 // lookup returns the value under key in mapping m, or nil.

@@ -60,6 +60,7 @@ func newLogger(level, format string) (zerolog.Logger, error) {
 	if err != nil || level == "" {
 		return zerolog.Nop(), fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
 	}
+	zerolog.TimeFieldFormat = time.RFC3339Nano // boot steps are milliseconds apart
 	var l zerolog.Logger
 	switch format {
 	case "json":

@@ -1,0 +1,113 @@
+package dhcp
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+func mac(b byte) net.HardwareAddr { return net.HardwareAddr{2, 0, 0, 0, 0, b} }
+
+func TestPoolLifecycle(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	start, end := netip.MustParseAddr("10.0.0.10"), netip.MustParseAddr("10.0.0.11")
+	p := newPool(start, end)
+
+	a1, ok := p.offer(mac(1), netip.Addr{}, t0)
+	if !ok {
+		t.Fatal("no offer from an empty pool")
+	}
+	if again, _ := p.offer(mac(1), netip.Addr{}, t0.Add(time.Second)); again != a1 {
+		t.Errorf("repeat DISCOVER got %v, want %v", again, a1)
+	}
+	a2, ok := p.offer(mac(2), a1, t0) // asks for mac(1)'s address
+	if !ok || a2 == a1 {
+		t.Fatalf("second client got %v, %v", a2, ok)
+	}
+	if _, ok := p.offer(mac(3), netip.Addr{}, t0); ok {
+		t.Fatal("offer from a pool held by two offers")
+	}
+	// Offers lapse after offerHold.
+	a3, ok := p.offer(mac(3), netip.Addr{}, t0.Add(offerHold+time.Second))
+	if !ok {
+		t.Fatal("lapsed offers not reusable")
+	}
+	if p.check(mac(1), a3, t0.Add(offerHold+time.Second)) && a3 == a1 {
+		t.Error("mac(1) still holds an address given to mac(3)")
+	}
+
+	// A lease outlives its offer; once expired it stays with its client
+	// until another one needs the address.
+	t1 := t0.Add(time.Hour)
+	p = newPool(start, end)
+	b1, _ := p.offer(mac(1), netip.Addr{}, t1)
+	if !p.check(mac(1), b1, t1) {
+		t.Fatal("check refused the offered address")
+	}
+	p.bind(mac(1), b1, t1.Add(time.Hour), "n1")
+	b2, _ := p.offer(mac(2), netip.Addr{}, t1)
+	p.bind(mac(2), b2, t1.Add(time.Hour), "n2")
+	if _, ok := p.offer(mac(3), netip.Addr{}, t1.Add(30*time.Minute)); ok {
+		t.Fatal("offered an address under a live lease")
+	}
+	t2 := t1.Add(2 * time.Hour)
+	if got, _ := p.offer(mac(1), netip.Addr{}, t2); got != b1 {
+		t.Errorf("expired lease's client got %v, want its old %v", got, b1)
+	}
+	got, ok := p.offer(mac(3), netip.Addr{}, t2)
+	if !ok || got != b2 {
+		t.Errorf("reclaim got %v, %v; want mac(2)'s expired %v", got, ok, b2)
+	}
+	if p.check(mac(2), b2, t2) {
+		t.Errorf("mac(2) still holds its reclaimed address %v (mac(1) %v)", b2, b1)
+	}
+
+	// DECLINE quarantines; RELEASE frees at once.
+	p = newPool(start, end)
+	c1, _ := p.offer(mac(1), netip.Addr{}, t0)
+	if !p.decline(mac(1), c1, t0) {
+		t.Fatal("decline refused")
+	}
+	c2, _ := p.offer(mac(1), netip.Addr{}, t0)
+	if c2 == c1 {
+		t.Error("declined address offered again at once")
+	}
+	p.bind(mac(1), c2, t0.Add(24*time.Hour), "")
+	if _, ok := p.offer(mac(2), netip.Addr{}, t0); ok {
+		t.Error("declined address offered to another client")
+	}
+	if got, ok := p.offer(mac(2), netip.Addr{}, t0.Add(declineHold+time.Second)); !ok || got != c1 {
+		t.Errorf("after quarantine got %v, %v; want %v", got, ok, c1)
+	}
+	if p.release(mac(9), c2) {
+		t.Error("released another client's address")
+	}
+	if !p.release(mac(1), c2) {
+		t.Error("release refused")
+	}
+	if got, ok := p.offer(mac(3), netip.Addr{}, t0); !ok || got != c2 {
+		t.Errorf("released address: got %v, %v", got, ok)
+	}
+}
+
+func TestPoolLoad(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := newPool(netip.MustParseAddr("10.0.0.10"), netip.MustParseAddr("10.0.0.20"))
+	a := netip.MustParseAddr("10.0.0.12")
+	n := p.load([]Lease{
+		{MAC: mac(1), IP: a, Expiry: t0},
+		{MAC: mac(2), IP: a, Expiry: t0.Add(time.Hour)},                 // reclaimed later: wins
+		{MAC: mac(3), IP: netip.MustParseAddr("10.0.0.99"), Expiry: t0}, // outside the range
+		{MAC: mac(4), IP: netip.MustParseAddr("10.0.0.13"), Expiry: t0.Add(-time.Hour)},
+	})
+	if n != 3 {
+		t.Errorf("loaded %d", n)
+	}
+	if !p.check(mac(2), a, t0) || p.check(mac(1), a, t0) {
+		t.Error("the later lease on a shared address did not win")
+	}
+	if got, _ := p.offer(mac(4), netip.Addr{}, t0); got != netip.MustParseAddr("10.0.0.13") {
+		t.Errorf("expired stored lease not given back to its client: %v", got)
+	}
+}
