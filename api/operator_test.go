@@ -330,11 +330,10 @@ func TestStatus(t *testing.T) {
 	e.addHost(inventory.Host{MAC: "52:54:00:aa:00:02", Profile: "edge"})
 	e.addHost(inventory.Host{MAC: "52:54:00:aa:00:03", Profile: "edge"})
 	e.addHost(inventory.Host{MAC: "52:54:00:aa:00:04"})
-	_, tok := e.stage2("mac=52:54:00:aa:00:02")
+	e.stage2("mac=52:54:00:aa:00:02")
 	_, tok3 := e.stage2("mac=52:54:00:aa:00:03")
 	e.get("/userdata/" + tok3)
 	decodeCallback(t, e.post("/callback/"+tok3+"/done", ""))
-	_ = tok
 
 	r := e.op(http.MethodGet, "/status", "")
 	var raw map[string]json.RawMessage

@@ -93,14 +93,17 @@ func BenchmarkRenderMaxSizeRejected(b *testing.B) {
 	}
 }
 
-func BenchmarkRenderWideMerge(b *testing.B) {
-	// Two flat mappings at the node cap merged key by key: merge must stay
-	// linear in the number of keys.
+func BenchmarkRenderWideMappings(b *testing.B) {
+	// Twenty mappings at the width cap in both documents, merged key by key:
+	// the most keys a document under the size limit can make Render compare.
 	var base, over bytes.Buffer
-	const keys = maxNodes/4 - 10
-	for i := range keys {
-		fmt.Fprintf(&base, "k%d: %d\n", i, i)
-		fmt.Fprintf(&over, "k%d: %d\n", keys-i, i)
+	for m := range 20 {
+		fmt.Fprintf(&base, "m%d:\n", m)
+		fmt.Fprintf(&over, "m%d:\n", m)
+		for i := range maxMapKeys {
+			fmt.Fprintf(&base, " k%d: %d\n", i, i)
+			fmt.Fprintf(&over, " k%d: %d\n", maxMapKeys-i, i)
+		}
 	}
 	in := Input{Base: base.Bytes(), Overrides: over.Bytes(), Site: Site{PaletteEndpoint: "e"}}
 	b.ReportAllocs()

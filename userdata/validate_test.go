@@ -88,6 +88,8 @@ func TestRenderValidation(t *testing.T) {
 		{"two documents", Input{Site: ep, Overrides: []byte("a: 1\n---\nb: 2\n")}, []string{"userdata"}, "more than one"},
 		{"deep nesting", Input{Site: ep, Overrides: []byte(strings.Repeat("[", 100) + strings.Repeat("]", 100))}, []string{"userdata"}, ""},
 		{"deep nesting in a mapping", Input{Site: ep, Overrides: []byte("a: " + strings.Repeat("[", 100) + strings.Repeat("]", 100))}, []string{"userdata"}, "deeper than"},
+		{"mapping too wide", Input{Site: ep, Overrides: []byte(wideMapping(maxMapKeys + 1))}, []string{"userdata"}, "more than 1000 keys"},
+		{"invalid binary value", Input{Site: ep, Base: []byte("a: !!binary 0\n")}, []string{"profile.userdata"}, "invalid YAML value"},
 		{"too many nodes", Input{Site: ep, Base: []byte("a: [" + strings.Repeat("1,", maxNodes) + "1]\n")}, []string{"profile.userdata"}, "nodes"},
 		{"every problem reported", Input{
 			HostName: "bad name",
@@ -128,6 +130,14 @@ func TestRenderValidation(t *testing.T) {
 			}
 		})
 	}
+}
+
+func wideMapping(n int) string {
+	var sb strings.Builder
+	for i := range n {
+		fmt.Fprintf(&sb, "k%d: %d\n", i, i)
+	}
+	return sb.String()
 }
 
 // aliasBomb is the classic "billion laughs" in YAML.

@@ -19,6 +19,10 @@ const (
 	// to make every recursive walk here expensive.
 	maxNodes = 50000
 	maxDepth = 64
+	// maxMapKeys bounds one mapping's width: yaml.v3's decoder (ours and,
+	// likely, the installer's) checks duplicate keys pairwise, quadratic in
+	// the width. 25000 keys in one mapping cost over a second.
+	maxMapKeys = 1000
 
 	cloudConfigHeader = "#cloud-config"
 )
@@ -105,7 +109,8 @@ func trimYAMLError(err error) string {
 	return strings.TrimPrefix(err.Error(), "yaml: ")
 }
 
-// checkTree enforces the structural limits: node count, depth, no anchors or
+// checkTree enforces the structural limits: node count, depth, mapping
+// width, no anchors or
 // aliases, no duplicate keys. Aliases are refused outright rather than
 // counted: an alias "billion laughs" costs nothing to parse into nodes but
 // expands exponentially in whatever later decodes the rendered document, and
@@ -127,6 +132,9 @@ func checkTree(root *yaml.Node) error {
 		if n.Kind == yaml.MappingNode {
 			if len(n.Content)%2 != 0 {
 				return fmt.Errorf("line %d: malformed mapping", n.Line)
+			}
+			if len(n.Content)/2 > maxMapKeys {
+				return fmt.Errorf("line %d: mapping has more than %d keys", n.Line, maxMapKeys)
 			}
 			seen := make(map[string]bool, len(n.Content)/2)
 			for i := 0; i < len(n.Content); i += 2 {
