@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -188,7 +187,7 @@ func TestInteropProxyBesideDnsmasq(t *testing.T) {
 	dnsmasq := needTool(t, "dnsmasq", "dnsmasq-base")
 	needTool(t, "ip", "iproute2")
 	prx, site, cli := netns(t, "prx"), netns(t, "site"), netns(t, "pcl")
-	run(t, "ip", "-n", prx, "link", "add", "br0", "type", "bridge")
+	run(t, "ip", "-n", prx, "link", "add", "br0", "type", "bridge", "forward_delay", "0")
 	run(t, "ip", "-n", prx, "link", "add", "ps", "type", "veth", "peer", "name", "vs", "netns", site)
 	run(t, "ip", "-n", prx, "link", "add", "pc", "type", "veth", "peer", "name", "vc", "netns", cli)
 	for _, l := range []string{"ps", "pc"} {
@@ -241,7 +240,6 @@ func TestInteropProxyBesideDnsmasq(t *testing.T) {
 	disc := loadPacket(t, "bios-pxe-discover")
 	disc.ClientHWAddr = hwaddr(t, cli, "vc")
 	disc.SetBroadcast() // the client has no address to receive unicast on
-	var mu sync.Mutex
 	offers := map[string]*dhcpv4.DHCPv4{} // by server identifier
 	deadline := time.Now().Add(20 * time.Second)
 	buf := make([]byte, 2048)
@@ -260,9 +258,7 @@ func TestInteropProxyBesideDnsmasq(t *testing.T) {
 			if err != nil || p.TransactionID != disc.TransactionID || p.OpCode != dhcpv4.OpcodeBootReply {
 				continue
 			}
-			mu.Lock()
 			offers[p.ServerIdentifier().String()] = p
-			mu.Unlock()
 		}
 	}
 	site4, ours := offers["192.168.88.2"], offers["192.168.88.1"]
