@@ -22,6 +22,7 @@ import (
 
 	"github.com/stagehand-dev/stagehand/api"
 	"github.com/stagehand-dev/stagehand/inventory"
+	"github.com/stagehand-dev/stagehand/ipxe"
 )
 
 const (
@@ -76,11 +77,15 @@ func newEnv(t *testing.T, mod func(*api.Config)) *env {
 	write(filepath.Join(e.ipxeDir, "snponly.efi"), []byte("SNPONLY-EFI-BYTES"))
 	write(filepath.Join(root, "secret.txt"), []byte("TOP-SECRET-OUTSIDE-ROOT"))
 
+	bins, err := ipxe.LoadBinaries(e.ipxeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := api.Config{
-		IPXEDir: e.ipxeDir,
-		Token:   testToken,
-		Log:     zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel),
-		Now:     func() time.Time { return time.Date(2025, 6, 1, 8, 0, 0, 0, time.UTC) },
+		Binaries: bins,
+		Token:    testToken,
+		Log:      zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel),
+		Now:      func() time.Time { return time.Date(2025, 6, 1, 8, 0, 0, 0, time.UTC) },
 	}
 	storeLog := cfg.Log
 	if mod != nil {

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/gorilla/mux"
@@ -159,15 +158,15 @@ func (s *Server) handleArtifact(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleBinary serves the iPXE binaries over HTTP for UEFI HTTP boot.
-// Only plain file names: the router already stops at "/", and a name
-// that still tries to climb out is refused here.
+// Only names in the list loaded at start: no client path reaches the
+// file system.
 func (s *Server) handleBinary(w http.ResponseWriter, r *http.Request) {
-	name := mux.Vars(r)["file"]
-	if name == "" || name != filepath.Base(name) || strings.HasPrefix(name, ".") {
+	f, err := s.cfg.Binaries.Open(mux.Vars(r)["file"])
+	if err != nil {
 		writeError(w, http.StatusNotFound, "not_found", "no such binary")
 		return
 	}
-	s.serveFile(w, r, filepath.Join(s.cfg.IPXEDir, name))
+	s.serveOpen(w, r, f)
 }
 
 func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, path string) {
@@ -177,6 +176,11 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, path string) 
 		writeError(w, http.StatusNotFound, "not_found", "artifact unavailable")
 		return
 	}
+	s.serveOpen(w, r, f)
+}
+
+// serveOpen serves and closes f.
+func (s *Server) serveOpen(w http.ResponseWriter, r *http.Request, f *os.File) {
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil || !st.Mode().IsRegular() {

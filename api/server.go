@@ -25,9 +25,9 @@ type Config struct {
 	// script and config_url, so it must be the provisioning-network
 	// address, not whatever Host header a client sent.
 	Base string
-	// IPXEDir holds the iPXE binaries, served under /tftp/ for UEFI HTTP
+	// Binaries are the iPXE binaries, served under /tftp/ for UEFI HTTP
 	// boot clients (which fetch the NBP over HTTP instead of TFTP).
-	IPXEDir string
+	Binaries ipxe.Binaries
 	// Unknown is the policy for MACs not in the inventory;
 	// UnknownProfile is the profile used when it is ipxe.UnknownProfile.
 	Unknown        ipxe.UnknownPolicy
@@ -57,9 +57,6 @@ const maxIPMap = 4096
 func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
-	}
-	if cfg.IPXEDir == "" {
-		cfg.IPXEDir = ipxe.DefaultDir
 	}
 	s := &Server{cfg: cfg, byIP: map[string]string{}}
 	s.stage1 = ipxe.RenderStage1(ipxe.Stage1Params{Base: cfg.Base})

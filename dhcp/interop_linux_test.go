@@ -206,6 +206,7 @@ func TestInteropProxyBesideDnsmasq(t *testing.T) {
 	var dout bytes.Buffer
 	dm := exec.CommandContext(dctx, "ip", "netns", "exec", site, dnsmasq, "--no-daemon", "--port=0",
 		"--conf-file=/dev/null", "--interface=vs", "--bind-interfaces", "--user=root", "--log-dhcp",
+		"--no-ping", // dnsmasq pings before offering: 3 s per run (QEMU-LAB.md pitfall 4)
 		"--dhcp-range=192.168.88.100,192.168.88.150,255.255.255.0,1h",
 		"--dhcp-leasefile="+filepath.Join(dir, "leases"), "--pid-file="+filepath.Join(dir, "pid"))
 	dm.Stdout, dm.Stderr = &dout, &dout
@@ -239,7 +240,7 @@ func TestInteropProxyBesideDnsmasq(t *testing.T) {
 	defer conn.Close()
 	disc := loadPacket(t, "bios-pxe-discover")
 	disc.ClientHWAddr = hwaddr(t, cli, "vc")
-	disc.SetBroadcast() // the client has no address to receive unicast on
+	disc.SetBroadcast()                   // the client has no address to receive unicast on
 	offers := map[string]*dhcpv4.DHCPv4{} // by server identifier
 	deadline := time.Now().Add(20 * time.Second)
 	buf := make([]byte, 2048)

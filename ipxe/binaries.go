@@ -3,8 +3,10 @@ package ipxe
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Binary names in Debian's ipxe package (/usr/lib/ipxe).
@@ -31,4 +33,40 @@ func CheckBinaries(dir string, files ...string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Binaries is the set of iPXE binaries served over TFTP and HTTP: every
+// regular file directly in the directory, resolved once at start. Debian
+// ships ipxe.efi as a symlink to /boot/ipxe.efi, so a handler that refused
+// symlinks out of the directory would refuse it; resolving the operator's
+// own directory listing up front serves it without ever letting a client
+// path name a file outside that list.
+type Binaries map[string]string // name → resolved path
+
+// LoadBinaries lists dir.
+func LoadBinaries(dir string) (Binaries, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("iPXE directory: %w", err)
+	}
+	b := Binaries{}
+	for _, e := range ents {
+		p, err := filepath.EvalSymlinks(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			b[e.Name()] = p
+		}
+	}
+	return b, nil
+}
+
+// Open opens a binary by its plain name; anything else is fs.ErrNotExist.
+func (b Binaries) Open(name string) (*os.File, error) {
+	p, ok := b[strings.TrimPrefix(name, "/")]
+	if !ok {
+		return nil, fmt.Errorf("%q: %w", name, fs.ErrNotExist)
+	}
+	return os.Open(p)
 }

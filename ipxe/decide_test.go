@@ -93,7 +93,7 @@ func TestArch(t *testing.T) {
 		{ArchEFIBC, "efi-bc", true, true},
 		{ArchARM64, "efi-arm64", true, true},
 		{ArchEFI64HTTP, "efi-x64-http", true, true},
-		{Arch(2), "arch-2", false, false},  // EFI Itanium
+		{Arch(2), "arch-2", false, false},   // EFI Itanium
 		{Arch(10), "arch-10", false, false}, // ARM 32-bit UEFI
 		{Arch(19), "arch-19", false, false}, // ARM64 UEFI HTTP: not served
 		{ArchUnknown, "arch-65535", false, false},

@@ -44,7 +44,7 @@ func parseDoc(src []byte, field string, limit int) (*yaml.Node, *FieldError) {
 	if err := checkTree(root); err != nil {
 		return nil, &FieldError{Field: field, Reason: err.Error()}
 	}
-	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+	if isNull(root) {
 		return &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}, nil
 	}
 	if root.Kind != yaml.MappingNode {
@@ -52,7 +52,8 @@ func parseDoc(src []byte, field string, limit int) (*yaml.Node, *FieldError) {
 	}
 	// Parsing into nodes does not resolve values; decoding does, and finds
 	// what the installer's own decoder would choke on (a !!binary that is
-	// not base64, an out-of-range !!int). Without aliases this is linear.
+	// not base64, an out-of-range !!int). Without aliases, and with mappings
+	// no wider than maxMapKeys, this stays cheap.
 	if err := decodeCheck(root); err != nil {
 		return nil, &FieldError{Field: field, Reason: err.Error()}
 	}
@@ -110,11 +111,10 @@ func trimYAMLError(err error) string {
 }
 
 // checkTree enforces the structural limits: node count, depth, mapping
-// width, no anchors or
-// aliases, no duplicate keys. Aliases are refused outright rather than
-// counted: an alias "billion laughs" costs nothing to parse into nodes but
-// expands exponentially in whatever later decodes the rendered document, and
-// user-data never needs them.
+// width, no anchors or aliases, no duplicate keys. Aliases are refused
+// outright rather than counted: an alias "billion laughs" costs nothing to
+// parse into nodes but expands exponentially in whatever later decodes the
+// rendered document, and user-data never needs them.
 func checkTree(root *yaml.Node) error {
 	count := 0
 	var walk func(n *yaml.Node, depth int) error

@@ -209,6 +209,10 @@ func runServe(ctx context.Context, args []string) error {
 	if err := ipxe.CheckBinaries(o.ipxeDir, ipxe.FileBIOS, o.efiBinary); err != nil {
 		return err
 	}
+	bins, err := ipxe.LoadBinaries(o.ipxeDir)
+	if err != nil {
+		return err
+	}
 	store, err := inventory.Open(o.dataDir, inventory.Options{Log: log})
 	if err != nil {
 		return err
@@ -233,7 +237,7 @@ func runServe(ctx context.Context, args []string) error {
 
 	base := fmt.Sprintf("http://%s:%d", addr, o.httpPort)
 	web := api.New(api.Config{
-		Store: store, Base: base, IPXEDir: o.ipxeDir,
+		Store: store, Base: base, Binaries: bins,
 		Unknown: unknown, UnknownProfile: unknownProfile,
 		Token: token, Log: log.With().Str("svc", "http").Logger(),
 	})
@@ -306,7 +310,18 @@ func runServe(ctx context.Context, args []string) error {
 	}
 
 	tftpSrv := &tftp.Server{
-		Handler: tftp.Dir(o.ipxeDir),
+		Handler: tftp.HandlerFunc(func(name string, _ net.Addr) (tftp.File, int64, error) {
+			f, err := bins.Open(name)
+			if err != nil {
+				return nil, 0, err
+			}
+			st, err := f.Stat()
+			if err != nil {
+				f.Close()
+				return nil, 0, err
+			}
+			return f, st.Size(), nil
+		}),
 		Log:     log.With().Str("svc", "tftp").Logger(),
 		OnTransfer: func(t tftp.Transfer) {
 			ip, _, _ := net.SplitHostPort(t.Remote.String())
