@@ -122,6 +122,7 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 			}
 			break
 		}
+		s.stats.received.Add(1)
 		p.n, p.src = n, src
 		select {
 		case queue <- p:
@@ -138,7 +139,6 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 
 // handle answers one packet. Bad input is counted and dropped here.
 func (s *Server) handle(conn net.PacketConn, p *packet, port int, discovery bool, log *zerolog.Logger) {
-	s.stats.received.Add(1)
 	if p.n > maxPacket {
 		s.stats.malformed.Add(1)
 		log.Debug().Int("size", p.n).Stringer("src", p.src).Msg("dhcp: oversize packet dropped")

@@ -1,6 +1,9 @@
 package ipxe
 
 import (
+	"errors"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,5 +50,63 @@ func TestCheckBinaries(t *testing.T) {
 	lines := strings.Split(err.Error(), "\n")
 	if len(lines) != 2 || !strings.Contains(lines[0], FileBIOS) || !strings.Contains(lines[1], FileEFISNPOnly) {
 		t.Fatalf("want one line per missing file, got %q", err)
+	}
+}
+
+func TestLoadBinaries(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "ipxe")
+	outside := filepath.Join(root, "boot")
+	for _, d := range []string{dir, outside, filepath.Join(dir, "sub")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(p, s string) {
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(dir, FileBIOS), "kpxe")
+	write(filepath.Join(outside, FileEFIFull), "efi-full")
+	write(filepath.Join(root, "secret"), "secret")
+	write(filepath.Join(dir, "sub", "nested.efi"), "nested")
+	// Debian ships /usr/lib/ipxe/ipxe.efi as a symlink to /boot/ipxe.efi.
+	if err := os.Symlink(filepath.Join(outside, FileEFIFull), filepath.Join(dir, FileEFIFull)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(root, "gone"), filepath.Join(dir, "dangling.efi")); err != nil {
+		t.Fatal(err)
+	}
+
+	b, err := LoadBinaries(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) != 2 {
+		t.Fatalf("LoadBinaries = %v, want undionly.kpxe and ipxe.efi only", b)
+	}
+	for name, want := range map[string]string{FileBIOS: "kpxe", "/" + FileBIOS: "kpxe", FileEFIFull: "efi-full"} {
+		f, err := b.Open(name)
+		if err != nil {
+			t.Fatalf("Open(%q): %v", name, err)
+		}
+		got, _ := io.ReadAll(f)
+		f.Close()
+		if string(got) != want {
+			t.Errorf("Open(%q) read %q, want %q", name, got, want)
+		}
+	}
+	for _, name := range []string{"", ".", "..", "../secret", "sub", "sub/nested.efi", "dangling.efi", FileEFISNPOnly, "//" + FileBIOS, FileBIOS + "/"} {
+		if f, err := b.Open(name); !errors.Is(err, fs.ErrNotExist) {
+			if f != nil {
+				f.Close()
+			}
+			t.Errorf("Open(%q) err = %v, want fs.ErrNotExist", name, err)
+		}
+	}
+
+	if _, err := LoadBinaries(filepath.Join(root, "nope")); err == nil || !strings.Contains(err.Error(), "iPXE directory") {
+		t.Fatalf("missing dir: %v", err)
 	}
 }

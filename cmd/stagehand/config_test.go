@@ -1,0 +1,274 @@
+package main
+
+import (
+	"flag"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func newServeFlags() (*flag.FlagSet, *serveOpts) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs, serveFlags(fs)
+}
+
+func TestParseFlagsPrecedence(t *testing.T) {
+	cfg := writeFile(t, t.TempDir(), "stagehand.yaml", `
+http-port: 9001          # the flag wins
+tftp-port: 6969          # the environment wins
+dhcp-mode: full          # the file wins
+dhcp-dns: [10.0.0.53, 10.0.0.54]
+dhcp-lease-time: 30m
+log-level: warn          # given as a flag with its default value: the flag wins
+`)
+	t.Setenv("STAGEHAND_HTTP_PORT", "9002")
+	t.Setenv("STAGEHAND_TFTP_PORT", "7070")
+	t.Setenv("STAGEHAND_LOG_LEVEL", "debug")
+	t.Setenv("STAGEHAND_UNKNOWN_HOSTS", "discover")
+
+	fs, o := newServeFlags()
+	if err := parseFlags(fs, []string{"--config", cfg, "--http-port", "9003", "--log-level=info"}); err != nil {
+		t.Fatalf("parseFlags: %v", err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"http-port (flag)", o.httpPort, 9003},
+		{"tftp-port (env)", o.tftpPort, 7070},
+		{"unknown-hosts (env, not in file)", o.unknown, "discover"},
+		{"dhcp-mode (file)", o.dhcpMode, "full"},
+		{"dhcp-dns (file list)", o.dhcpDNS, "10.0.0.53,10.0.0.54"},
+		{"dhcp-lease-time (file)", o.leaseTime, 30 * time.Minute},
+		{"log-level (flag at its default)", o.logLevel, "info"},
+		{"log-format (default)", o.logFormat, "console"},
+		{"data-dir (default)", o.dataDir, "/var/lib/stagehand"},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestParseFlagsConfigFromEnv(t *testing.T) {
+	dir := t.TempDir()
+	envCfg := writeFile(t, dir, "env.yaml", "dhcp-mode: off\nhttp-port: 8181\n")
+	flagCfg := writeFile(t, dir, "flag.yaml", "http-port: 8282\n")
+	t.Setenv("STAGEHAND_CONFIG", envCfg)
+
+	fs, o := newServeFlags()
+	if err := parseFlags(fs, nil); err != nil {
+		t.Fatal(err)
+	}
+	// "off" must stay the string off, not become YAML 1.1's false.
+	if o.dhcpMode != "off" || o.httpPort != 8181 {
+		t.Fatalf("STAGEHAND_CONFIG file: dhcp-mode %q, http-port %d", o.dhcpMode, o.httpPort)
+	}
+
+	fs, o = newServeFlags()
+	if err := parseFlags(fs, []string{"--config", flagCfg}); err != nil {
+		t.Fatal(err)
+	}
+	if o.httpPort != 8282 || o.dhcpMode != "proxy" {
+		t.Fatalf("--config beats STAGEHAND_CONFIG: http-port %d, dhcp-mode %q", o.httpPort, o.dhcpMode)
+	}
+}
+
+func TestParseFlagsEnvList(t *testing.T) {
+	t.Setenv("STAGEHAND_DHCP_DNS", "1.1.1.1,9.9.9.9")
+	fs, o := newServeFlags()
+	if err := parseFlags(fs, nil); err != nil {
+		t.Fatal(err)
+	}
+	if o.dhcpDNS != "1.1.1.1,9.9.9.9" {
+		t.Fatalf("dhcp-dns = %q", o.dhcpDNS)
+	}
+	ips, err := parseIPs(o.dhcpDNS)
+	if err != nil || len(ips) != 2 || ips[1].String() != "9.9.9.9" {
+		t.Fatalf("parseIPs = %v, %v", ips, err)
+	}
+}
+
+func TestParseFlagsErrors(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		file string // config content; "" means no --config
+		env  map[string]string
+		args []string
+		want []string // substrings of the error
+	}{
+		{name: "unknown key", file: "http-port: 80\nhtp-port: 81\nlisten: x\n", want: []string{"unknown key(s) htp-port, listen"}},
+		{name: "config key inside the file", file: "config: other.yaml\n", want: []string{"unknown key(s) config"}},
+		{name: "bad value in file", file: "http-port: eighty\n", want: []string{"config file key http-port", "eighty"}},
+		{name: "bad duration in file", file: "dhcp-lease-time: forever\n", want: []string{"dhcp-lease-time"}},
+		{name: "not YAML", file: "http-port: [80\n", want: []string{"stagehand.yaml"}},
+		{name: "not a mapping", file: "- http-port\n", want: []string{"stagehand.yaml"}},
+		{name: "bad env value", env: map[string]string{"STAGEHAND_HTTP_PORT": "abc"}, want: []string{"STAGEHAND_HTTP_PORT", "abc"}},
+		{name: "missing config file", args: []string{"--config", filepath.Join(dir, "missing.yaml")}, want: []string{"config file", "missing.yaml"}},
+		{name: "unknown flag", args: []string{"--htp-port", "80"}, want: []string{"htp-port"}},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			args := tc.args
+			if tc.file != "" {
+				sub := filepath.Join(dir, string(rune('a'+i)))
+				if err := os.Mkdir(sub, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				args = append([]string{"--config", writeFile(t, sub, "stagehand.yaml", tc.file)}, args...)
+			}
+			fs, _ := newServeFlags()
+			err := parseFlags(fs, args)
+			if err == nil {
+				t.Fatal("parseFlags accepted it")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestEnvName(t *testing.T) {
+	for flagName, want := range map[string]string{
+		"dhcp-mode": "STAGEHAND_DHCP_MODE", "http-port": "STAGEHAND_HTTP_PORT", "token": "STAGEHAND_TOKEN", "data-dir": "STAGEHAND_DATA_DIR",
+	} {
+		if got := envName(flagName); got != want {
+			t.Errorf("envName(%q) = %q, want %q", flagName, got, want)
+		}
+	}
+}
+
+func TestParseRange(t *testing.T) {
+	tests := []struct {
+		in         string
+		start, end string // "" for an error
+	}{
+		{"10.0.0.100-10.0.0.199", "10.0.0.100", "10.0.0.199"},
+		{" 10.0.0.100 - 10.0.0.199 ", "10.0.0.100", "10.0.0.199"},
+		{"10.0.0.5-10.0.0.5", "10.0.0.5", "10.0.0.5"},
+		{"192.168.1.250-192.168.2.10", "192.168.1.250", "192.168.2.10"},
+		{"10.0.0.199-10.0.0.100", "", ""},
+		{"10.0.0.100", "", ""},
+		{"10.0.0.100-", "", ""},
+		{"-10.0.0.100", "", ""},
+		{"10.0.0.100-10.0.0.300", "", ""},
+		{"fd00::1-fd00::9", "", ""},
+		{"10.0.0.1-fd00::9", "", ""},
+		{"10.0.0.0/24", "", ""},
+		{"", "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			s, e, err := parseRange(tc.in)
+			if tc.start == "" {
+				if err == nil || !strings.Contains(err.Error(), "--dhcp-range") {
+					t.Fatalf("parseRange(%q) = %v, %v, %v; want a --dhcp-range error", tc.in, s, e, err)
+				}
+				return
+			}
+			if err != nil || s != netip.MustParseAddr(tc.start) || e != netip.MustParseAddr(tc.end) {
+				t.Fatalf("parseRange(%q) = %v, %v, %v", tc.in, s, e, err)
+			}
+		})
+	}
+}
+
+func TestResolveAddr(t *testing.T) {
+	tests := []struct {
+		listen, iface string
+		addr, ifname  string // addr "": error containing errSub
+		errSub        string
+	}{
+		{"127.0.0.1", "", "127.0.0.1", "lo", ""},
+		{"", "lo", "127.0.0.1", "lo", ""},
+		{"127.0.0.1", "lo", "127.0.0.1", "lo", ""},
+		{"192.0.2.77", "", "", "", "not assigned to any interface"},
+		{"::1", "", "", "", "not an IPv4 address"},
+		{"localhost", "", "", "", "not an IPv4 address"},
+		{"", "", "", "", "give --listen-address or --interface"},
+		{"", "nosuchif0", "", "", "--interface nosuchif0"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.listen+"/"+tc.iface, func(t *testing.T) {
+			a, ifc, err := resolveAddr(tc.listen, tc.iface)
+			if tc.addr == "" {
+				if err == nil || !strings.Contains(err.Error(), tc.errSub) {
+					t.Fatalf("resolveAddr = %v, %q, %v; want error %q", a, ifc, err, tc.errSub)
+				}
+				return
+			}
+			if err != nil || a.String() != tc.addr || ifc != tc.ifname {
+				t.Fatalf("resolveAddr = %v, %q, %v; want %s on %s", a, ifc, err, tc.addr, tc.ifname)
+			}
+		})
+	}
+}
+
+func TestLoadToken(t *testing.T) {
+	dir := t.TempDir()
+	tok, err := loadToken(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tok) != 43 || strings.ContainsAny(tok, "+/= \n") {
+		t.Fatalf("token %q: want 32 random bytes, unpadded base64url", tok)
+	}
+	path := filepath.Join(dir, tokenFile)
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("%s has mode %v, want 0600", path, st.Mode().Perm())
+	}
+	raw, _ := os.ReadFile(path)
+	if string(raw) != tok+"\n" {
+		t.Fatalf("file holds %q", raw)
+	}
+
+	again, err := loadToken(dir)
+	if err != nil || again != tok {
+		t.Fatalf("second start: %q, %v; want the same token", again, err)
+	}
+	if other, _ := loadToken(t.TempDir()); other == tok {
+		t.Fatal("two data dirs got the same token")
+	}
+
+	// An operator-written token with surrounding whitespace is trimmed.
+	d2 := t.TempDir()
+	writeFile(t, d2, tokenFile, "  hand-written-token \n")
+	if got, err := loadToken(d2); err != nil || got != "hand-written-token" {
+		t.Fatalf("hand-written token: %q, %v", got, err)
+	}
+
+	d3 := t.TempDir()
+	writeFile(t, d3, tokenFile, "\n")
+	if _, err := loadToken(d3); err == nil || !strings.Contains(err.Error(), "is empty") {
+		t.Fatalf("empty token file: %v", err)
+	}
+	if _, err := loadToken(filepath.Join(dir, "no", "such")); err == nil {
+		t.Fatal("missing data dir accepted")
+	}
+}
