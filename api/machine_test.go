@@ -393,3 +393,31 @@ func TestHealthzAndUnknownRoutes(t *testing.T) {
 	wantError(t, e.get("/nope"), http.StatusNotFound, "not_found")
 	wantError(t, e.request(http.MethodDelete, "/boot.ipxe", nil, nil), http.StatusMethodNotAllowed, "method_not_allowed")
 }
+
+// A configuration that does not render is the operator's to fix: the
+// installer gets 422 and the attempt stays where it was.
+func TestUserDataThatDoesNotRender(t *testing.T) {
+	e := newEnv(t, nil)
+	p, err := e.store.Profile("edge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.UserData = "install:\n  device: /dev/sda\n" // no paletteEndpoint anywhere
+	if err := e.store.PutProfile(p); err != nil {
+		t.Fatal(err)
+	}
+	e.addHost(inventory.Host{MAC: mac1, Name: "node1", Profile: "edge"})
+	_, tok := e.stage2("mac=" + mac1)
+	before := e.hosts()
+	msg := wantError(t, e.get("/userdata/"+tok), http.StatusUnprocessableEntity, "validation")
+	if !strings.Contains(msg, "paletteEndpoint") || !strings.Contains(msg, mac1) {
+		t.Errorf("message %q does not name the host and the field", msg)
+	}
+	e.unchanged(before)
+
+	// The operator fixes the host; the same token now works.
+	e.opJSON(http.MethodPatch, "/hosts/"+mac1, `{"site":{"paletteEndpoint":"api.spectrocloud.example"}}`, http.StatusOK, nil)
+	if r := e.get("/userdata/" + tok); r.status != http.StatusOK || !strings.Contains(r.text(), "paletteEndpoint: api.spectrocloud.example") {
+		t.Fatalf("after the fix: %d %s", r.status, r.body)
+	}
+}

@@ -149,6 +149,7 @@ func TestHostRejectsLeaveStoreUnchanged(t *testing.T) {
 		{"duplicate name", "POST", "/hosts", `{"mac":"52:54:00:aa:00:09","name":"taken","profile":"edge"}`, 409, "exists"},
 		{"body over 1 MiB", "POST", "/hosts", big, 413, "too_large"},
 		{"patch onto a taken name", "PATCH", "/hosts/52:54:00:aa:00:02", `{"name":"taken"}`, 409, "exists"},
+		{"patch clears the profile of a ready host", "PATCH", "/hosts/" + mac1, `{"profile":""}`, 400, "validation"},
 		{"patch unknown host", "PATCH", "/hosts/52:54:00:aa:00:99", `{"name":"x"}`, 404, "not_found"},
 		{"patch malformed", "PATCH", "/hosts/" + mac1, `{"name":`, 400, "bad_json"},
 		{"patch unknown field", "PATCH", "/hosts/" + mac1, `{"state":"installed"}`, 400, "bad_json"},

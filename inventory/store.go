@@ -276,6 +276,11 @@ func (s *Store) UpdateHost(mac string, fn func(*Host) error) (Host, error) {
 			return err
 		}
 		h.MAC, h.State, h.Attempt, h.TokenHash, h.CreatedAt = old.MAC, old.State, old.Attempt, old.TokenHash, old.CreatedAt
+		// No transition leads back to discovered: a ready host without a
+		// profile would start an attempt on its next boot that cannot be served.
+		if h.Profile == "" && old.State != StateDiscovered {
+			return fmt.Errorf("%w: host %s: field profile: cannot be cleared in state %s (assign another profile, or delete the host)", ErrInvalid, h.Ident(), old.State)
+		}
 		if err := h.validate(); err != nil {
 			return err
 		}

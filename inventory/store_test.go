@@ -146,6 +146,25 @@ func TestCreateHostRejects(t *testing.T) {
 	}
 }
 
+func TestUpdateHostCannotClearProfile(t *testing.T) {
+	s := openTestStore(t)
+	mustProfile(t, s, "edge")
+	mustHost(t, s, Host{MAC: "aa:bb:cc:00:00:01", Profile: "edge"})
+	mustHost(t, s, Host{MAC: "aa:bb:cc:00:00:02"})
+	before := mustHosts(t, s)
+	// A ready host without a profile would start an attempt on its next
+	// boot that cannot be served.
+	_, err := s.UpdateHost("aa:bb:cc:00:00:01", func(h *Host) error { h.Profile = ""; return nil })
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "field profile") {
+		t.Fatalf("clearing a ready host's profile: %v, want ErrInvalid naming the field", err)
+	}
+	unchanged(t, s, before)
+	// A discovered host has none to clear.
+	if h, err := s.UpdateHost("aa:bb:cc:00:00:02", func(h *Host) error { h.Serial = "S2"; return nil }); err != nil || h.State != StateDiscovered {
+		t.Fatalf("updating a discovered host: %+v, %v", h, err)
+	}
+}
+
 func TestNameUniqueness(t *testing.T) {
 	s := openTestStore(t)
 	mustProfile(t, s, "edge")

@@ -88,6 +88,9 @@ type Profile struct {
 	Cmdline  string    `json:"cmdline,omitempty"`
 	UserData string    `json:"userdata,omitempty"` // base user-data YAML
 	Local    LocalBoot `json:"localBoot,omitempty"`
+	// Timeout is how long an install attempt may take before the host
+	// shows as stalled; 0 means DefaultInstallTimeout.
+	Timeout Duration `json:"installTimeout,omitempty"`
 
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`

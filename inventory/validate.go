@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/stagehand-dev/stagehand/userdata"
 )
 
@@ -90,6 +92,27 @@ func (h *Host) validate() error {
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: host %s: %s", ErrInvalid, h.Ident(), strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// checkRender renders the host's configuration against its profile, so
+// that a host the installer would be handed an invalid document for is
+// never stored: the operator hears about it now, not at boot time.
+func (s *Store) checkRender(tx *bolt.Tx, h *Host) error {
+	if h.Profile == "" {
+		return nil
+	}
+	p, err := get[Profile](tx.Bucket(bucketProfiles), h.Profile, "profile")
+	if err != nil {
+		return fmt.Errorf("host %s: field profile: %w", h.Ident(), err)
+	}
+	_, err = userdata.Render(userdata.Input{
+		Base: []byte(p.UserData), Overrides: []byte(h.UserData), Site: h.Site, HostName: h.Name,
+		CallbackURL: "http://stagehand.invalid/callback/check",
+	})
+	if err != nil {
+		return fmt.Errorf("host %s: %v", h.Ident(), err)
 	}
 	return nil
 }

@@ -68,7 +68,9 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 			}
 			return
 		}
-		if v, ok := file[f.Name]; ok {
+		// An empty key ("dhcp-router:") decodes as nil: leave the default
+		// rather than set the flag to the text "<nil>".
+		if v, ok := file[f.Name]; ok && v != nil {
 			s := fmt.Sprint(v)
 			if list, isList := v.([]any); isList {
 				parts := make([]string, len(list))

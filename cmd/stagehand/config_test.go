@@ -89,6 +89,18 @@ func TestParseFlagsConfigFromEnv(t *testing.T) {
 	}
 }
 
+func TestParseFlagsEmptyKeyKeepsDefault(t *testing.T) {
+	// Operators blank a value by deleting it after the colon.
+	cfg := writeFile(t, t.TempDir(), "stagehand.yaml", "dhcp-router:\nhttp-port:\ndhcp-dns: []\n")
+	fs, o := newServeFlags()
+	if err := parseFlags(fs, []string{"--config", cfg}); err != nil {
+		t.Fatalf("parseFlags: %v", err)
+	}
+	if o.dhcpRouter != "" || o.httpPort != 8080 || o.dhcpDNS != "" {
+		t.Fatalf("dhcp-router %q, http-port %d, dhcp-dns %q; want the defaults", o.dhcpRouter, o.httpPort, o.dhcpDNS)
+	}
+}
+
 func TestParseFlagsEnvList(t *testing.T) {
 	t.Setenv("STAGEHAND_DHCP_DNS", "1.1.1.1,9.9.9.9")
 	fs, o := newServeFlags()

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stagehand-dev/stagehand/inventory"
+	"github.com/stagehand-dev/stagehand/ipxe"
+)
+
+// fakeIPXEDir holds empty files with the binaries' names: runServe only
+// checks that they exist.
+func fakeIPXEDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	writeFile(t, dir, ipxe.FileBIOS, "")
+	writeFile(t, dir, ipxe.FileEFISNPOnly, "")
+	return dir
+}
+
+func TestServeMissingIPXE(t *testing.T) {
+	empty := t.TempDir()
+	err := runServe(t.Context(), []string{"--listen-address", "127.0.0.1", "--dhcp-mode", "off",
+		"--ipxe-dir", empty, "--data-dir", t.TempDir(), "--log-level", "error"})
+	if err == nil {
+		t.Fatal("runServe started without iPXE binaries")
+	}
+	for _, want := range []string{filepath.Join(empty, "undionly.kpxe"), filepath.Join(empty, "snponly.efi"), `Debian package "ipxe"`, "apt-get install ipxe"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+
+	// --efi-binary ipxe.efi asks for that file instead.
+	dir := t.TempDir()
+	writeFile(t, dir, ipxe.FileBIOS, "")
+	err = runServe(t.Context(), []string{"--listen-address", "127.0.0.1", "--dhcp-mode", "off",
+		"--ipxe-dir", dir, "--efi-binary", "ipxe.efi", "--data-dir", t.TempDir(), "--log-level", "error"})
+	if err == nil || !strings.Contains(err.Error(), "ipxe.efi is missing") || strings.Contains(err.Error(), "undionly") {
+		t.Fatalf("--efi-binary ipxe.efi: %v", err)
+	}
+}
+
+func TestServePortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	data := t.TempDir()
+
+	err = runServe(t.Context(), []string{"--listen-address", "127.0.0.1", "--dhcp-mode", "off",
+		"--http-port", fmt.Sprint(port), "--tftp-port", "0",
+		"--ipxe-dir", fakeIPXEDir(t), "--data-dir", data, "--log-level", "error"})
+	want := fmt.Sprintf("HTTP port %d on 127.0.0.1 is already in use", port)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("runServe: %v; want %q", err, want)
+	}
+	// Nothing half-started: the data dir is free for the next attempt.
+	st, err := inventory.Open(data, inventory.Options{LockTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("data dir still held after the failed start: %v", err)
+	}
+	st.Close()
+}
+
+func TestServeFlagErrors(t *testing.T) {
+	ipxeDir := fakeIPXEDir(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--dhcp-mode", "relay"}, `--dhcp-mode "relay"`},
+		{[]string{"--efi-binary", "grub.efi"}, `--efi-binary "grub.efi"`},
+		{[]string{"--log-level", "loud"}, `--log-level "loud"`},
+		{[]string{"--log-format", "xml"}, `--log-format "xml"`},
+		{[]string{"--unknown-hosts", "nosuchprofile"}, `--unknown-hosts "nosuchprofile"`},
+		{[]string{"--listen-address", "192.0.2.77"}, "not assigned to any interface"},
+	} {
+		args := append([]string{"--listen-address", "127.0.0.1", "--dhcp-mode", "off", "--http-port", "0", "--tftp-port", "0",
+			"--ipxe-dir", ipxeDir, "--data-dir", t.TempDir(), "--log-level", "error"}, tc.args...)
+		err := runServe(t.Context(), args)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("serve %v: %v; want %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+// TestServeStartStop runs the real server (DHCP off) on loopback, talks
+// to it with its generated token, and stops it by cancelling the context.
+func TestServeStartStop(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close() // runServe binds it itself
+
+	data := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	ipxeDir := fakeIPXEDir(t)
+	done := make(chan error, 1)
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		done <- runServe(ctx, []string{"--listen-address", "127.0.0.1", "--dhcp-mode", "off",
+			"--http-port", fmt.Sprint(port), "--tftp-port", "0",
+			"--ipxe-dir", ipxeDir, "--data-dir", data, "--log-level", "error"})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-stopped:
+		case <-time.After(15 * time.Second):
+			t.Error("runServe did not return after cancel")
+		}
+	})
+
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	var last error
+	for i := 0; i < 200; i++ {
+		select {
+		case err := <-done:
+			t.Fatalf("runServe returned early: %v", err)
+		default:
+		}
+		res, err := http.Get(base + "/healthz")
+		if err == nil {
+			res.Body.Close()
+			last = nil
+			break
+		}
+		last = err
+		time.Sleep(25 * time.Millisecond)
+	}
+	if last != nil {
+		t.Fatalf("server never answered: %v", last)
+	}
+
+	tok, err := os.ReadFile(filepath.Join(data, tokenFile))
+	if err != nil {
+		t.Fatalf("no token written: %v", err)
+	}
+	out := mustCLI(t, "status", "--server", base, "--data-dir", data)
+	if !strings.Contains(out, "total") {
+		t.Fatalf("status against the real server:\n%s", out)
+	}
+	res, err := http.Get(base + "/boot.ipxe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(string(b), "chain --autofree "+base+"/ipxe?mac=") {
+		t.Fatalf("stage 1 from the real server:\n%s", b)
+	}
+	if strings.Contains(string(b), strings.TrimSpace(string(tok))) {
+		t.Fatal("the operator token is in a machine script")
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("runServe after cancel: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("runServe did not return after cancel")
+	}
+	if _, err := http.Get(base + "/healthz"); err == nil {
+		t.Fatal("still serving after runServe returned")
+	}
+}
