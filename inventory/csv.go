@@ -284,6 +284,14 @@ func (s *Store) Import(recs []Record) (ImportResult, error) {
 		rowOfName := map[string]int{}
 		hosts := make([]Host, len(recs))
 		exists := make([]bool, len(recs))
+		// Names this import takes away from hosts it also renames, so that
+		// a swap between two rows is not a collision with the store.
+		leaving := map[string]string{} // name → MAC giving it up
+		for _, rec := range recs {
+			if old, err := get[Host](tx.Bucket(bucketHosts), rec.Host.MAC, "host"); err == nil && rec.Set["name"] && old.Name != "" && old.Name != rec.Host.Name {
+				leaving[old.Name] = old.MAC
+			}
+		}
 		for i, rec := range recs {
 			fail := func(field, reason string) {
 				bad = append(bad, RowError{Row: rec.Row, MAC: rec.Host.MAC, Field: field, Reason: reason})
@@ -300,6 +308,11 @@ func (s *Store) Import(recs []Record) (ImportResult, error) {
 			}
 			oldName := h.Name
 			mergeRecord(&h, rec)
+			// As in UpdateHost: no transition leads back to discovered.
+			if exists[i] && h.Profile == "" && h.State != StateDiscovered {
+				fail("profile", "cannot be cleared in state "+h.State.String())
+				continue
+			}
 			if h.Name != "" {
 				if prev, dup := rowOfName[h.Name]; dup {
 					fail("name", fmt.Sprintf("%q is also used by row %d", h.Name, prev))
@@ -310,7 +323,11 @@ func (s *Store) Import(recs []Record) (ImportResult, error) {
 				fail("", strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": "))
 				continue
 			}
-			if err := s.checkRefs(tx, &h, oldName); err != nil {
+			chk := h
+			if mac, ok := leaving[h.Name]; ok && mac != h.MAC {
+				chk.Name = "" // its holder renames away in this import
+			}
+			if err := s.checkRefs(tx, &chk, oldName); err != nil {
 				msg := err.Error()
 				for _, p := range []string{ErrInvalid.Error() + ": ", ErrExists.Error() + ": "} {
 					msg = strings.TrimPrefix(msg, p)

@@ -322,7 +322,7 @@ func runServe(ctx context.Context, args []string) error {
 			}
 			return f, st.Size(), nil
 		}),
-		Log:     log.With().Str("svc", "tftp").Logger(),
+		Log: log.With().Str("svc", "tftp").Logger(),
 		OnTransfer: func(t tftp.Transfer) {
 			ip, _, _ := net.SplitHostPort(t.Remote.String())
 			if mac := web.MACAt(ip); mac != "" {
