@@ -87,7 +87,7 @@ func (s *Server) handleStage2(w http.ResponseWriter, r *http.Request) {
 		}
 		st.AddEvent(mac, "localboot", "booting local disk ("+string(method)+"), host is "+h.State.String())
 		log.Info().Str("state", h.State.String()).Msg("local boot")
-		s.writeScript(w, ipxe.RenderLocal(h.Ident(), method))
+		s.writeScript(w, ipxe.RenderLocal(h.Ident(), h.State.String(), method))
 		return
 	}
 

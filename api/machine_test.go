@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -396,28 +397,32 @@ func TestHealthzAndUnknownRoutes(t *testing.T) {
 
 // A configuration that does not render is the operator's to fix: the
 // installer gets 422 and the attempt stays where it was.
-func TestUserDataThatDoesNotRender(t *testing.T) {
+// A configuration the installer would reject is refused when it is
+// written (host or profile), naming the host and field, and nothing is
+// stored; the token of a live attempt keeps working.
+func TestInvalidConfigRefusedAtWrite(t *testing.T) {
 	e := newEnv(t, nil)
+	e.addHost(inventory.Host{MAC: mac1, Name: "node1", Profile: "edge"})
+	_, tok := e.stage2("mac=" + mac1)
+	before := e.hosts()
 	p, err := e.store.Profile("edge")
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.UserData = "install:\n  device: /dev/sda\n" // no paletteEndpoint anywhere
-	if err := e.store.PutProfile(p); err != nil {
-		t.Fatal(err)
+	err = e.store.PutProfile(p)
+	if !errors.Is(err, inventory.ErrInvalid) || !strings.Contains(err.Error(), "paletteEndpoint") || !strings.Contains(err.Error(), mac1) {
+		t.Fatalf("PutProfile with a base that leaves %s without paletteEndpoint: %v", mac1, err)
 	}
-	e.addHost(inventory.Host{MAC: mac1, Name: "node1", Profile: "edge"})
-	_, tok := e.stage2("mac=" + mac1)
-	before := e.hosts()
-	msg := wantError(t, e.get("/userdata/"+tok), http.StatusUnprocessableEntity, "validation")
-	if !strings.Contains(msg, "paletteEndpoint") || !strings.Contains(msg, mac1) {
+	if got, _ := e.store.Profile("edge"); strings.Contains(got.UserData, "/dev/sda") {
+		t.Fatalf("rejected profile was stored")
+	}
+	msg := wantError(t, e.op(http.MethodPatch, "/hosts/"+mac1, `{"site":{"network":{"type":"static","ipAddress":"10.0.0.5"}}}`), http.StatusBadRequest, "validation")
+	if !strings.Contains(msg, mac1) || !strings.Contains(msg, "gateway") {
 		t.Errorf("message %q does not name the host and the field", msg)
 	}
 	e.unchanged(before)
-
-	// The operator fixes the host; the same token now works.
-	e.opJSON(http.MethodPatch, "/hosts/"+mac1, `{"site":{"paletteEndpoint":"api.spectrocloud.example"}}`, http.StatusOK, nil)
-	if r := e.get("/userdata/" + tok); r.status != http.StatusOK || !strings.Contains(r.text(), "paletteEndpoint: api.spectrocloud.example") {
-		t.Fatalf("after the fix: %d %s", r.status, r.body)
+	if r := e.get("/userdata/" + tok); r.status != http.StatusOK || !strings.Contains(r.text(), "#cloud-config") {
+		t.Fatalf("live token after rejected writes: %d %s", r.status, r.body)
 	}
 }

@@ -238,7 +238,8 @@ func TestProfileCRUD(t *testing.T) {
 		})
 	}
 
-	e.addHost(inventory.Host{MAC: mac1, Profile: "small"})
+	// The "small" profile has no base user-data: the host brings its endpoint.
+	e.addHost(inventory.Host{MAC: mac1, Profile: "small", Site: userdata.Site{PaletteEndpoint: "api.example.com"}})
 	msg := wantError(t, e.op(http.MethodDelete, "/profiles/small", ""), http.StatusConflict, "conflict")
 	if !strings.Contains(msg, mac1) {
 		t.Errorf("conflict message %q does not name the host", msg)

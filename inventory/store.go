@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -125,7 +126,34 @@ func (s *Store) PutProfile(p Profile) error {
 			p.CreatedAt = now
 		}
 		p.UpdatedAt = now
-		return put(b, p.Name, p)
+		if err := put(b, p.Name, p); err != nil {
+			return err
+		}
+		// Every host of the profile must still render with the new base:
+		// a profile edit must not leave hosts the installer would reject.
+		var bad []string
+		err := tx.Bucket(bucketHosts).ForEach(func(k, v []byte) error {
+			var h Host
+			if err := json.Unmarshal(v, &h); err != nil || h.Profile != p.Name {
+				return err
+			}
+			if err := s.checkRender(tx, &h); err != nil {
+				bad = append(bad, err.Error())
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(bad) > 0 {
+			more := ""
+			if len(bad) > 5 {
+				more = fmt.Sprintf(" (and %d more)", len(bad)-5)
+				bad = bad[:5]
+			}
+			return fmt.Errorf("%w: profile %s: its hosts would not render: %s%s", ErrInvalid, p.Name, strings.Join(bad, "; "), more)
+		}
+		return nil
 	})
 }
 
@@ -241,6 +269,9 @@ func (s *Store) CreateHost(h Host) (Host, error) {
 		if err := s.checkRefs(tx, &h, ""); err != nil {
 			return err
 		}
+		if err := s.checkRender(tx, &h); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
 		now := s.now().UTC()
 		h.CreatedAt, h.UpdatedAt = now, now
 		h.State = StateReady
@@ -286,6 +317,9 @@ func (s *Store) UpdateHost(mac string, fn func(*Host) error) (Host, error) {
 		}
 		if err := s.checkRefs(tx, &h, old.Name); err != nil {
 			return err
+		}
+		if err := s.checkRender(tx, &h); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
 		if h.State == StateDiscovered && h.Profile != "" {
 			h.State, _ = Transition(h.State, TriggerAssign)

@@ -105,10 +105,13 @@ type LocalMethod string
 // control back to the firmware, which moves on to the next boot device
 // (the disk the installer just wrote); "sanboot" boots BIOS drive 0x80
 // directly, for firmware that would otherwise retry the network forever.
-func RenderLocal(host string, method LocalMethod) []byte {
+//
+// state is the host's ("installed", "failed"), shown on the console so
+// that whoever watches a failed host knows why it did not reinstall.
+func RenderLocal(host, state string, method LocalMethod) []byte {
 	var b strings.Builder
 	b.WriteString("#!ipxe\n# stagehand stage 2: local boot\n")
-	fmt.Fprintf(&b, "echo stagehand: %s is installed; booting local disk\n", scriptSafe(host))
+	fmt.Fprintf(&b, "echo stagehand: %s is %s; booting local disk\n", scriptSafe(host), scriptSafe(state))
 	if method == "sanboot" {
 		b.WriteString("sanboot --no-describe --drive 0x80 || exit 1\n")
 	} else {
