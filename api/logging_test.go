@@ -3,6 +3,7 @@ package api_test
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -15,18 +16,25 @@ import (
 
 // TestLogsCarryNoSecrets captures everything the server and the store log
 // at debug level through a full install, with the failure paths a real
-// rack produces, and looks for the site secret and the install token.
+// rack produces (a fetch from the wrong address, dead tokens, a
+// reprovision), and looks for the site secret, a user's password, the
+// install tokens and the operator token.
 func TestLogsCarryNoSecrets(t *testing.T) {
 	var logs lockedBuffer
-	const secret = "SEKRET-edge-host-token-4711"
+	const (
+		secret = "SEKRET-edge-host-token-4711"
+		passwd = "PASSWD-kairos-0815"
+	)
 	e := newEnv(t, func(c *api.Config) {
 		c.Log = zerolog.New(&logs).Level(zerolog.DebugLevel).With().Timestamp().Logger()
 		c.Unknown, c.UnknownProfile = ipxe.UnknownProfile, "edge"
+		c.BindUserDataToIP = true
 	})
 
-	// The operator enrols the host with its secret, and previews it.
-	e.opJSON(http.MethodPost, "/hosts", `{"mac":"`+mac1+`","name":"node1","profile":"edge","site":{"edgeHostToken":"`+secret+`"}}`, http.StatusCreated, nil)
-	if r := e.op(http.MethodGet, "/hosts/"+mac1+"/userdata?secrets=true", ""); !strings.Contains(r.text(), secret) {
+	// The operator enrols the host with its secrets, and previews it.
+	overrides, _ := json.Marshal("stages:\n  initramfs:\n    - users:\n        kairos:\n          passwd: " + passwd + "\n")
+	e.opJSON(http.MethodPost, "/hosts", `{"mac":"`+mac1+`","name":"node1","profile":"edge","site":{"edgeHostToken":"`+secret+`"},"userdata":`+string(overrides)+`}`, http.StatusCreated, nil)
+	if r := e.op(http.MethodGet, "/hosts/"+mac1+"/userdata?secrets=true", ""); !strings.Contains(r.text(), secret) || !strings.Contains(r.text(), passwd) {
 		t.Fatalf("preview with secrets: %s", r.body)
 	}
 	e.op(http.MethodGet, "/hosts/"+mac1+"/userdata", "")
@@ -42,31 +50,44 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	e.get("/artifacts/edge/kernel")
 	e.get("/tftp/snponly.efi")
 	e.get("/tftp/missing.efi")
+	wantError(t, e.getFrom(otherIP, "/userdata/"+tok), http.StatusForbidden, "forbidden")
 	r := e.get("/userdata/" + tok)
-	if !strings.Contains(r.text(), secret) {
-		t.Fatalf("the installer's user-data lacks the site secret:\n%s", r.body)
+	if !strings.Contains(r.text(), secret) || !strings.Contains(r.text(), passwd) {
+		t.Fatalf("the installer's user-data lacks the host's secrets:\n%s", r.body)
 	}
 	e.get("/userdata/" + tok + "x")
 	e.post("/callback/"+tok+"x/done", "")
 	decodeCallback(t, e.post("/callback/"+tok+"/done", ""))
-	e.get("/userdata/" + tok) // 410, logged
-	e.stage2(query1)          // local boot
+	decodeCallback(t, e.post("/callback/"+tok+"/done", "")) // repeated
+	wantError(t, e.get("/userdata/"+tok), http.StatusGone, "gone")
+	e.stage2(query1) // local boot
+	e.opJSON(http.MethodPost, "/hosts/"+mac1+"/reprovision", "", http.StatusOK, nil)
+	wantError(t, e.post("/callback/"+tok+"/done", ""), http.StatusGone, "gone")
 
-	// A second host enrolled by the default profile fails its install.
+	// A second host enrolled by the default profile is reset once, then
+	// fails its install.
+	_, rotated := e.stage2("mac=52-54-00-aa-00-02")
 	_, tok2 := e.stage2("mac=52-54-00-aa-00-02")
+	wantError(t, e.get("/userdata/"+rotated), http.StatusGone, "gone")
+	wantError(t, e.post("/callback/"+rotated+"/failed", "stale"), http.StatusGone, "gone")
 	e.get("/userdata/" + tok2)
 	e.post("/callback/"+tok2+"/failed", "installer: wrong "+secret+" rejected by Palette")
 
 	e.srv.Close() // all handlers done before reading the buffer
 	out := logs.String()
-	if !strings.Contains(out, "user-data served") || !strings.Contains(out, "bad stage-2 query") || !strings.Contains(out, "user-data refused") {
-		t.Fatalf("the capture missed the flow's log lines:\n%s", out)
+	for _, want := range []string{"user-data served", "bad stage-2 query", "user-data refused", `"boundIP":"` + "127.0.0.1", "callback refused", "is over"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("the capture missed the flow's log line with %q:\n%s", want, out)
+		}
 	}
 	t.Logf("%d bytes of logs captured", len(out))
 	for name, s := range map[string]string{
 		"edgeHostToken":       secret,
+		"stages passwd":       passwd,
 		"install token":       tok,
 		"second token":        tok2,
+		"rotated token":       rotated,
+		"rotated token hash":  hashHex(rotated),
 		"install token hash":  hashHex(tok),
 		"operator API token":  testToken,
 		"token's first bytes": tok[:12],

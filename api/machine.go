@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -103,7 +104,7 @@ func (s *Server) handleStage2(w http.ResponseWriter, r *http.Request) {
 		writeStoreError(w, err)
 		return
 	}
-	h, token, err := st.BeginInstall(mac)
+	h, token, err := st.BeginInstall(mac, ip)
 	if err != nil {
 		writeStoreError(w, err)
 		return
@@ -138,20 +139,22 @@ func (s *Server) handleArtifact(w http.ResponseWriter, r *http.Request) {
 		writeStoreError(w, err)
 		return
 	}
-	var path string
-	switch v["file"] {
-	case "kernel":
-		path = p.Kernel
-	case "initrd":
-		path = p.Initrd
-	case "rootfs":
-		path = p.RootFS
-	}
-	if path == "" {
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("profile %s has no artifact %q", p.Name, v["file"]))
+	a, err := p.OpenArtifact(v["file"])
+	if err != nil {
+		s.cfg.Log.Error().Err(err).Str("profile", p.Name).Str("file", v["file"]).Msg("artifact unavailable")
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("profile %s has no readable artifact %q", p.Name, v["file"]))
 		return
 	}
-	s.serveFile(w, r, path)
+	defer a.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	if a.File != nil {
+		st, _ := a.File.Stat()
+		http.ServeContent(w, r, "", st.ModTime(), a.File)
+	} else {
+		// A section of an installer ISO: Range still works; the copy
+		// goes through this process (no sendfile for a SectionReader).
+		http.ServeContent(w, r, "", time.Time{}, a)
+	}
 	if mac := s.MACAt(remoteIP(r)); mac != "" && r.Method == http.MethodGet && r.Header.Get("Range") == "" {
 		s.cfg.Store.AddEvent(mac, "artifact", p.Name+"/"+v["file"])
 	}
@@ -191,14 +194,24 @@ func (s *Server) serveOpen(w http.ResponseWriter, r *http.Request, f *os.File) {
 	http.ServeContent(w, r, "", st.ModTime(), f)
 }
 
+// forbiddenUserData is all a refused client learns: the address the
+// attempt is bound to stays in the operator's log and event history.
+const forbiddenUserData = "user-data for this attempt is bound to the address that booted it"
+
 // handleUserData renders this attempt's installer configuration. The
-// token is the only credential: unknown tokens get 404, tokens of
-// attempts that are over get 410, and neither changes anything.
+// token is the credential: unknown tokens get 404, tokens of attempts
+// that are over get 410, and neither changes anything. With
+// BindUserDataToIP, a live token from another address than the one that
+// fetched the install script gets 403 and an event on the host.
 func (s *Server) handleUserData(w http.ResponseWriter, r *http.Request) {
 	token := mux.Vars(r)["token"]
 	ip := remoteIP(r)
+	bind := inventory.AnyIP
+	if s.cfg.BindUserDataToIP {
+		bind = inventory.BindToScriptIP
+	}
 	var doc []byte
-	h, _, err := s.cfg.Store.FetchUserData(token, ip, func(h inventory.Host, p inventory.Profile) error {
+	h, _, err := s.cfg.Store.FetchUserData(token, ip, bind, func(h inventory.Host, p inventory.Profile) error {
 		var err error
 		doc, err = userdata.Render(userdata.Input{
 			Base: []byte(p.UserData), Overrides: []byte(h.UserData),
@@ -210,6 +223,12 @@ func (s *Server) handleUserData(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil
 	})
+	if errors.Is(err, inventory.ErrForbidden) {
+		s.cfg.Log.Warn().Str("mac", h.MAC).Str("ip", ip).Str("boundIP", h.ScriptIP).Int("attempt", h.Attempt).
+			Msg("user-data refused: request from another address than the one that booted this attempt")
+		writeError(w, http.StatusForbidden, "forbidden", forbiddenUserData)
+		return
+	}
 	if err != nil {
 		// Never log the token: it is the attempt's secret.
 		s.cfg.Log.Info().Str("ip", ip).Err(err).Msg("user-data refused")
@@ -229,6 +248,12 @@ func (s *Server) handleUserData(w http.ResponseWriter, r *http.Request) {
 // maxCallbackBody bounds the failure message an installer may send.
 const maxCallbackBody = 4 << 10
 
+// handleCallback records the installer's verdict. Unlike user-data it is
+// not bound to an address: the installer reports from its after-install
+// stage, when the network may have been reconfigured to the site's
+// static address (stylus.site.network). The token is the credential;
+// a report for a superseded attempt is 410, a repeated done 200 with
+// changed=false.
 func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 	v := mux.Vars(r)
 	token := v["token"]

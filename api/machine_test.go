@@ -165,7 +165,7 @@ func TestResetMidInstallRotatesToken(t *testing.T) {
 	if tok2 == "" || tok2 == tok1 {
 		t.Fatal("no fresh token for the repeated install script")
 	}
-	wantError(t, e.get("/userdata/"+tok1), http.StatusNotFound, "not_found")
+	wantError(t, e.get("/userdata/"+tok1), http.StatusGone, "gone")
 	if r := e.get("/userdata/" + tok2); r.status != http.StatusOK {
 		t.Fatalf("new token: %d", r.status)
 	}

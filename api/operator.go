@@ -19,12 +19,18 @@ const maxBody = 1 << 20
 func (s *Server) operatorRoutes(r *mux.Router) {
 	r.HandleFunc("/hosts", s.listHosts).Methods(http.MethodGet)
 	r.HandleFunc("/hosts", s.createHost).Methods(http.MethodPost)
+	// Before /hosts/{mac}, which would match these names as MACs.
+	r.HandleFunc("/hosts/import", s.importHosts).Methods(http.MethodPost)
+	r.HandleFunc("/hosts/export", s.exportHosts).Methods(http.MethodGet)
+	r.HandleFunc("/hosts/reprovision", s.reprovisionMany).Methods(http.MethodPost)
+	r.HandleFunc("/hosts/assign", s.assignMany).Methods(http.MethodPost)
 	r.HandleFunc("/hosts/{mac}", s.getHost).Methods(http.MethodGet)
 	r.HandleFunc("/hosts/{mac}", s.updateHost).Methods(http.MethodPatch, http.MethodPut)
 	r.HandleFunc("/hosts/{mac}", s.deleteHost).Methods(http.MethodDelete)
 	r.HandleFunc("/hosts/{mac}/reprovision", s.reprovisionHost).Methods(http.MethodPost)
 	r.HandleFunc("/hosts/{mac}/events", s.hostEvents).Methods(http.MethodGet)
 	r.HandleFunc("/hosts/{mac}/userdata", s.previewUserData).Methods(http.MethodGet)
+	r.HandleFunc("/hosts/{mac}/cidata.iso", s.cidata).Methods(http.MethodGet)
 	r.HandleFunc("/profiles", s.listProfiles).Methods(http.MethodGet)
 	r.HandleFunc("/profiles", s.putProfile).Methods(http.MethodPost)
 	r.HandleFunc("/profiles/{name}", s.getProfile).Methods(http.MethodGet)
@@ -54,26 +60,50 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
-func (s *Server) listHosts(w http.ResponseWriter, r *http.Request) {
-	var f inventory.Filter
-	q := r.URL.Query()
-	if v := q.Get("state"); v != "" {
-		st, err := inventory.ParseState(v)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "validation", "query state: "+err.Error())
-			return
-		}
-		f.State = st
+// HostView is a host as the API shows it: no token hash, and whether
+// its attempt has outrun its profile's install timeout.
+type HostView struct {
+	inventory.Host
+	Stalled bool `json:"stalled"`
+}
+
+func (s *Server) views(hosts []inventory.Host) ([]HostView, error) {
+	rows, err := s.report(hosts)
+	if err != nil {
+		return nil, err
 	}
-	f.Profile = q.Get("profile")
+	out := make([]HostView, len(hosts))
+	for i, h := range hosts {
+		out[i] = HostView{Host: h.Public(), Stalled: rows[i].Stalled}
+	}
+	return out, nil
+}
+
+func (s *Server) listHosts(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f, err := parseFilter(q)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "validation", err.Error())
+		return
+	}
 	hosts, err := s.cfg.Store.Hosts(f)
 	if err != nil {
 		writeStoreError(w, err)
 		return
 	}
-	out := make([]inventory.Host, 0, len(hosts))
-	for _, h := range hosts {
-		out = append(out, h.Public())
+	out, err := s.views(hosts)
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	if q.Get("stalled") == "true" {
+		kept := out[:0]
+		for _, v := range out {
+			if v.Stalled {
+				kept = append(kept, v)
+			}
+		}
+		out = kept
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -127,7 +157,12 @@ func (s *Server) getHost(w http.ResponseWriter, r *http.Request) {
 		writeStoreError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, h.Public())
+	v, err := s.views([]inventory.Host{h})
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v[0])
 }
 
 func (s *Server) updateHost(w http.ResponseWriter, r *http.Request) {
@@ -190,10 +225,7 @@ func (s *Server) previewUserData(w http.ResponseWriter, r *http.Request) {
 		writeStoreError(w, err)
 		return
 	}
-	doc, err := userdata.Render(userdata.Input{
-		Base: []byte(p.UserData), Overrides: []byte(h.UserData), Site: h.Site, HostName: h.Name,
-		CallbackURL: s.cfg.Base + "/callback/TOKEN",
-	})
+	doc, err := userdata.Render(s.userdataInput(h, p, "TOKEN"))
 	if err != nil {
 		writeError(w, http.StatusUnprocessableEntity, "validation", fmt.Sprintf("host %s: %v", h.Ident(), err))
 		return
@@ -262,6 +294,9 @@ func (s *Server) deleteProfile(w http.ResponseWriter, r *http.Request) {
 type Status struct {
 	Total   int            `json:"total"`
 	ByState map[string]int `json:"byState"`
+	// Stalled and Failed name the hosts that need a person.
+	Stalled []string `json:"stalled"`
+	Failed  []string `json:"failed"`
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
@@ -270,9 +305,20 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		writeStoreError(w, err)
 		return
 	}
-	st := Status{Total: len(hosts), ByState: map[string]int{}}
-	for _, h := range hosts {
+	rows, err := s.report(hosts)
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	st := Status{Total: len(hosts), ByState: map[string]int{}, Stalled: []string{}, Failed: []string{}}
+	for i, h := range hosts {
 		st.ByState[h.State.String()]++
+		if rows[i].Stalled {
+			st.Stalled = append(st.Stalled, h.Ident())
+		}
+		if h.State == inventory.StateFailed {
+			st.Failed = append(st.Failed, h.Ident())
+		}
 	}
 	writeJSON(w, http.StatusOK, st)
 }

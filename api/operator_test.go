@@ -269,7 +269,7 @@ func TestReprovisionAndEvents(t *testing.T) {
 	if h.State != inventory.StateReady || h.Attempt != 1 {
 		t.Fatalf("reprovisioned: %+v", h)
 	}
-	wantError(t, e.post("/callback/"+tok+"/done", ""), http.StatusNotFound, "not_found")
+	wantError(t, e.post("/callback/"+tok+"/done", ""), http.StatusGone, "gone") // the attempt ended with the reprovision
 	_, tok2 := e.stage2("mac=" + mac1)
 	if tok2 == "" || e.host(mac1).Attempt != 2 {
 		t.Fatalf("after reprovision: token %q, attempt %d", tok2, e.host(mac1).Attempt)
@@ -341,13 +341,14 @@ func TestStatus(t *testing.T) {
 
 	r := e.op(http.MethodGet, "/status", "")
 	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(r.body, &raw); err != nil || len(raw) != 2 {
+	if err := json.Unmarshal(r.body, &raw); err != nil || len(raw) != 4 {
 		t.Fatalf("status body %s: %v", r.body, err)
 	}
 	if err := json.Unmarshal(r.body, &st); err != nil {
 		t.Fatal(err)
 	}
-	want := api.Status{Total: 4, ByState: map[string]int{"ready": 1, "booting": 1, "installed": 1, "discovered": 1}}
+	want := api.Status{Total: 4, ByState: map[string]int{"ready": 1, "booting": 1, "installed": 1, "discovered": 1},
+		Stalled: []string{}, Failed: []string{}}
 	if !reflect.DeepEqual(st, want) {
 		t.Fatalf("status = %+v, want %+v", st, want)
 	}

@@ -35,8 +35,14 @@ type Config struct {
 	// Token is the operator bearer token. Empty disables the operator
 	// API (every call gets 401), never opens it.
 	Token string
-	Log   zerolog.Logger
-	Now   func() time.Time
+	// BindUserDataToIP serves an attempt's user-data only to the address
+	// that fetched its install script (403 to any other). Safe whenever
+	// the installer's kernel gets the address iPXE had, as it does from a
+	// DHCP server keyed on the MAC; off (the zero value) when it may not,
+	// e.g. behind NAT. `stagehand serve` turns it on by default.
+	BindUserDataToIP bool
+	Log              zerolog.Logger
+	Now              func() time.Time
 }
 
 // Server serves HTTP. Build it with New; it is an http.Handler.
@@ -134,6 +140,8 @@ type ErrorBody struct {
 	Error struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
+		// Rows lists every bad row of a rejected manifest.
+		Rows []inventory.RowError `json:"rows,omitempty"`
 	} `json:"error"`
 }
 

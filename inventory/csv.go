@@ -54,6 +54,7 @@ type Record struct {
 	Row  int // 1-based line of the data row in the file (the header is row 1)
 	Host Host
 	Set  map[string]bool // canonical column names present in the header
+	bad  bool            // ParseCSV found a problem: Import reports, never writes, it
 }
 
 // RowError is one problem in a manifest.
@@ -90,8 +91,10 @@ func (e *ImportError) Error() string {
 func (e *ImportError) Unwrap() error { return ErrInvalid }
 
 // ParseCSV reads a manifest. It is the codec only: it checks shape and
-// syntax (header, MACs, tags) and reports every problem it finds; the
-// store checks references and uniqueness in Import.
+// syntax (header, MACs, tags); the store checks references and
+// uniqueness in Import. With row-level problems it returns the records
+// it could read together with an *ImportError, so that Import can add
+// its own findings and the operator gets every problem in one go.
 func ParseCSV(r io.Reader) ([]Record, error) {
 	cr := csv.NewReader(io.LimitReader(r, MaxImportBytes+1))
 	cr.FieldsPerRecord = 0 // every row as wide as the header
@@ -151,13 +154,14 @@ func ParseCSV(r io.Reader) ([]Record, error) {
 		}
 		rec, errs := parseRow(row, cols, fields)
 		bad = append(bad, errs...)
+		rec.bad = len(errs) > 0
 		recs = append(recs, rec)
 	}
 	if off := cr.InputOffset(); off > MaxImportBytes {
 		bad = append(bad, RowError{Row: 0, Reason: fmt.Sprintf("file larger than %d bytes", MaxImportBytes)})
 	}
 	if len(bad) > 0 {
-		return nil, &ImportError{Rows: bad}
+		return recs, &ImportError{Rows: bad}
 	}
 	return recs, nil
 }
@@ -276,10 +280,28 @@ type ImportResult struct {
 // within the file and against the store), and either all rows are
 // written or none is, with every problem listed. Rows for MACs already
 // in the store update those hosts in place; their state is kept.
-func (s *Store) Import(recs []Record) (ImportResult, error) {
+func (s *Store) Import(recs []Record) (ImportResult, error) { return s.ImportParsed(recs, nil) }
+
+// ImportParsed is Import for ParseCSV's records and error: the parse
+// problems are reported together with Import's own findings, and
+// nothing is written.
+func (s *Store) ImportParsed(recs []Record, parsed error) (ImportResult, error) {
 	var res ImportResult
+	var prior []RowError
+	if parsed != nil {
+		var ie *ImportError
+		if !errors.As(parsed, &ie) {
+			return res, parsed
+		}
+		prior = ie.Rows
+		for _, r := range ie.Rows {
+			if r.Row <= 1 { // header or file-level: the rows mean nothing
+				return res, parsed
+			}
+		}
+	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		var bad []RowError
+		bad := prior
 		rowOfMAC := map[string]int{}
 		rowOfName := map[string]int{}
 		hosts := make([]Host, len(recs))
@@ -293,6 +315,9 @@ func (s *Store) Import(recs []Record) (ImportResult, error) {
 			}
 		}
 		for i, rec := range recs {
+			if rec.bad {
+				continue
+			}
 			fail := func(field, reason string) {
 				bad = append(bad, RowError{Row: rec.Row, MAC: rec.Host.MAC, Field: field, Reason: reason})
 			}
@@ -342,6 +367,7 @@ func (s *Store) Import(recs []Record) (ImportResult, error) {
 			hosts[i] = h
 		}
 		if len(bad) > 0 {
+			sort.SliceStable(bad, func(i, j int) bool { return bad[i].Row < bad[j].Row })
 			return &ImportError{Rows: bad}
 		}
 		now := s.now().UTC()

@@ -93,11 +93,11 @@ func TestReport(t *testing.T) {
 	if _, err := s.Seen("aa:bb:cc:00:00:01", "10.0.0.1", Facts{Serial: "S1-BIOS"}); err != nil {
 		t.Fatal(err)
 	}
-	_, tok, _ := s.BeginInstall("aa:bb:cc:00:00:01")
+	_, tok, _ := s.BeginInstall("aa:bb:cc:00:00:01", "")
 	if _, _, err := s.Complete(tok); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.BeginInstall("aa:bb:cc:00:00:02"); err != nil {
+	if _, _, err := s.BeginInstall("aa:bb:cc:00:00:02", ""); err != nil {
 		t.Fatal(err)
 	}
 	hosts := mustHosts(t, s)

@@ -1,32 +1,11 @@
 package inventory
 
 import (
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
 )
-
-// tokenBytes of randomness per install token: 192 bits, URL-safe.
-const tokenBytes = 24
-
-// MaxFailMessage bounds what an installer may tell us on failure.
-const MaxFailMessage = 1024
-
-func hashToken(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
-}
-
-func newToken() string {
-	b := make([]byte, tokenBytes)
-	rand.Read(b) // never fails on Linux (Go 1.24+ crashes rather than return an error)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
 
 // Seen records what a host reported about itself on its way to stage 2:
 // its address and SMBIOS facts. It notes a serial that differs from the
@@ -79,11 +58,13 @@ func (s *Store) Discover(mac, ip string, f Facts) (Host, error) {
 }
 
 // BeginInstall moves a host to booting for the install script being
-// served right now and returns the token for its user-data URL. A ready
-// host starts a new attempt; a host already booting or installing (iPXE
-// retried, the VM reset) keeps its attempt but gets a fresh token, and
-// the previous one stops working: only the newest script is live.
-func (s *Store) BeginInstall(mac string) (Host, string, error) {
+// served right now to ip, and returns the token for its user-data URL.
+// A ready host starts a new attempt; a host already booting or
+// installing (iPXE retried, the VM reset) keeps its attempt but gets a
+// fresh token, and the previous one is retired: only the newest script
+// is live. ip is recorded as the attempt's ScriptIP, the one address
+// FetchUserData serves under BindToScriptIP ("" leaves it unbound).
+func (s *Store) BeginInstall(mac, ip string) (Host, string, error) {
 	mac, err := NormalizeMAC(mac)
 	if err != nil {
 		return Host{}, "", err
@@ -99,26 +80,28 @@ func (s *Store) BeginInstall(mac string) (Host, string, error) {
 		if err != nil {
 			return fmt.Errorf("host %s: %w", h.Ident(), err)
 		}
+		if err := retireToken(tx, &h); err != nil {
+			return err
+		}
 		now := s.now().UTC()
-		detail := "install script served (token rotated)"
+		to := ""
+		if ip != "" {
+			to = " to " + ip
+		}
+		detail := "install script served" + to + " (token rotated)"
 		if h.State == StateReady {
 			h.Attempt++
 			h.InstalledAt = timeZero
 			h.FailedMsg = ""
-			detail = "install script served, new attempt"
+			detail = "install script served" + to + ", new attempt"
 			if h.FirstBootAt.IsZero() {
 				h.FirstBootAt = now
 			}
 		}
-		tokens := tx.Bucket(bucketTokens)
-		if h.TokenHash != "" {
-			tokens.Delete([]byte(h.TokenHash))
-		}
-		h.TokenHash = hashToken(token)
-		if err := tokens.Put([]byte(h.TokenHash), []byte(mac)); err != nil {
+		if err := issueToken(tx, &h, token); err != nil {
 			return err
 		}
-		h.State, h.BootAt, h.UpdatedAt = next, now, now
+		h.State, h.ScriptIP, h.BootAt, h.UpdatedAt = next, ip, now, now
 		if err := put(tx.Bucket(bucketHosts), mac, h); err != nil {
 			return err
 		}
@@ -130,28 +113,21 @@ func (s *Store) BeginInstall(mac string) (Host, string, error) {
 	return h, token, nil
 }
 
-// byToken finds the host holding token. A token whose attempt is over
-// (installed, failed, reprovisioned) is ErrGone when the host still
-// exists, ErrNotFound when it never matched anything.
-func byToken(tx *bolt.Tx, token string) (Host, error) {
-	if token == "" || len(token) > 128 {
-		return Host{}, fmt.Errorf("%w: token", ErrNotFound)
-	}
-	mac := tx.Bucket(bucketTokens).Get([]byte(hashToken(token)))
-	if mac == nil {
-		return Host{}, fmt.Errorf("%w: token", ErrNotFound)
-	}
-	return get[Host](tx.Bucket(bucketHosts), string(mac), "host")
-}
-
-// FetchUserData is the installer asking for its configuration: it moves
-// the host to installing. render runs inside the transaction with the
-// host and its profile; if it fails (the configuration does not
-// validate), nothing changes and its error is returned. Only a live
-// attempt's token works.
-func (s *Store) FetchUserData(token, ip string, render func(Host, Profile) error) (Host, Profile, error) {
+// FetchUserData is the installer at ip asking for its configuration: it
+// moves the host to installing. render runs inside the transaction with
+// the host and its profile; if it fails (the configuration does not
+// validate), nothing changes and its error is returned.
+//
+// Only a live attempt's token works: ErrNotFound for a token never
+// issued, ErrGone for one superseded or whose attempt is over
+// (installed, failed). Under BindToScriptIP a request from another
+// address than the attempt's ScriptIP is ErrForbidden: the host is
+// returned (for the caller's log), nothing about it changes, and a
+// "userdata-refused" event records the address that tried.
+func (s *Store) FetchUserData(token, ip string, bind Binding, render func(Host, Profile) error) (Host, Profile, error) {
 	var h Host
 	var p Profile
+	var refused error
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		var err error
 		h, err = byToken(tx, token)
@@ -160,7 +136,15 @@ func (s *Store) FetchUserData(token, ip string, render func(Host, Profile) error
 		}
 		next, err := Transition(h.State, TriggerUserData)
 		if err != nil {
-			return fmt.Errorf("%w: host %s is %s", ErrGone, h.Ident(), h.State)
+			return fmt.Errorf("%w: attempt %d of %s is over (host is %s)", ErrGone, h.Attempt, h.Ident(), h.State)
+		}
+		now := s.now().UTC()
+		if bind == BindToScriptIP && h.ScriptIP != "" && !sameIP(ip, h.ScriptIP) {
+			refused = fmt.Errorf("%w: user-data of attempt %d of %s requested from %s, but the attempt is bound to %s, which fetched its install script",
+				ErrForbidden, h.Attempt, h.Ident(), ip, h.ScriptIP)
+			// Committed on purpose: the refusal is the audit trail.
+			return s.addEvent(tx, h.MAC, Event{Time: now, Kind: "userdata-refused", Attempt: h.Attempt,
+				Detail: "user-data refused to " + ip + ": the attempt is bound to " + h.ScriptIP})
 		}
 		p, err = get[Profile](tx.Bucket(bucketProfiles), h.Profile, "profile")
 		if err != nil {
@@ -169,7 +153,6 @@ func (s *Store) FetchUserData(token, ip string, render func(Host, Profile) error
 		if err := render(h, p); err != nil {
 			return err
 		}
-		now := s.now().UTC()
 		first := h.State != next
 		h.State, h.UpdatedAt = next, now
 		if ip != "" {
@@ -184,12 +167,16 @@ func (s *Store) FetchUserData(token, ip string, render func(Host, Profile) error
 		}
 		return s.addEvent(tx, h.MAC, Event{Time: now, Kind: "userdata", Attempt: h.Attempt, Detail: detail})
 	})
+	if err == nil && refused != nil {
+		return h, Profile{}, refused
+	}
 	return h, p, err
 }
 
 // Complete records the installer's success. It is idempotent: a repeated
 // callback for an attempt already installed records nothing and returns
-// the host with changed=false.
+// the host with changed=false. A superseded token is ErrGone; a failed
+// attempt cannot turn into a success (ErrConflict).
 func (s *Store) Complete(token string) (h Host, changed bool, err error) {
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		h, err = byToken(tx, token)
@@ -214,12 +201,11 @@ func (s *Store) Complete(token string) (h Host, changed bool, err error) {
 	return h, changed, err
 }
 
-// Fail records the installer's failure with its (bounded) message.
+// Fail records the installer's failure with its message, cut to
+// MaxFailMessage bytes and stripped of control characters. A repeated
+// failure keeps the first message (changed=false).
 func (s *Store) Fail(token, msg string) (h Host, changed bool, err error) {
-	if len(msg) > MaxFailMessage {
-		msg = msg[:MaxFailMessage]
-	}
-	msg = strings.ToValidUTF8(msg, "?")
+	msg = cleanFailMessage(msg)
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		h, err = byToken(tx, token)
 		if err != nil {
@@ -242,8 +228,9 @@ func (s *Store) Fail(token, msg string) (h Host, changed bool, err error) {
 	return h, changed, err
 }
 
-// Reprovision sends a host back to ready: its token dies, and its next
-// PXE boot starts a new attempt with a new one.
+// Reprovision sends a host back to ready: its token is retired (an
+// installer still holding it hears 410), and its next PXE boot starts a
+// new attempt with a new one.
 func (s *Store) Reprovision(mac string) (Host, error) {
 	mac, err := NormalizeMAC(mac)
 	if err != nil {
@@ -262,12 +249,12 @@ func (s *Store) Reprovision(mac string) (Host, error) {
 		if h.Profile == "" {
 			return fmt.Errorf("%w: host %s has no profile", ErrConflict, h.Ident())
 		}
-		if h.TokenHash != "" {
-			tx.Bucket(bucketTokens).Delete([]byte(h.TokenHash))
+		if err := retireToken(tx, &h); err != nil {
+			return err
 		}
 		now := s.now().UTC()
 		prev := h.State
-		h.State, h.TokenHash, h.UpdatedAt = next, "", now
+		h.State, h.ScriptIP, h.UpdatedAt = next, "", now
 		if err := put(tx.Bucket(bucketHosts), mac, h); err != nil {
 			return err
 		}

@@ -17,7 +17,7 @@ func TestBootFlow(t *testing.T) {
 	mustHost(t, s, Host{MAC: mac, Name: "node1", Profile: "edge"})
 
 	// First stage 2: a new attempt and its token.
-	h, tok1, err := s.BeginInstall("52-54-00-00-00-01")
+	h, tok1, err := s.BeginInstall("52-54-00-00-00-01", "10.0.0.5")
 	if err != nil {
 		t.Fatalf("BeginInstall: %v", err)
 	}
@@ -30,15 +30,15 @@ func TestBootFlow(t *testing.T) {
 	firstBoot := h.FirstBootAt
 
 	// iPXE retried: same attempt, new token, the old one dead.
-	h, tok2, err := s.BeginInstall(mac)
+	h, tok2, err := s.BeginInstall(mac, "10.0.0.5")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if h.State != StateBooting || h.Attempt != 1 || tok2 == tok1 {
 		t.Fatalf("second BeginInstall: %+v, token rotated %v", h, tok2 != tok1)
 	}
-	if _, _, err := s.FetchUserData(tok1, "10.0.0.5", okRender); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("old token: err = %v, want ErrNotFound", err)
+	if _, _, err := s.FetchUserData(tok1, "10.0.0.5", AnyIP, okRender); !errors.Is(err, ErrGone) {
+		t.Fatalf("old token: err = %v, want ErrGone", err)
 	}
 
 	// The installer fetches its user-data, twice (it retries).
@@ -47,14 +47,14 @@ func TestBootFlow(t *testing.T) {
 		rendered = append(rendered, h.MAC+"/"+p.Name+"/"+h.State.String())
 		return nil
 	}
-	h, p, err := s.FetchUserData(tok2, "10.0.0.5", render)
+	h, p, err := s.FetchUserData(tok2, "10.0.0.5", AnyIP, render)
 	if err != nil {
 		t.Fatalf("FetchUserData: %v", err)
 	}
 	if h.State != StateInstalling || h.LastIP != "10.0.0.5" || p.Name != "edge" {
 		t.Fatalf("after FetchUserData: %+v / %s", h, p.Name)
 	}
-	if h, _, err = s.FetchUserData(tok2, "10.0.0.5", render); err != nil || h.State != StateInstalling {
+	if h, _, err = s.FetchUserData(tok2, "10.0.0.5", AnyIP, render); err != nil || h.State != StateInstalling {
 		t.Fatalf("repeated FetchUserData: %+v, %v", h, err)
 	}
 	if want := []string{mac + "/edge/booting", mac + "/edge/installing"}; !reflect.DeepEqual(rendered, want) {
@@ -76,14 +76,14 @@ func TestBootFlow(t *testing.T) {
 	}
 
 	// The attempt is over: user-data is gone, a failure report is refused.
-	if _, _, err := s.FetchUserData(tok2, "10.0.0.5", okRender); !errors.Is(err, ErrGone) {
+	if _, _, err := s.FetchUserData(tok2, "10.0.0.5", AnyIP, okRender); !errors.Is(err, ErrGone) {
 		t.Fatalf("user-data after completion: err = %v, want ErrGone", err)
 	}
 	if _, _, err := s.Fail(tok2, "late"); !errors.Is(err, ErrConflict) {
 		t.Fatalf("Fail after completion: err = %v, want ErrConflict", err)
 	}
 	// An installed host never installs again on its own.
-	if _, _, err := s.BeginInstall(mac); !errors.Is(err, ErrConflict) {
+	if _, _, err := s.BeginInstall(mac, "10.0.0.5"); !errors.Is(err, ErrConflict) {
 		t.Fatalf("BeginInstall on installed host: err = %v, want ErrConflict", err)
 	}
 
@@ -103,10 +103,10 @@ func TestBootFlow(t *testing.T) {
 	if err != nil || h.State != StateReady || h.TokenHash != "" {
 		t.Fatalf("Reprovision = %+v, %v", h, err)
 	}
-	if _, _, err := s.Complete(tok2); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("token after reprovision: err = %v, want ErrNotFound", err)
+	if _, _, err := s.Complete(tok2); !errors.Is(err, ErrGone) {
+		t.Fatalf("token after reprovision: err = %v, want ErrGone", err)
 	}
-	h, tok3, err := s.BeginInstall(mac)
+	h, tok3, err := s.BeginInstall(mac, "10.0.0.5")
 	if err != nil || h.Attempt != 2 || h.State != StateBooting || !h.InstalledAt.IsZero() || !h.FirstBootAt.Equal(firstBoot) {
 		t.Fatalf("BeginInstall after reprovision = %+v, %v", h, err)
 	}
@@ -131,7 +131,7 @@ func TestBootFlow(t *testing.T) {
 	if _, changed, err := s.Fail(tok3, "again"); err != nil || changed {
 		t.Fatalf("repeated Fail: changed %v, %v", changed, err)
 	}
-	if _, _, err := s.FetchUserData(tok3, "", okRender); !errors.Is(err, ErrGone) {
+	if _, _, err := s.FetchUserData(tok3, "", AnyIP, okRender); !errors.Is(err, ErrGone) {
 		t.Fatalf("user-data after failure: err = %v, want ErrGone", err)
 	}
 
@@ -139,7 +139,7 @@ func TestBootFlow(t *testing.T) {
 	if _, err := s.Reprovision(mac); err != nil {
 		t.Fatal(err)
 	}
-	h, _, err = s.BeginInstall(mac)
+	h, _, err = s.BeginInstall(mac, "10.0.0.5")
 	if err != nil || h.Attempt != 3 || h.FailedMsg != "" {
 		t.Fatalf("attempt 3 = %+v, %v", h, err)
 	}
@@ -149,7 +149,7 @@ func TestFailMessageStaysValidUTF8(t *testing.T) {
 	s := openTestStore(t)
 	mustProfile(t, s, "edge")
 	mustHost(t, s, Host{MAC: "52:54:00:00:00:01", Profile: "edge"})
-	_, tok, err := s.BeginInstall("52:54:00:00:00:01")
+	_, tok, err := s.BeginInstall("52:54:00:00:00:01", "10.0.0.5")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestRenderFailureLeavesHostUnchanged(t *testing.T) {
 	mustProfile(t, s, "edge")
 	const mac = "52:54:00:00:00:01"
 	mustHost(t, s, Host{MAC: mac, Profile: "edge"})
-	_, tok, err := s.BeginInstall(mac)
+	_, tok, err := s.BeginInstall(mac, "10.0.0.5")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func TestRenderFailureLeavesHostUnchanged(t *testing.T) {
 	nEvents := len(mustEvents(t, s, mac))
 
 	bad := errors.New("stylus.site.paletteEndpoint: required")
-	if _, _, err := s.FetchUserData(tok, "10.9.9.9", func(Host, Profile) error { return bad }); !errors.Is(err, bad) {
+	if _, _, err := s.FetchUserData(tok, "10.9.9.9", AnyIP, func(Host, Profile) error { return bad }); !errors.Is(err, bad) {
 		t.Fatalf("FetchUserData err = %v, want the render error", err)
 	}
 	unchanged(t, s, before)
@@ -185,7 +185,7 @@ func TestRenderFailureLeavesHostUnchanged(t *testing.T) {
 		t.Fatalf("a failed render added events: %d → %d", nEvents, n)
 	}
 	// The token still works once the configuration is fixed.
-	if h, _, err := s.FetchUserData(tok, "10.9.9.9", okRender); err != nil || h.State != StateInstalling {
+	if h, _, err := s.FetchUserData(tok, "10.9.9.9", AnyIP, okRender); err != nil || h.State != StateInstalling {
 		t.Fatalf("FetchUserData after the fix: %v, %v", h.State, err)
 	}
 }
@@ -193,7 +193,7 @@ func TestRenderFailureLeavesHostUnchanged(t *testing.T) {
 func TestTokenLookupRejects(t *testing.T) {
 	s := openTestStore(t)
 	for _, tok := range []string{"", "nope", strings.Repeat("a", 129), strings.Repeat("a", 100000)} {
-		if _, _, err := s.FetchUserData(tok, "", okRender); !errors.Is(err, ErrNotFound) {
+		if _, _, err := s.FetchUserData(tok, "", AnyIP, okRender); !errors.Is(err, ErrNotFound) {
 			t.Errorf("FetchUserData(%d bytes) err = %v, want ErrNotFound", len(tok), err)
 		}
 		if _, _, err := s.Complete(tok); !errors.Is(err, ErrNotFound) {
@@ -212,7 +212,7 @@ func TestReprovisionRules(t *testing.T) {
 	if _, err := s.Reprovision("52:54:00:00:00:01"); !errors.Is(err, ErrConflict) {
 		t.Fatalf("Reprovision(discovered) err = %v, want ErrConflict", err)
 	}
-	if _, _, err := s.BeginInstall("52:54:00:00:00:01"); !errors.Is(err, ErrConflict) {
+	if _, _, err := s.BeginInstall("52:54:00:00:00:01", "10.0.0.5"); !errors.Is(err, ErrConflict) {
 		t.Fatalf("BeginInstall(discovered) err = %v, want ErrConflict", err)
 	}
 	if _, err := s.Reprovision("52:54:00:00:00:99"); !errors.Is(err, ErrNotFound) {
@@ -221,7 +221,7 @@ func TestReprovisionRules(t *testing.T) {
 
 	// A stalled attempt (booting) can be restarted by the operator.
 	mustHost(t, s, Host{MAC: "52:54:00:00:00:02", Profile: "edge"})
-	_, tok, err := s.BeginInstall("52:54:00:00:00:02")
+	_, tok, err := s.BeginInstall("52:54:00:00:00:02", "10.0.0.5")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +229,7 @@ func TestReprovisionRules(t *testing.T) {
 	if err != nil || h.State != StateReady || h.Attempt != 1 {
 		t.Fatalf("Reprovision(booting) = %+v, %v", h, err)
 	}
-	if _, _, err := s.FetchUserData(tok, "", okRender); !errors.Is(err, ErrNotFound) {
+	if _, _, err := s.FetchUserData(tok, "", AnyIP, okRender); !errors.Is(err, ErrGone) {
 		t.Fatalf("stalled attempt's token after reprovision: %v", err)
 	}
 	ev := mustEvents(t, s, "52:54:00:00:00:02")

@@ -21,7 +21,8 @@ var (
 	bucketProfiles = []byte("profiles") // name → Profile
 	bucketEvents   = []byte("events")   // mac + 0x00 + seq(8) → Event
 	bucketLeases   = []byte("leases")   // mac → Lease
-	bucketTokens   = []byte("tokens")   // sha256(token) hex → mac
+	bucketTokens   = []byte("tokens")   // sha256(token) hex → tokenRecord (live or retired)
+	bucketRetired  = []byte("retired")  // mac + 0x00 + seq(8) → hash of a retired token, oldest first
 	bucketNames    = []byte("names")    // host name → mac, for uniqueness
 )
 
@@ -70,7 +71,7 @@ func Open(dir string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketHosts, bucketProfiles, bucketEvents, bucketLeases, bucketTokens, bucketNames} {
+		for _, b := range [][]byte{bucketHosts, bucketProfiles, bucketEvents, bucketLeases, bucketTokens, bucketRetired, bucketNames} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -226,10 +227,23 @@ func (s *Store) Host(mac string) (Host, error) {
 type Filter struct {
 	State   State
 	Profile string
+	// Tags must all be present on the host's site with these values.
+	Tags map[string]string
 }
 
+// Empty reports whether f matches every host.
+func (f Filter) Empty() bool { return f.State == 0 && f.Profile == "" && len(f.Tags) == 0 }
+
 func (f Filter) match(h *Host) bool {
-	return (f.State == 0 || h.State == f.State) && (f.Profile == "" || h.Profile == f.Profile)
+	if (f.State != 0 && h.State != f.State) || (f.Profile != "" && h.Profile != f.Profile) {
+		return false
+	}
+	for k, v := range f.Tags {
+		if got, ok := h.Site.Tags[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
 }
 
 // Hosts lists hosts matching f, ordered by MAC.
@@ -278,7 +292,7 @@ func (s *Store) CreateHost(h Host) (Host, error) {
 		if h.Profile == "" {
 			h.State = StateDiscovered
 		}
-		h.TokenHash = ""
+		h.TokenHash, h.ScriptIP = "", ""
 		if err := s.saveHost(tx, &h, ""); err != nil {
 			return err
 		}
@@ -306,7 +320,7 @@ func (s *Store) UpdateHost(mac string, fn func(*Host) error) (Host, error) {
 		if err := fn(&h); err != nil {
 			return err
 		}
-		h.MAC, h.State, h.Attempt, h.TokenHash, h.CreatedAt = old.MAC, old.State, old.Attempt, old.TokenHash, old.CreatedAt
+		h.MAC, h.State, h.Attempt, h.TokenHash, h.ScriptIP, h.CreatedAt = old.MAC, old.State, old.Attempt, old.TokenHash, old.ScriptIP, old.CreatedAt
 		// No transition leads back to discovered: a ready host without a
 		// profile would start an attempt on its next boot that cannot be served.
 		if h.Profile == "" && old.State != StateDiscovered {
@@ -336,7 +350,8 @@ func (s *Store) UpdateHost(mac string, fn func(*Host) error) (Host, error) {
 	return h, err
 }
 
-// DeleteHost removes a host, its events, token and lease.
+// DeleteHost removes a host, its events, tokens (live and retired: they
+// answer 404 afterwards) and lease.
 func (s *Store) DeleteHost(mac string) error {
 	mac, err := NormalizeMAC(mac)
 	if err != nil {
@@ -350,8 +365,8 @@ func (s *Store) DeleteHost(mac string) error {
 		if h.Name != "" {
 			tx.Bucket(bucketNames).Delete([]byte(h.Name))
 		}
-		if h.TokenHash != "" {
-			tx.Bucket(bucketTokens).Delete([]byte(h.TokenHash))
+		if err := deleteTokens(tx, &h); err != nil {
+			return err
 		}
 		tx.Bucket(bucketLeases).Delete([]byte(mac))
 		if err := deleteEvents(tx, mac, -1); err != nil {

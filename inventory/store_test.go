@@ -428,7 +428,7 @@ func TestDeleteHostRemovesLeaseAndToken(t *testing.T) {
 	if err := s.PutLease(Lease{MAC: mac, IP: "10.0.0.5"}); err != nil {
 		t.Fatal(err)
 	}
-	_, tok, err := s.BeginInstall(mac)
+	_, tok, err := s.BeginInstall(mac, "10.0.0.5")
 	if err != nil {
 		t.Fatal(err)
 	}

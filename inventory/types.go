@@ -12,12 +12,13 @@ import (
 
 // Sentinel errors, matched with errors.Is.
 var (
-	ErrNotFound = errors.New("not found")       // no such host, profile or token
-	ErrExists   = errors.New("already exists")  // a create collided with a stored key or unique name
-	ErrConflict = errors.New("conflict")        // the host's state does not allow the operation
-	ErrGone     = errors.New("gone")            // the token belonged to an attempt that is over
-	ErrInvalid  = errors.New("invalid")         // validation failed; wrapped with the details
-	ErrLocked   = errors.New("data dir in use") // another process holds the database
+	ErrNotFound  = errors.New("not found")       // no such host, profile or token
+	ErrExists    = errors.New("already exists")  // a create collided with a stored key or unique name
+	ErrConflict  = errors.New("conflict")        // the host's state does not allow the operation
+	ErrGone      = errors.New("gone")            // the token belonged to an attempt that is over
+	ErrForbidden = errors.New("forbidden")       // the request came from an address the attempt is not bound to
+	ErrInvalid   = errors.New("invalid")         // validation failed; wrapped with the details
+	ErrLocked    = errors.New("data dir in use") // another process holds the database
 )
 
 // Facts are what the host told us about itself through iPXE (SMBIOS).
@@ -44,6 +45,10 @@ type Host struct {
 	// TokenHash is the hex SHA-256 of the live attempt's token. It never
 	// leaves the store: the API strips it (see Public).
 	TokenHash string `json:"tokenHash,omitempty"`
+	// ScriptIP is the address that fetched the live attempt's install
+	// script; under inventory.BindToScriptIP only it gets the user-data.
+	// Empty means unbound (an attempt begun before the field existed).
+	ScriptIP string `json:"scriptIP,omitempty"`
 
 	LastIP    string `json:"lastIP,omitempty"`
 	LastArch  string `json:"lastArch,omitempty"`
@@ -81,9 +86,12 @@ const (
 
 // Profile is how to install a class of hosts.
 type Profile struct {
-	Name     string    `json:"name"`
-	Kernel   string    `json:"kernel"`           // path on the server
-	Initrd   string    `json:"initrd"`           // path on the server
+	Name string `json:"name"`
+	// ISO, when set, is an installer image on the server; Kernel, Initrd
+	// and RootFS are then paths inside it, read without mounting.
+	ISO      string    `json:"iso,omitempty"`
+	Kernel   string    `json:"kernel"`           // path on the server (or in ISO)
+	Initrd   string    `json:"initrd"`           // path on the server (or in ISO)
 	RootFS   string    `json:"rootfs,omitempty"` // live root image, optional
 	Cmdline  string    `json:"cmdline,omitempty"`
 	UserData string    `json:"userdata,omitempty"` // base user-data YAML

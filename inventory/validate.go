@@ -34,12 +34,19 @@ func (p *Profile) Validate() error {
 	if !profileName.MatchString(p.Name) {
 		add("name", "must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit")
 	}
+	p.ApplyISODefaults()
+	if p.ISO != "" {
+		p.validateISO(add)
+	}
 	for _, a := range []struct{ field, path string }{{"kernel", p.Kernel}, {"initrd", p.Initrd}, {"rootfs", p.RootFS}} {
 		if a.path == "" {
 			if a.field != "rootfs" {
 				add(a.field, "required")
 			}
 			continue
+		}
+		if p.ISO != "" {
+			continue // a path inside the image, checked by validateISO
 		}
 		if !strings.HasPrefix(a.path, "/") {
 			add(a.field, fmt.Sprintf("%q is not an absolute path", a.path))

@@ -31,6 +31,7 @@ func (im *Image) eachEntry(d dirRef, fn func(entry) (stop bool, err error)) erro
 	buf := make([]byte, min(int64(readChunk), int64(d.size)))
 	var pending *entry // a multi-extent file still collecting extents
 	var pendingIdent []byte
+	ceBudget := ceFactor*int64(d.size) + ceAllowance
 	for off := start; off < end; off += int64(len(buf)) {
 		chunk := buf[:min(int64(len(buf)), end-off)]
 		if _, err := im.r.ReadAt(chunk, off); err != nil {
@@ -49,7 +50,7 @@ func (im *Image) eachEntry(d dirRef, fn func(entry) (stop bool, err error)) erro
 				if rec.isSelfOrParent() || rec.flags&flagAssociated != 0 {
 					continue
 				}
-				e, skip, err := im.entryOf(rec)
+				e, skip, err := im.entryOf(rec, &ceBudget)
 				if err != nil {
 					return fmt.Errorf("directory record at byte %d: %w", off+int64(s+pos-rec.length), err)
 				}
@@ -91,8 +92,8 @@ func (im *Image) eachEntry(d dirRef, fn func(entry) (stop bool, err error)) erro
 // entryOf turns one record into an entry. skip reports records that stand
 // for nothing visible: a directory that Rock Ridge relocated (RRIP 4.1.5.3)
 // is listed where its CL record sits, not in rr_moved.
-func (im *Image) entryOf(rec record) (e entry, skip bool, err error) {
-	rr, err := im.rockRidge(rec)
+func (im *Image) entryOf(rec record, ceBudget *int64) (e entry, skip bool, err error) {
+	rr, err := im.rockRidge(rec, ceBudget)
 	if err != nil {
 		return entry{}, false, err
 	}

@@ -26,6 +26,11 @@ const (
 	maxDepth = 32
 	// maxContinuations bounds the SUSP CE chain followed for one record.
 	maxContinuations = 16
+	// ceFactor and ceAllowance bound the SUSP continuation bytes read while
+	// scanning one directory: real images (long names, symlink targets,
+	// ACLs) stay far below 32 times the directory's own size.
+	ceFactor    = 32
+	ceAllowance = 1 << 20
 	// maxNameLen caps a Rock Ridge name assembled from NM entries.
 	maxNameLen = 1024
 	// maxListEntries caps ReadDir so a directory cannot make us hold

@@ -85,7 +85,10 @@ func parseSUSP(area []byte, rr *rockRidge) (continuation, bool) {
 
 // rockRidge collects the Rock Ridge entries of rec, following CE
 // continuation areas (bounded in number and length, and inside the image).
-func (im *Image) rockRidge(rec record) (rockRidge, error) {
+// budget is what is left of the continuation bytes the directory scan may
+// read, so a directory whose every record points at long CE chains costs a
+// bounded multiple of its size rather than 16 sectors per record.
+func (im *Image) rockRidge(rec record, budget *int64) (rockRidge, error) {
 	var rr rockRidge
 	if !im.rr || im.rrSkip > len(rec.sysUse) {
 		return rr, nil
@@ -99,6 +102,9 @@ func (im *Image) rockRidge(rec record) (rockRidge, error) {
 		// SUSP 5.1: a continuation area lies within one logical block.
 		if ce.length == 0 || int64(ce.offset)+int64(ce.length) > im.blockSize {
 			return rr, fmt.Errorf("%w: SUSP continuation area of %d bytes at offset %d exceeds a block", ErrMalformed, ce.length, ce.offset)
+		}
+		if *budget -= int64(ce.length); *budget < 0 {
+			return rr, fmt.Errorf("%w: SUSP continuation areas exceed %d times the directory size", ErrMalformed, ceFactor)
 		}
 		off := int64(ce.block)*im.blockSize + int64(ce.offset)
 		if off+int64(ce.length) > im.size {

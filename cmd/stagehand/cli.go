@@ -73,11 +73,13 @@ func runProfile(ctx context.Context, args []string, out io.Writer) error {
 	verb := args[0]
 	fs := flag.NewFlagSet("profile "+verb, flag.ContinueOnError)
 	co := clientFlags(fs)
-	var kernel, initrd, rootfs, cmdline, udFile, local string
+	var kernel, initrd, rootfs, cmdline, udFile, local, iso, timeout string
 	if verb == "add" {
-		fs.StringVar(&kernel, "kernel", "", "kernel image (path on the server)")
-		fs.StringVar(&initrd, "initrd", "", "initrd (path on the server)")
-		fs.StringVar(&rootfs, "rootfs", "", "live root image (path on the server), optional")
+		fs.StringVar(&iso, "iso", "", "installer ISO on the server: kernel, initrd and rootfs are read from it ("+inventory.ISOKernel+", "+inventory.ISOInitrd+", "+inventory.ISORootFS+" unless given)")
+		fs.StringVar(&kernel, "kernel", "", "kernel image (path on the server, or inside --iso)")
+		fs.StringVar(&initrd, "initrd", "", "initrd (path on the server, or inside --iso)")
+		fs.StringVar(&rootfs, "rootfs", "", "live root image (path on the server, or inside --iso), optional")
+		fs.StringVar(&timeout, "install-timeout", "", "how long an install may take before the host shows as stalled (default 1h)")
 		fs.StringVar(&cmdline, "cmdline", "", "kernel command line; ${config_url}, ${rootfs_url}, ${server} are filled in")
 		fs.StringVar(&udFile, "userdata", "", "base user-data YAML file")
 		fs.StringVar(&local, "local-boot", "exit", "how installed hosts boot their disk: exit or sanboot")
@@ -96,14 +98,29 @@ func runProfile(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		p := inventory.Profile{Name: pos[0], Cmdline: cmdline, Local: inventory.LocalBoot(local)}
-		if p.Kernel, err = absPath("kernel", kernel); err != nil {
-			return err
+		if timeout != "" {
+			d, err := time.ParseDuration(timeout)
+			if err != nil || d <= 0 {
+				return fmt.Errorf("--install-timeout %q: want a duration like 45m", timeout)
+			}
+			p.Timeout = inventory.Duration(d)
 		}
-		if p.Initrd, err = absPath("initrd", initrd); err != nil {
-			return err
-		}
-		if p.RootFS, err = absPath("rootfs", rootfs); err != nil {
-			return err
+		if iso != "" {
+			// Paths inside the image stay as given.
+			p.Kernel, p.Initrd, p.RootFS = kernel, initrd, rootfs
+			if p.ISO, err = absPath("iso", iso); err != nil {
+				return err
+			}
+		} else {
+			if p.Kernel, err = absPath("kernel", kernel); err != nil {
+				return err
+			}
+			if p.Initrd, err = absPath("initrd", initrd); err != nil {
+				return err
+			}
+			if p.RootFS, err = absPath("rootfs", rootfs); err != nil {
+				return err
+			}
 		}
 		if p.UserData, err = readFileFlag("userdata", udFile); err != nil {
 			return err
@@ -145,22 +162,31 @@ func printProfiles(c *client, out io.Writer, ps []inventory.Profile) error {
 		return c.printJSON(out, ps)
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tKERNEL\tINITRD\tLOCAL BOOT\tCMDLINE")
+	fmt.Fprintln(tw, "NAME\tKERNEL\tINITRD\tROOTFS\tLOCAL BOOT\tTIMEOUT\tCMDLINE")
 	for _, p := range ps {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Name, p.Kernel, p.Initrd, p.Local, p.Cmdline)
+		k, i, r := p.Kernel, p.Initrd, dash(p.RootFS)
+		if p.ISO != "" {
+			k, i, r = p.ISO+":"+k, p.ISO+":"+i, p.ISO+":"+r
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, k, i, r, p.Local, p.InstallTimeout(), p.Cmdline)
 	}
 	return tw.Flush()
 }
 
 func runHost(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("host: want add, list, show, events, userdata, reprovision or delete")
+		return errors.New("host: want add, update, list, show, events, userdata, reprovision, assign, import, export, cidata or delete")
 	}
 	verb := args[0]
+	switch verb {
+	case "import", "export", "assign", "update", "cidata":
+		return runHostRack(ctx, verb, args[1:], out)
+	}
 	fs := flag.NewFlagSet("host "+verb, flag.ContinueOnError)
 	co := clientFlags(fs)
-	var profile, serial, name, siteFile, udFile, state string
+	var profile, serial, name, siteFile, udFile string
 	var secrets bool
+	var ff *filterFlags
 	switch verb {
 	case "add":
 		fs.StringVar(&profile, "profile", "", "profile to install")
@@ -168,9 +194,8 @@ func runHost(ctx context.Context, args []string, out io.Writer) error {
 		fs.StringVar(&name, "name", "", "host name (unique; becomes stylus.site.name)")
 		fs.StringVar(&siteFile, "site", "", "YAML file with the host's stylus.site fields")
 		fs.StringVar(&udFile, "userdata", "", "YAML file with per-host user-data overrides")
-	case "list":
-		fs.StringVar(&state, "state", "", "only hosts in this state")
-		fs.StringVar(&profile, "profile", "", "only hosts with this profile")
+	case "list", "reprovision":
+		ff = addFilterFlags(fs, verb == "reprovision")
 	case "userdata":
 		fs.BoolVar(&secrets, "secrets", false, "show secrets instead of masking them")
 	}
@@ -212,34 +237,28 @@ func runHost(ctx context.Context, args []string, out io.Writer) error {
 			}
 			spec.UserData = &ud
 		}
-		var h inventory.Host
+		var h api.HostView
 		if err := c.do(ctx, http.MethodPost, "/hosts", spec, &h); err != nil {
 			return err
 		}
-		return printHosts(c, out, []inventory.Host{h}, true)
+		return printHosts(c, out, []api.HostView{h}, true)
 	case "list":
-		q := url.Values{}
-		if state != "" {
-			q.Set("state", state)
-		}
-		if profile != "" {
-			q.Set("profile", profile)
-		}
-		path := "/hosts"
-		if len(q) > 0 {
-			path += "?" + q.Encode()
-		}
-		var hs []inventory.Host
-		if err := c.do(ctx, http.MethodGet, path, nil, &hs); err != nil {
+		var hs []api.HostView
+		if err := c.do(ctx, http.MethodGet, "/hosts"+ff.query(), nil, &hs); err != nil {
 			return err
 		}
 		return printHosts(c, out, hs, false)
-	case "show", "reprovision":
+	case "reprovision":
+		if len(pos) == 0 {
+			return bulkAction(ctx, c, out, "/hosts/reprovision"+ff.query(), nil, "reprovisioned")
+		}
+		fallthrough
+	case "show":
 		path, err := one()
 		if err != nil {
 			return err
 		}
-		var h inventory.Host
+		var h api.HostView
 		if verb == "show" {
 			err = c.do(ctx, http.MethodGet, path, nil, &h)
 		} else {
@@ -248,7 +267,7 @@ func runHost(ctx context.Context, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		return printHosts(c, out, []inventory.Host{h}, true)
+		return printHosts(c, out, []api.HostView{h}, true)
 	case "events":
 		path, err := one()
 		if err != nil {
@@ -292,13 +311,13 @@ func runHost(ctx context.Context, args []string, out io.Writer) error {
 	return fmt.Errorf("host %s: unknown; want add, list, show, events, userdata, reprovision or delete", verb)
 }
 
-func printHosts(c *client, out io.Writer, hs []inventory.Host, single bool) error {
+func printHosts(c *client, out io.Writer, hs []api.HostView, single bool) error {
 	if c.output == "json" {
 		if single && len(hs) == 1 {
 			return c.printJSON(out, hs[0])
 		}
 		if hs == nil {
-			hs = []inventory.Host{}
+			hs = []api.HostView{}
 		}
 		return c.printJSON(out, hs)
 	}
@@ -313,7 +332,11 @@ func printHosts(c *client, out io.Writer, hs []inventory.Host, single bool) erro
 		if serial == "" {
 			serial = h.Facts.Serial
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", h.MAC, dash(h.Name), dash(h.Profile), h.State, h.Attempt, dash(h.LastIP), dash(serial), inst)
+		state := h.State.String()
+		if h.Stalled {
+			state += " (stalled)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", h.MAC, dash(h.Name), dash(h.Profile), state, h.Attempt, dash(h.LastIP), dash(serial), inst)
 	}
 	return tw.Flush()
 }
@@ -348,5 +371,14 @@ func runStatus(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%d\n", s, st.ByState[s])
 	}
 	fmt.Fprintf(tw, "total\t%d\n", st.Total)
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(st.Failed) > 0 {
+		fmt.Fprintf(out, "failed: %s\n", strings.Join(st.Failed, ", "))
+	}
+	if len(st.Stalled) > 0 {
+		fmt.Fprintf(out, "stalled: %s\n", strings.Join(st.Stalled, ", "))
+	}
+	return nil
 }

@@ -85,7 +85,8 @@ func TestCLIEndToEnd(t *testing.T) {
 
 	out := mustCLI(t, with("profile", "add", "edge", "--kernel", "vmlinuz", "--initrd", "initrd",
 		"--cmdline", "console=ttyS0", "--userdata", ud, "--local-boot", "sanboot")...)
-	if r := row(t, out, "edge"); len(r) != 5 || r[1] != filepath.Join(dir, "vmlinuz") || r[3] != "sanboot" || r[4] != "console=ttyS0" {
+	// NAME KERNEL INITRD ROOTFS LOCAL-BOOT TIMEOUT CMDLINE
+	if r := row(t, out, "edge"); len(r) != 7 || r[1] != filepath.Join(dir, "vmlinuz") || r[3] != "-" || r[4] != "sanboot" || r[5] != "1h0m0s" || r[6] != "console=ttyS0" {
 		t.Fatalf("profile add printed:\n%s", out)
 	}
 	p, err := st.Profile("edge")

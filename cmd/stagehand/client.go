@@ -60,21 +60,30 @@ func (c *client) do(ctx context.Context, method, path string, body, out any) err
 }
 
 func (c *client) raw(ctx context.Context, method, path string, body any) ([]byte, error) {
+	if body == nil {
+		return c.send(ctx, method, path, "", nil)
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	return c.send(ctx, method, path, "application/json", b)
+}
+
+// send is one API call with a body of the given type (none when
+// contentType is empty); errors carry the server's message.
+func (c *client) send(ctx context.Context, method, path, contentType string, body []byte) ([]byte, error) {
 	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		rd = bytes.NewReader(b)
+	if contentType != "" {
+		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.server+"/api/v1"+path, rd)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -88,6 +97,14 @@ func (c *client) raw(ctx context.Context, method, path string, body any) ([]byte
 	if resp.StatusCode >= 300 {
 		var e api.ErrorBody
 		if json.Unmarshal(raw, &e) == nil && e.Error.Message != "" {
+			if len(e.Error.Rows) > 0 {
+				// One line per bad manifest row reads better than one long line.
+				msg := fmt.Sprintf("manifest rejected, nothing imported (%d problem(s)):", len(e.Error.Rows))
+				for _, r := range e.Error.Rows {
+					msg += "\n  " + r.Error()
+				}
+				return nil, errors.New(msg)
+			}
 			return nil, errors.New(e.Error.Message)
 		}
 		return nil, fmt.Errorf("%s %s: %s", method, path, resp.Status)

@@ -31,13 +31,19 @@ usage:
   stagehand profile add NAME --kernel FILE --initrd FILE [--rootfs FILE] [--cmdline ARGS] [--userdata FILE] [--local-boot exit|sanboot]
   stagehand profile list|show NAME|delete NAME
   stagehand host add MAC --profile NAME [--serial S] [--name N] [--site FILE.yaml] [--userdata FILE]
-  stagehand host list [--state S] [--profile P]
+  stagehand host update MAC [--name N] [--serial S] [--profile P] [--site FILE.yaml] [--userdata FILE]
+  stagehand host list [--state S] [--profile P] [--tag k=v] [--stalled]
   stagehand host show MAC
   stagehand host events MAC
   stagehand host userdata MAC [--secrets]
-  stagehand host reprovision MAC
+  stagehand host reprovision MAC | --state S | --profile P | --tag k=v | --all
+  stagehand host assign MAC --profile P | --profile P --state discovered [--tag k=v] | --all
+  stagehand host import FILE.csv          rack manifest: all rows or none
+  stagehand host export [--format csv|json] [-o FILE] [filters]   the ready-to-ship report
+  stagehand host cidata MAC -o FILE.iso   NoCloud seed for virtual-media boots
   stagehand host delete MAC
-  stagehand status
+  stagehand status                        counts by state; failed and stalled hosts named
+  stagehand watch [--interval 2s] [--timeout D]   live progress until every host is done
 
 Every command takes --output table|json, --server URL (STAGEHAND_SERVER),
 --token T (STAGEHAND_TOKEN) and --data-dir DIR (where serve wrote its
@@ -71,6 +77,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return runHost(ctx, args[1:], out)
 	case "status":
 		return runStatus(ctx, args[1:], out)
+	case "watch":
+		return runWatch(ctx, args[1:], out)
 	case "help", "-h", "--help":
 		fmt.Fprint(out, usage)
 		return nil

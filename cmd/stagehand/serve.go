@@ -33,6 +33,7 @@ type serveOpts struct {
 	ipxeDir, efiBinary              string
 	unknown                         string
 	logLevel, logFormat             string
+	userDataIPBinding               bool
 }
 
 func serveFlags(fs *flag.FlagSet) *serveOpts {
@@ -52,6 +53,7 @@ func serveFlags(fs *flag.FlagSet) *serveOpts {
 	fs.StringVar(&o.unknown, "unknown-hosts", "ignore", "what to do with MACs not in the inventory: ignore, discover, or the name of a profile to install")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "console", "console or json")
+	fs.BoolVar(&o.userDataIPBinding, "userdata-ip-binding", true, "serve each install attempt's user-data only to the address that fetched its install script; turn off if the installer may come back from another address (NAT, a different DHCP pool)")
 	return o
 }
 
@@ -239,7 +241,8 @@ func runServe(ctx context.Context, args []string) error {
 	web := api.New(api.Config{
 		Store: store, Base: base, Binaries: bins,
 		Unknown: unknown, UnknownProfile: unknownProfile,
-		Token: token, Log: log.With().Str("svc", "http").Logger(),
+		Token: token, BindUserDataToIP: o.userDataIPBinding,
+		Log: log.With().Str("svc", "http").Logger(),
 	})
 
 	// Bind everything before serving anything, so a port clash is one
@@ -343,7 +346,7 @@ func runServe(ctx context.Context, args []string) error {
 
 	log.Info().Str("address", addr.String()).Str("interface", iface).Str("dhcp", mode).
 		Int("http", o.httpPort).Int("tftp", o.tftpPort).Str("data", o.dataDir).Str("unknown", o.unknown).
-		Msg("stagehand serving")
+		Bool("userdataIPBinding", o.userDataIPBinding).Msg("stagehand serving")
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return tftpSrv.Serve(gctx, tftpConn) })

@@ -1,0 +1,179 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+
+	"github.com/stagehand-dev/stagehand/inventory"
+)
+
+// Rack-level operations: manifests in, reports out, and actions on many
+// hosts at once chosen by a filter.
+
+// parseFilter reads state, profile and tag (k=v;k=v, repeatable) from q.
+func parseFilter(q url.Values) (inventory.Filter, error) {
+	var f inventory.Filter
+	if v := q.Get("state"); v != "" {
+		st, err := inventory.ParseState(v)
+		if err != nil {
+			return f, fmt.Errorf("query state: %w", err)
+		}
+		f.State = st
+	}
+	f.Profile = q.Get("profile")
+	for _, t := range q["tag"] {
+		tags, err := inventory.ParseTags(t)
+		if err != nil {
+			return f, fmt.Errorf("query tag: %w", err)
+		}
+		for k, v := range tags {
+			if f.Tags == nil {
+				f.Tags = map[string]string{}
+			}
+			f.Tags[k] = v
+		}
+	}
+	return f, nil
+}
+
+// stalledSet returns which of hosts are stalled under their profiles'
+// install timeouts.
+func (s *Server) report(hosts []inventory.Host) ([]inventory.ReportRow, error) {
+	ps, err := s.cfg.Store.Profiles()
+	if err != nil {
+		return nil, err
+	}
+	return inventory.Report(hosts, ps, s.cfg.Now()), nil
+}
+
+func (s *Server) importHosts(w http.ResponseWriter, r *http.Request) {
+	recs, err := inventory.ParseCSV(http.MaxBytesReader(w, r.Body, inventory.MaxImportBytes))
+	res, err := s.cfg.Store.ImportParsed(recs, err)
+	if err == nil {
+		s.cfg.Log.Info().Int("created", res.Created).Int("updated", res.Updated).Msg("manifest imported")
+		writeJSON(w, http.StatusOK, res)
+		return
+	}
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("manifest larger than %d bytes", inventory.MaxImportBytes))
+		return
+	}
+	var ie *inventory.ImportError
+	if errors.As(err, &ie) {
+		var b ErrorBody
+		b.Error.Code, b.Error.Message, b.Error.Rows = "validation", ie.Error(), ie.Rows
+		writeJSON(w, http.StatusBadRequest, b)
+		return
+	}
+	writeStoreError(w, err)
+}
+
+func (s *Server) exportHosts(w http.ResponseWriter, r *http.Request) {
+	f, err := parseFilter(r.URL.Query())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "validation", err.Error())
+		return
+	}
+	hosts, err := s.cfg.Store.Hosts(f)
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	rows, err := s.report(hosts)
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	switch format := r.URL.Query().Get("format"); format {
+	case "", "json":
+		w.Header().Set("Content-Type", "application/json")
+		inventory.WriteReportJSON(w, rows)
+	case "csv":
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", `attachment; filename="stagehand-report.csv"`)
+		inventory.WriteReportCSV(w, rows)
+	default:
+		writeError(w, http.StatusBadRequest, "validation", fmt.Sprintf("query format %q: want csv or json", format))
+	}
+}
+
+// BulkResult is the outcome of an action on many hosts.
+type BulkResult struct {
+	Changed []string          `json:"changed"`
+	Errors  []BulkResultError `json:"errors,omitempty"`
+}
+
+// BulkResultError is one host the action could not be applied to.
+type BulkResultError struct {
+	MAC   string `json:"mac"`
+	Error string `json:"error"`
+}
+
+// bulk applies fn to every host matching the request's filter. An empty
+// filter must be asked for with all=true: "reprovision" with a typo'd
+// filter must not reinstall the rack.
+func (s *Server) bulk(w http.ResponseWriter, r *http.Request, fn func(mac string) error) {
+	q := r.URL.Query()
+	f, err := parseFilter(q)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "validation", err.Error())
+		return
+	}
+	if f.Empty() && q.Get("all") != "true" {
+		writeError(w, http.StatusBadRequest, "validation", "no filter given: add state, profile or tag, or all=true to act on every host")
+		return
+	}
+	hosts, err := s.cfg.Store.Hosts(f)
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	res := BulkResult{Changed: []string{}}
+	for _, h := range hosts {
+		if err := fn(h.MAC); err != nil {
+			res.Errors = append(res.Errors, BulkResultError{MAC: h.MAC, Error: err.Error()})
+			continue
+		}
+		res.Changed = append(res.Changed, h.MAC)
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) reprovisionMany(w http.ResponseWriter, r *http.Request) {
+	s.bulk(w, r, func(mac string) error {
+		_, err := s.cfg.Store.Reprovision(mac)
+		return err
+	})
+}
+
+// AssignSpec is the body of an assign request.
+type AssignSpec struct {
+	Profile string `json:"profile"`
+}
+
+// assignMany gives every matching host a profile: how discovered hosts
+// become ready after an operator has looked at them.
+func (s *Server) assignMany(w http.ResponseWriter, r *http.Request) {
+	var spec AssignSpec
+	if !decode(w, r, &spec) {
+		return
+	}
+	if spec.Profile == "" {
+		writeError(w, http.StatusBadRequest, "validation", "field profile: required")
+		return
+	}
+	if _, err := s.cfg.Store.Profile(spec.Profile); err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	s.bulk(w, r, func(mac string) error {
+		_, err := s.cfg.Store.UpdateHost(mac, func(h *inventory.Host) error {
+			h.Profile = spec.Profile
+			return nil
+		})
+		return err
+	})
+}

@@ -1,0 +1,151 @@
+package inventory
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/stagehand-dev/stagehand/iso9660"
+)
+
+// Where the Palette Edge installer ISO keeps its netboot artifacts.
+const (
+	ISOKernel = "/boot/kernel"
+	ISOInitrd = "/boot/initrd"
+	ISORootFS = "/rootfs.squashfs"
+)
+
+// ISOCmdline is the documented Palette netboot command line; the
+// placeholders are filled per attempt (ipxe.ExpandCmdline).
+const ISOCmdline = "rd.neednet=1 ip=dhcp rd.cos.disable root=live:${rootfs_url} netboot install-mode config_url=${config_url} console=tty1"
+
+// ApplyISODefaults fills an ISO profile's artifact paths and command
+// line with the installer's defaults where the operator gave none.
+func (p *Profile) ApplyISODefaults() {
+	if p.ISO == "" {
+		return
+	}
+	if p.Kernel == "" {
+		p.Kernel = ISOKernel
+	}
+	if p.Initrd == "" {
+		p.Initrd = ISOInitrd
+	}
+	if p.RootFS == "" {
+		p.RootFS = ISORootFS
+	}
+	if p.Cmdline == "" {
+		p.Cmdline = ISOCmdline
+	}
+}
+
+// OpenISO opens an installer image. The caller closes the file.
+func OpenISO(path string) (*os.File, *iso9660.Image, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	im, err := iso9660.Open(f, st.Size())
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return f, im, nil
+}
+
+// validateISO checks that each artifact path exists inside the image,
+// naming what the directory does hold when it does not: an operator
+// with a different installer build needs to see the real names.
+func (p *Profile) validateISO(add func(field, reason string)) {
+	if !strings.HasPrefix(p.ISO, "/") {
+		add("iso", fmt.Sprintf("%q is not an absolute path", p.ISO))
+		return
+	}
+	f, im, err := OpenISO(p.ISO)
+	if err != nil {
+		add("iso", "cannot read the installer image: "+err.Error())
+		return
+	}
+	defer f.Close()
+	for _, a := range []struct{ field, path string }{{"kernel", p.Kernel}, {"initrd", p.Initrd}, {"rootfs", p.RootFS}} {
+		if a.path == "" {
+			continue
+		}
+		if _, err := im.Stat(a.path); err != nil {
+			reason := fmt.Sprintf("%s is not in %s", a.path, p.ISO)
+			dir := a.path[:strings.LastIndex(a.path, "/")+1]
+			if ents, err := im.ReadDir(dir); err == nil {
+				names := make([]string, 0, len(ents))
+				for _, e := range ents {
+					names = append(names, e.Name)
+				}
+				sort.Strings(names)
+				if len(names) > 20 {
+					names = append(names[:20], "…")
+				}
+				reason += fmt.Sprintf(" (%s holds: %s)", dir, strings.Join(names, ", "))
+			}
+			add(a.field, reason)
+		}
+	}
+}
+
+// ArtifactReader is an open artifact: a plain file, or a section of an
+// installer image. Close releases the underlying file.
+type ArtifactReader struct {
+	io.ReadSeeker
+	Size   int64
+	closer io.Closer
+	// File is set when the artifact is a whole plain file, so the HTTP
+	// layer can hand it to ServeContent as an *os.File (sendfile).
+	File *os.File
+}
+
+// Close closes the underlying file.
+func (a *ArtifactReader) Close() error { return a.closer.Close() }
+
+// OpenArtifact opens one of a profile's artifacts ("kernel", "initrd",
+// "rootfs") for serving.
+func (p Profile) OpenArtifact(which string) (*ArtifactReader, error) {
+	var path string
+	switch which {
+	case "kernel":
+		path = p.Kernel
+	case "initrd":
+		path = p.Initrd
+	case "rootfs":
+		path = p.RootFS
+	}
+	if path == "" {
+		return nil, fmt.Errorf("%w: profile %s has no artifact %q", ErrNotFound, p.Name, which)
+	}
+	if p.ISO == "" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		st, err := f.Stat()
+		if err != nil || !st.Mode().IsRegular() {
+			f.Close()
+			return nil, fmt.Errorf("%s is not a regular file", path)
+		}
+		return &ArtifactReader{ReadSeeker: f, Size: st.Size(), closer: f, File: f}, nil
+	}
+	f, im, err := OpenISO(p.ISO)
+	if err != nil {
+		return nil, err
+	}
+	e, err := im.Stat(path)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &ArtifactReader{ReadSeeker: e.Section(f), Size: e.Size, closer: f}, nil
+}
