@@ -15,6 +15,7 @@ import (
 
 	"github.com/stagehand-dev/stagehand/inventory"
 	"github.com/stagehand-dev/stagehand/ipxe"
+	"github.com/stagehand-dev/stagehand/metrics"
 )
 
 // Config wires a Server. Zero values are documented defaults.
@@ -43,6 +44,9 @@ type Config struct {
 	BindUserDataToIP bool
 	Log              zerolog.Logger
 	Now              func() time.Time
+	// Metrics, if set, adds the other servers' counters (DHCP, TFTP) to
+	// each /metrics scrape.
+	Metrics func(*metrics.Writer)
 }
 
 // Server serves HTTP. Build it with New; it is an http.Handler.
@@ -50,6 +54,8 @@ type Server struct {
 	cfg    Config
 	router *mux.Router
 	stage1 []byte
+
+	requests metrics.RequestCounter
 
 	mu    sync.Mutex
 	byIP  map[string]string // last MAC seen at an IP, to put artifact/TFTP events on the right host
@@ -67,6 +73,8 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, byIP: map[string]string{}}
 	s.stage1 = ipxe.RenderStage1(ipxe.Stage1Params{Base: cfg.Base})
 	r := mux.NewRouter()
+	r.Use(s.countRequests)
+	r.Handle("/metrics", s.auth(http.HandlerFunc(s.handleMetrics))).Methods(http.MethodGet)
 	r.HandleFunc("/boot.ipxe", s.handleStage1).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/ipxe", s.handleStage2).Methods(http.MethodGet)
 	r.HandleFunc("/artifacts/{profile}/{file}", s.handleArtifact).Methods(http.MethodGet, http.MethodHead)

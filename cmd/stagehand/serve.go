@@ -21,6 +21,7 @@ import (
 	"github.com/stagehand-dev/stagehand/dhcp"
 	"github.com/stagehand-dev/stagehand/inventory"
 	"github.com/stagehand-dev/stagehand/ipxe"
+	"github.com/stagehand-dev/stagehand/metrics"
 	"github.com/stagehand-dev/stagehand/tftp"
 )
 
@@ -238,11 +239,17 @@ func runServe(ctx context.Context, args []string) error {
 	}
 
 	base := fmt.Sprintf("http://%s:%d", addr, o.httpPort)
+	var (
+		dhcpSrv *dhcp.Server
+		tftpSrv *tftp.Server
+	)
 	web := api.New(api.Config{
 		Store: store, Base: base, Binaries: bins,
 		Unknown: unknown, UnknownProfile: unknownProfile,
 		Token: token, BindUserDataToIP: o.userDataIPBinding,
 		Log: log.With().Str("svc", "http").Logger(),
+		// The servers below exist by the time anyone can scrape.
+		Metrics: func(mw *metrics.Writer) { writeServerMetrics(mw, mode, dhcpSrv, tftpSrv) },
 	})
 
 	// Bind everything before serving anything, so a port clash is one
@@ -257,7 +264,6 @@ func runServe(ctx context.Context, args []string) error {
 		httpLn.Close()
 		return portError("TFTP", o.tftpPort, addr.String(), err)
 	}
-	var dhcpSrv *dhcp.Server
 	var dhcpConns []net.PacketConn
 	if mode != "off" {
 		dcfg := dhcp.Config{
@@ -312,7 +318,7 @@ func runServe(ctx context.Context, args []string) error {
 		}
 	}
 
-	tftpSrv := &tftp.Server{
+	tftpSrv = &tftp.Server{
 		Handler: tftp.HandlerFunc(func(name string, _ net.Addr) (tftp.File, int64, error) {
 			f, err := bins.Open(name)
 			if err != nil {

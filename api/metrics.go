@@ -1,0 +1,108 @@
+package api
+
+import (
+	"io"
+	"net/http"
+
+	"github.com/gorilla/mux"
+
+	"github.com/stagehand-dev/stagehand/inventory"
+	"github.com/stagehand-dev/stagehand/metrics"
+)
+
+// statusWriter records the status code. It passes ReadFrom through, so
+// that http.ServeContent's copy still reaches sendfile(2): wrapping the
+// ResponseWriter without it would silently move every artifact byte
+// through user space.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(w.ResponseWriter, r)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// countRequests labels each request with its route template, never the
+// raw path: tokens and MACs in paths would make unbounded (and secret)
+// label values.
+func (s *Server) countRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		route := "unmatched"
+		if cr := mux.CurrentRoute(r); cr != nil {
+			if t, err := cr.GetPathTemplate(); err == nil {
+				route = t
+			}
+		}
+		code := sw.code
+		if code == 0 {
+			code = http.StatusOK
+		}
+		s.requests.Inc(route, code)
+	})
+}
+
+// installBuckets are install-duration histogram bounds in seconds: a
+// lab VM installs in under a minute, a real appliance in 10–40.
+var installBuckets = []float64{30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 3600}
+
+func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	hosts, err := s.cfg.Store.Hosts(inventory.Filter{})
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	rows, err := s.report(hosts)
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	mw := metrics.NewWriter(w)
+	byState := map[string]int{}
+	stalled := 0
+	var durations []float64
+	for _, row := range rows {
+		byState[row.State]++
+		if row.Stalled {
+			stalled++
+		}
+		if row.InstallDuration != "" {
+			durations = append(durations, row.InstallSeconds)
+		}
+	}
+	for _, st := range []inventory.State{inventory.StateDiscovered, inventory.StateReady, inventory.StateBooting,
+		inventory.StateInstalling, inventory.StateInstalled, inventory.StateFailed} {
+		mw.Gauge("stagehand_hosts", "Hosts in the inventory by state.", metrics.L("state", st.String()), float64(byState[st.String()]))
+	}
+	mw.Gauge("stagehand_hosts_stalled", "Hosts whose install attempt outran their profile's timeout.", nil, float64(stalled))
+	mw.Histogram("stagehand_install_duration_seconds", "From install script to completion callback, for installed hosts.", installBuckets, durations)
+	s.requests.Write(mw, "stagehand_http_requests_total", "HTTP requests by route template and status code.")
+	if s.cfg.Metrics != nil {
+		s.cfg.Metrics(mw)
+	}
+}

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"sort"
+
+	"github.com/stagehand-dev/stagehand/dhcp"
+	"github.com/stagehand-dev/stagehand/ipxe"
+	"github.com/stagehand-dev/stagehand/metrics"
+	"github.com/stagehand-dev/stagehand/tftp"
+)
+
+// writeServerMetrics adds the DHCP and TFTP servers' counters to a
+// scrape. d is nil with --dhcp-mode off.
+func writeServerMetrics(mw *metrics.Writer, mode string, d *dhcp.Server, t *tftp.Server) {
+	if d != nil {
+		st := d.Stats()
+		for _, r := range []struct {
+			typ string
+			n   uint64
+		}{{"offer", st.Offers}, {"ack", st.Acks}, {"nak", st.Naks}} {
+			mw.Counter("stagehand_dhcp_replies_total", "DHCP replies sent, by type and mode.", metrics.L("type", r.typ, "mode", mode), float64(r.n))
+		}
+		arches := make([]ipxe.Arch, 0, len(st.ByArch))
+		for a := range st.ByArch {
+			arches = append(arches, a)
+		}
+		sort.Slice(arches, func(i, j int) bool { return arches[i] < arches[j] })
+		for _, a := range arches {
+			mw.Counter("stagehand_dhcp_replies_by_arch_total", "DHCP replies sent, by client architecture and mode.", metrics.L("arch", a.String(), "mode", mode), float64(st.ByArch[a]))
+		}
+		for _, r := range []struct {
+			reason string
+			n      uint64
+		}{{"malformed", st.Malformed}, {"non_pxe", st.NonPXE}, {"unknown_arch", st.UnknownArch}, {"ignored", st.Ignored},
+			{"overload", st.Overload}, {"pool_exhausted", st.PoolExhausted}, {"store_error", st.StoreErrors}} {
+			mw.Counter("stagehand_dhcp_dropped_total", "DHCP requests not answered, by reason.", metrics.L("reason", r.reason), float64(r.n))
+		}
+		mw.Counter("stagehand_dhcp_received_total", "DHCP packets read.", nil, float64(st.Received))
+	}
+	ts := t.Stats()
+	for _, r := range []struct {
+		result string
+		n      uint64
+	}{{"ok", ts.TransfersOK}, {"failed", ts.TransfersFailed}, {"aborted", ts.TransfersAborted}} {
+		mw.Counter("stagehand_tftp_transfers_total", "TFTP transfers by result (aborted: the client sent ERROR, e.g. a tsize probe).", metrics.L("result", r.result), float64(r.n))
+	}
+	mw.Counter("stagehand_tftp_bytes_total", "TFTP file bytes acknowledged.", nil, float64(ts.Bytes))
+	mw.Counter("stagehand_tftp_retransmits_total", "TFTP packets sent again after a timeout.", nil, float64(ts.Retransmits))
+	mw.Counter("stagehand_tftp_bad_packets_total", "Malformed or unexpected TFTP packets dropped.", nil, float64(ts.BadPackets))
+	mw.Gauge("stagehand_tftp_active_transfers", "TFTP transfers running now.", nil, float64(ts.Active))
+}
