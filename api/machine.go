@@ -213,11 +213,7 @@ func (s *Server) handleUserData(w http.ResponseWriter, r *http.Request) {
 	var doc []byte
 	h, _, err := s.cfg.Store.FetchUserData(token, ip, bind, func(h inventory.Host, p inventory.Profile) error {
 		var err error
-		doc, err = userdata.Render(userdata.Input{
-			Base: []byte(p.UserData), Overrides: []byte(h.UserData),
-			Site: h.Site, HostName: h.Name,
-			CallbackURL: s.cfg.Base + "/callback/" + token,
-		})
+		doc, err = userdata.Render(s.userdataInput(h, p, token))
 		if err != nil {
 			return fmt.Errorf("%w: host %s: %v", inventory.ErrInvalid, h.Ident(), err)
 		}
