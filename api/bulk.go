@@ -38,14 +38,33 @@ func parseFilter(q url.Values) (inventory.Filter, error) {
 	return f, nil
 }
 
-// stalledSet returns which of hosts are stalled under their profiles'
-// install timeouts.
+// report judges hosts against their profiles' install timeouts.
 func (s *Server) report(hosts []inventory.Host) ([]inventory.ReportRow, error) {
 	ps, err := s.cfg.Store.Profiles()
 	if err != nil {
 		return nil, err
 	}
 	return inventory.Report(hosts, ps, s.cfg.Now()), nil
+}
+
+// hostsReport lists the hosts matching f with their report rows.
+func (s *Server) hostsReport(f inventory.Filter) ([]inventory.Host, []inventory.ReportRow, error) {
+	hosts, err := s.cfg.Store.Hosts(f)
+	if err != nil {
+		return nil, nil, err
+	}
+	rows, err := s.report(hosts)
+	return hosts, rows, err
+}
+
+// filter reads the request's host filter, answering 400 when it is bad.
+func filter(w http.ResponseWriter, r *http.Request) (inventory.Filter, bool) {
+	f, err := parseFilter(r.URL.Query())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "validation", err.Error())
+		return f, false
+	}
+	return f, true
 }
 
 func (s *Server) importHosts(w http.ResponseWriter, r *http.Request) {
@@ -72,17 +91,11 @@ func (s *Server) importHosts(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) exportHosts(w http.ResponseWriter, r *http.Request) {
-	f, err := parseFilter(r.URL.Query())
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "validation", err.Error())
+	f, ok := filter(w, r)
+	if !ok {
 		return
 	}
-	hosts, err := s.cfg.Store.Hosts(f)
-	if err != nil {
-		writeStoreError(w, err)
-		return
-	}
-	rows, err := s.report(hosts)
+	_, rows, err := s.hostsReport(f)
 	if err != nil {
 		writeStoreError(w, err)
 		return
@@ -116,13 +129,11 @@ type BulkResultError struct {
 // filter must be asked for with all=true: "reprovision" with a typo'd
 // filter must not reinstall the rack.
 func (s *Server) bulk(w http.ResponseWriter, r *http.Request, fn func(mac string) error) {
-	q := r.URL.Query()
-	f, err := parseFilter(q)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "validation", err.Error())
+	f, ok := filter(w, r)
+	if !ok {
 		return
 	}
-	if f.Empty() && q.Get("all") != "true" {
+	if f.Empty() && r.URL.Query().Get("all") != "true" {
 		writeError(w, http.StatusBadRequest, "validation", "no filter given: add state, profile or tag, or all=true to act on every host")
 		return
 	}

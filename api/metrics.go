@@ -71,12 +71,7 @@ func (s *Server) countRequests(next http.Handler) http.Handler {
 var installBuckets = []float64{30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 3600}
 
 func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
-	hosts, err := s.cfg.Store.Hosts(inventory.Filter{})
-	if err != nil {
-		writeStoreError(w, err)
-		return
-	}
-	rows, err := s.report(hosts)
+	_, rows, err := s.hostsReport(inventory.Filter{})
 	if err != nil {
 		writeStoreError(w, err)
 		return

@@ -67,36 +67,26 @@ type HostView struct {
 	Stalled bool `json:"stalled"`
 }
 
-func (s *Server) views(hosts []inventory.Host) ([]HostView, error) {
-	rows, err := s.report(hosts)
-	if err != nil {
-		return nil, err
-	}
+func views(hosts []inventory.Host, rows []inventory.ReportRow) []HostView {
 	out := make([]HostView, len(hosts))
 	for i, h := range hosts {
 		out[i] = HostView{Host: h.Public(), Stalled: rows[i].Stalled}
 	}
-	return out, nil
+	return out
 }
 
 func (s *Server) listHosts(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	f, err := parseFilter(q)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "validation", err.Error())
+	f, ok := filter(w, r)
+	if !ok {
 		return
 	}
-	hosts, err := s.cfg.Store.Hosts(f)
+	hosts, rows, err := s.hostsReport(f)
 	if err != nil {
 		writeStoreError(w, err)
 		return
 	}
-	out, err := s.views(hosts)
-	if err != nil {
-		writeStoreError(w, err)
-		return
-	}
-	if q.Get("stalled") == "true" {
+	out := views(hosts, rows)
+	if r.URL.Query().Get("stalled") == "true" {
 		kept := out[:0]
 		for _, v := range out {
 			if v.Stalled {
@@ -157,12 +147,12 @@ func (s *Server) getHost(w http.ResponseWriter, r *http.Request) {
 		writeStoreError(w, err)
 		return
 	}
-	v, err := s.views([]inventory.Host{h})
+	rows, err := s.report([]inventory.Host{h})
 	if err != nil {
 		writeStoreError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, v[0])
+	writeJSON(w, http.StatusOK, views([]inventory.Host{h}, rows)[0])
 }
 
 func (s *Server) updateHost(w http.ResponseWriter, r *http.Request) {
@@ -300,12 +290,7 @@ type Status struct {
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	hosts, err := s.cfg.Store.Hosts(inventory.Filter{})
-	if err != nil {
-		writeStoreError(w, err)
-		return
-	}
-	rows, err := s.report(hosts)
+	hosts, rows, err := s.hostsReport(inventory.Filter{})
 	if err != nil {
 		writeStoreError(w, err)
 		return
