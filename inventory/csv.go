@@ -104,6 +104,10 @@ func ParseCSV(r io.Reader) ([]Record, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, &ImportError{Rows: []RowError{{Row: 1, Reason: "empty file: want a header row naming the columns, e.g. mac,name,serial,profile"}}}
 		}
+		var pe *csv.ParseError
+		if !errors.As(err, &pe) {
+			return nil, fmt.Errorf("reading manifest: %w", err)
+		}
 		return nil, &ImportError{Rows: []RowError{{Row: 1, Reason: "header: " + err.Error()}}}
 	}
 	canon := map[string]string{}
@@ -143,10 +147,11 @@ func ParseCSV(r io.Reader) ([]Record, error) {
 				if errors.Is(pe.Err, csv.ErrFieldCount) {
 					continue
 				}
-			} else {
-				bad = append(bad, RowError{Row: row, Reason: err.Error()})
+				break
 			}
-			break
+			// Not the file's fault (a body over its size bound, a
+			// broken connection): no row to blame, so no ImportError.
+			return nil, fmt.Errorf("reading manifest: %w", err)
 		}
 		if len(recs) >= MaxImportRows {
 			bad = append(bad, RowError{Row: row, Reason: fmt.Sprintf("more than %d rows", MaxImportRows)})

@@ -250,6 +250,11 @@ func runHost(ctx context.Context, args []string, out io.Writer) error {
 		return printHosts(c, out, hs, false)
 	case "reprovision":
 		if len(pos) == 0 {
+			if ff.query() == "" {
+				// The server would answer with its query syntax (all=true);
+				// tell a shell user the flag.
+				return errors.New("host reprovision: give a MAC, a filter (--state, --profile, --tag) or --all")
+			}
 			return bulkAction(ctx, c, out, "/hosts/reprovision"+ff.query(), nil, "reprovisioned")
 		}
 		fallthrough

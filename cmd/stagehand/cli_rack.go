@@ -165,6 +165,9 @@ func runHostRack(ctx context.Context, verb string, args []string, out io.Writer)
 			return fmt.Errorf("host assign: --profile is required")
 		}
 		path := "/hosts/assign" + ff.query()
+		if len(pos) == 0 && ff.query() == "" {
+			return fmt.Errorf("host assign: give a MAC, a filter (--state, --tag) or --all")
+		}
 		if len(pos) == 1 {
 			// One host by MAC: the same bulk route, filtered to nothing
 			// but that host, would need a MAC filter; a PATCH says it.
