@@ -275,7 +275,7 @@ func runServe(ctx context.Context, args []string) error {
 				if r.IP.IsValid() {
 					web.Observe(r.IP.String(), mac)
 				}
-				store.AddEvent(mac, "dhcp", fmt.Sprintf("%s %s arch %s boot %s", mode, r.Type, r.Client.Arch, r.BootFile))
+				store.AddEvent(mac, "dhcp", dhcpEventDetail(mode, r))
 			},
 		}
 		if mode == "full" {
@@ -415,3 +415,16 @@ func (l leaseStore) PutLease(x dhcp.Lease) error {
 }
 
 func (l leaseStore) DeleteLease(mac net.HardwareAddr) error { return l.s.DeleteLease(mac.String()) }
+
+// dhcpEventDetail is the event text for one DHCP reply.
+func dhcpEventDetail(mode string, r dhcp.Reply) string {
+	d := mode + " " + r.Type.String()
+	if r.IP.IsValid() {
+		d += " " + r.IP.String()
+	}
+	if r.BootFile == "" {
+		// The installer's own DHCP client (or any OS): an address, no boot.
+		return d + ", no boot file (not a PXE client)"
+	}
+	return d + " arch " + r.Client.Arch.String() + " boot " + r.BootFile
+}

@@ -6,12 +6,16 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"github.com/stagehand-dev/stagehand/dhcp"
 	"github.com/stagehand-dev/stagehand/inventory"
 	"github.com/stagehand-dev/stagehand/ipxe"
 )
@@ -178,5 +182,22 @@ func TestServeStartStop(t *testing.T) {
 	}
 	if _, err := http.Get(base + "/healthz"); err == nil {
 		t.Fatal("still serving after runServe returned")
+	}
+}
+
+func TestDHCPEventDetail(t *testing.T) {
+	ip := netip.MustParseAddr("10.0.0.7")
+	for _, tc := range []struct {
+		r    dhcp.Reply
+		want string
+	}{
+		{dhcp.Reply{Type: dhcpv4.MessageTypeOffer, IP: ip, BootFile: "http://s/boot.ipxe", Client: dhcp.Client{Arch: ipxe.ArchBIOS}},
+			"full OFFER 10.0.0.7 arch bios boot http://s/boot.ipxe"},
+		{dhcp.Reply{Type: dhcpv4.MessageTypeAck, IP: ip, Client: dhcp.Client{Arch: ipxe.ArchUnknown}},
+			"full ACK 10.0.0.7, no boot file (not a PXE client)"},
+	} {
+		if got := dhcpEventDetail("full", tc.r); got != tc.want {
+			t.Errorf("got %q, want %q", got, tc.want)
+		}
 	}
 }
