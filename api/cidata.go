@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/gorilla/mux"
-
 	"github.com/stagehand-dev/stagehand/inventory"
 	"github.com/stagehand-dev/stagehand/iso9660"
 	"github.com/stagehand-dev/stagehand/userdata"
@@ -19,14 +17,8 @@ import (
 // installer's callback moves the host to installed as usual.
 func (s *Server) cidata(w http.ResponseWriter, r *http.Request) {
 	st := s.cfg.Store
-	h, err := st.Host(mux.Vars(r)["mac"])
-	if err != nil {
-		writeStoreError(w, err)
-		return
-	}
-	p, err := st.Profile(h.Profile)
-	if err != nil {
-		writeStoreError(w, err)
+	h, p, ok := s.hostAndProfile(w, r)
+	if !ok {
 		return
 	}
 	// Render before starting the attempt, so an invalid configuration

@@ -201,18 +201,27 @@ func (s *Server) hostEvents(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ev)
 }
 
+// hostAndProfile loads the {mac} host and its profile, answering the
+// error itself when either is missing.
+func (s *Server) hostAndProfile(w http.ResponseWriter, r *http.Request) (inventory.Host, inventory.Profile, bool) {
+	h, err := s.cfg.Store.Host(mux.Vars(r)["mac"])
+	if err != nil {
+		writeStoreError(w, err)
+		return h, inventory.Profile{}, false
+	}
+	p, err := s.cfg.Store.Profile(h.Profile)
+	if err != nil {
+		writeStoreError(w, err)
+		return h, p, false
+	}
+	return h, p, true
+}
+
 // previewUserData renders what the host's installer would get, with a
 // placeholder token, and secrets masked unless ?secrets=true.
 func (s *Server) previewUserData(w http.ResponseWriter, r *http.Request) {
-	st := s.cfg.Store
-	h, err := st.Host(mux.Vars(r)["mac"])
-	if err != nil {
-		writeStoreError(w, err)
-		return
-	}
-	p, err := st.Profile(h.Profile)
-	if err != nil {
-		writeStoreError(w, err)
+	h, p, ok := s.hostAndProfile(w, r)
+	if !ok {
 		return
 	}
 	doc, err := userdata.Render(s.userdataInput(h, p, "TOKEN"))
