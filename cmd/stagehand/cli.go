@@ -14,11 +14,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/stagehand-dev/stagehand/api"
 	"github.com/stagehand-dev/stagehand/inventory"
-	"github.com/stagehand-dev/stagehand/userdata"
 )
 
 // parseCommand parses "VERB POSITIONAL... --flags... POSITIONAL..." so
@@ -219,23 +216,8 @@ func runHost(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		spec := api.HostSpec{MAC: pos[0], Profile: &profile, Serial: &serial, Name: &name}
-		if siteFile != "" {
-			raw, err := readFileFlag("site", siteFile)
-			if err != nil {
-				return err
-			}
-			var site userdata.Site
-			if err := yaml.Unmarshal([]byte(raw), &site); err != nil {
-				return fmt.Errorf("--site %s: %w", siteFile, err)
-			}
-			spec.Site = &site
-		}
-		if udFile != "" {
-			ud, err := readFileFlag("userdata", udFile)
-			if err != nil {
-				return err
-			}
-			spec.UserData = &ud
+		if err := (*hostSpec)(&spec).readFiles(siteFile, udFile); err != nil {
+			return err
 		}
 		var h api.HostView
 		if err := c.do(ctx, http.MethodPost, "/hosts", spec, &h); err != nil {

@@ -186,24 +186,8 @@ func runHostRack(ctx context.Context, verb string, args []string, out io.Writer)
 		if profile != "" {
 			spec.Profile = &profile
 		}
-		if siteFile.set {
-			var site userdata.Site
-			raw, err := os.ReadFile(siteFile.v)
-			if err != nil {
-				return fmt.Errorf("--site: %w", err)
-			}
-			if err := yaml.Unmarshal(raw, &site); err != nil {
-				return fmt.Errorf("--site %s: %w", siteFile.v, err)
-			}
-			spec.Site = &site
-		}
-		if udFile.set {
-			raw, err := os.ReadFile(udFile.v)
-			if err != nil {
-				return fmt.Errorf("--userdata: %w", err)
-			}
-			ud := string(raw)
-			spec.UserData = &ud
+		if err := (*hostSpec)(&spec).readFiles(siteFile.v, udFile.v); err != nil {
+			return err
 		}
 		var h api.HostView
 		if err := c.do(ctx, http.MethodPatch, "/hosts/"+url.PathEscape(pos[0]), spec, &h); err != nil {
@@ -248,4 +232,31 @@ func writeOut(out io.Writer, file string, b []byte) error {
 		return err
 	}
 	return os.WriteFile(file, b, 0o600)
+}
+
+// hostSpec adds the CLI's file flags to api.HostSpec.
+type hostSpec api.HostSpec
+
+// readFiles fills Site from a YAML file and UserData from a file; an
+// empty path leaves the field alone.
+func (spec *hostSpec) readFiles(sitePath, userdataPath string) error {
+	if sitePath != "" {
+		raw, err := readFileFlag("site", sitePath)
+		if err != nil {
+			return err
+		}
+		var site userdata.Site
+		if err := yaml.Unmarshal([]byte(raw), &site); err != nil {
+			return fmt.Errorf("--site %s: %w", sitePath, err)
+		}
+		spec.Site = &site
+	}
+	if userdataPath != "" {
+		ud, err := readFileFlag("userdata", userdataPath)
+		if err != nil {
+			return err
+		}
+		spec.UserData = &ud
+	}
+	return nil
 }
