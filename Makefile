@@ -15,7 +15,7 @@ DEB_PACKAGES := qemu-system-x86 ipxe-qemu ipxe ovmf busybox-static iproute2 cpio
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build deps test unit e2e demo vet clean
+.PHONY: all build deps test unit e2e demo vet clean bench
 
 all: build
 
@@ -49,6 +49,14 @@ test: deps vet unit e2e
 
 demo: deps build
 	$(SUDO) ./examples/demo.sh
+
+# bench: every bench/*/run.sh (each installs its own peer: dnsmasq,
+# tftpd-hpa, nginx, wrk, kea-admin's perfdhcp), then docs/BENCHMARKS.md.
+# Not part of make test: figures need a quiet machine, not a CI runner.
+bench: deps build
+	@for s in bench/*/run.sh; do echo "== $$s"; $(SUDO) bash $$s || exit 1; done
+	./bench/assemble.sh > docs/BENCHMARKS.md
+	@echo "wrote docs/BENCHMARKS.md"
 
 clean:
 	rm -rf bin
