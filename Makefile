@@ -15,7 +15,7 @@ DEB_PACKAGES := qemu-system-x86 ipxe-qemu ipxe ovmf busybox-static iproute2 cpio
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build deps test unit e2e demo vet clean bench
+.PHONY: all build deps test unit e2e demo vet clean bench fuzz
 
 all: build
 
@@ -45,7 +45,20 @@ unit:
 e2e:
 	$(GO) test -tags e2e -count=1 -p 1 -timeout 40m -v ./e2e/ ./lab/ 2>&1 | tee /tmp/stagehand-e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|lab: vm|STANDIN' ; exit $${PIPESTATUS[0]}
 
+# fuzz: every native fuzz target for FUZZTIME each (make fuzz FUZZTIME=10m).
+# Crashers land in the package's testdata/fuzz and then run as regression
+# seeds in every plain go test.
+FUZZTIME ?= 60s
+FUZZ_TARGETS := dhcp:FuzzClassify tftp:FuzzParseRequest ipxe:FuzzParseQuery userdata:FuzzRender \
+	inventory:FuzzParseCSV api:FuzzOperatorJSON iso9660:FuzzOpen
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$fn ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./$$pkg/ || exit 1; \
+	done
+
 test: deps vet unit e2e
+	$(MAKE) fuzz FUZZTIME=5s
 
 demo: deps build
 	$(SUDO) ./examples/demo.sh

@@ -27,7 +27,7 @@ func (c *fakeClock) now() time.Time {
 
 // openTestStore opens a store in a fresh t.TempDir and closes it at the
 // end of the test.
-func openTestStore(t *testing.T) *Store {
+func openTestStore(t testing.TB) *Store {
 	t.Helper()
 	s, err := Open(t.TempDir(), Options{
 		Log:         zerolog.New(zerolog.NewTestWriter(t)),
@@ -46,7 +46,7 @@ func openTestStore(t *testing.T) *Store {
 }
 
 // artifact writes a small file standing in for a kernel or initrd.
-func artifact(t *testing.T, name string) string {
+func artifact(t testing.TB, name string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(p, []byte("not really "+name), 0o644); err != nil {
@@ -63,7 +63,7 @@ install:
   reboot: false
 `
 
-func testProfile(t *testing.T, name string) Profile {
+func testProfile(t testing.TB, name string) Profile {
 	t.Helper()
 	return Profile{
 		Name:     name,
