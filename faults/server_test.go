@@ -1,0 +1,178 @@
+package faults
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "stagehand-faults-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "stagehand")
+	build := exec.Command("go", "build", "-o", binary, "../cmd/stagehand")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building stagehand:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freePort returns a loopback TCP port nobody listens on now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// server is one stagehand serve process on loopback; restartable on the
+// same data dir and ports.
+type server struct {
+	t                  *testing.T
+	dataDir, ipxeDir   string
+	httpPort, tftpPort int
+	cmd                *exec.Cmd
+	done               chan error
+	log                *bytes.Buffer
+}
+
+func newServer(t *testing.T) *server {
+	t.Helper()
+	s := &server{t: t, dataDir: t.TempDir(), ipxeDir: t.TempDir(), httpPort: freePort(t), tftpPort: freePort(t)}
+	for _, f := range []string{"undionly.kpxe", "snponly.efi"} {
+		os.WriteFile(filepath.Join(s.ipxeDir, f), []byte("ipxe "+f), 0o644)
+	}
+	t.Cleanup(func() {
+		if s.cmd != nil && s.done != nil {
+			s.cmd.Process.Kill()
+			<-s.done
+		}
+		if t.Failed() && s.log != nil {
+			t.Logf("last server log:\n%s", tail(s.log.String(), 40))
+		}
+	})
+	return s
+}
+
+func (s *server) url() string { return fmt.Sprintf("http://127.0.0.1:%d", s.httpPort) }
+
+func (s *server) start() {
+	s.t.Helper()
+	s.log = &bytes.Buffer{}
+	s.cmd = exec.Command(binary, "serve", "--listen-address", "127.0.0.1", "--dhcp-mode", "off",
+		"--http-port", fmt.Sprint(s.httpPort), "--tftp-port", fmt.Sprint(s.tftpPort),
+		"--data-dir", s.dataDir, "--ipxe-dir", s.ipxeDir, "--log-format", "json",
+		// Installs here come from loopback; the binding is tested elsewhere.
+		"--userdata-ip-binding=false")
+	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.done = make(chan error, 1)
+	go func(c *exec.Cmd, done chan error) { done <- c.Wait() }(s.cmd, s.done)
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if r, err := http.Get(s.url() + "/healthz"); err == nil {
+			r.Body.Close()
+			return
+		}
+		select {
+		case err := <-s.done:
+			s.done = nil
+			s.t.Fatalf("server exited at start: %v\n%s", err, s.log)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	s.t.Fatalf("server not up after 15s:\n%s", s.log)
+}
+
+// kill ends the server with SIGKILL: no shutdown code runs.
+func (s *server) kill() {
+	s.t.Helper()
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.done
+	s.done = nil
+}
+
+// cli runs the stagehand CLI against the server.
+func (s *server) cli(args ...string) (string, error) {
+	args = append(args, "--server", s.url(), "--data-dir", s.dataDir)
+	out, err := exec.Command(binary, args...).CombinedOutput()
+	return string(out), err
+}
+
+// checkDB opens the database while the server is down and runs bbolt's
+// consistency check over every page; it returns the number of hosts
+// and of events.
+func (s *server) checkDB() (hosts, events int) {
+	s.t.Helper()
+	db, err := bolt.Open(filepath.Join(s.dataDir, "stagehand.db"), 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: true})
+	if err != nil {
+		s.t.Fatalf("reopen after crash: %v", err)
+	}
+	defer db.Close()
+	err = db.View(func(tx *bolt.Tx) error {
+		var errs []error
+		for e := range tx.Check() {
+			errs = append(errs, e)
+		}
+		if len(errs) > 0 {
+			return fmt.Errorf("bbolt check: %v", errors.Join(errs...))
+		}
+		hosts = tx.Bucket([]byte("hosts")).Stats().KeyN
+		events = tx.Bucket([]byte("events")).Stats().KeyN
+		return nil
+	})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return hosts, events
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// addProfile registers a small profile whose artifacts are files of the
+// given size.
+func (s *server) addProfile(name string, artifactSize int) (kernel string) {
+	s.t.Helper()
+	dir := s.t.TempDir()
+	kernel = filepath.Join(dir, "kernel")
+	data := bytes.Repeat([]byte("0123456789abcdef"), artifactSize/16)
+	os.WriteFile(kernel, data, 0o644)
+	os.WriteFile(filepath.Join(dir, "initrd"), []byte("initrd"), 0o644)
+	ud := filepath.Join(dir, "base.yaml")
+	os.WriteFile(ud, []byte("stylus:\n  site:\n    paletteEndpoint: api.example.com\n"), 0o644)
+	if out, err := s.cli("profile", "add", name, "--kernel", kernel, "--initrd", filepath.Join(dir, "initrd"), "--userdata", ud); err != nil {
+		s.t.Fatalf("profile add: %v\n%s", err, out)
+	}
+	return kernel
+}
