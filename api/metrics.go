@@ -97,6 +97,8 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	mw.Gauge("stagehand_hosts_stalled", "Hosts whose install attempt outran their profile's timeout.", nil, float64(stalled))
 	mw.Histogram("stagehand_install_duration_seconds", "From install script to completion callback, for installed hosts.", installBuckets, durations)
 	s.requests.Write(mw, "stagehand_http_requests_total", "HTTP requests by route template and status code.")
+	mw.Counter("stagehand_token_failures_total", "User-data and callback requests whose token was unknown, over or refused.", nil, float64(s.limiter.failed.Load()))
+	mw.Counter("stagehand_token_ratelimited_total", "Token requests refused with 429 after too many failures from one address.", nil, float64(s.limiter.denied.Load()))
 	if s.cfg.Metrics != nil {
 		s.cfg.Metrics(mw)
 	}

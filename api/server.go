@@ -47,6 +47,8 @@ type Config struct {
 	// Metrics, if set, adds the other servers' counters (DHCP, TFTP) to
 	// each /metrics scrape.
 	Metrics func(*metrics.Writer)
+	// TokenLimit bounds failed install-token lookups per client address.
+	TokenLimit LimitPolicy
 }
 
 // Server serves HTTP. Build it with New; it is an http.Handler.
@@ -56,6 +58,7 @@ type Server struct {
 	stage1 []byte
 
 	requests metrics.RequestCounter
+	limiter  *tokenLimiter
 
 	mu    sync.Mutex
 	byIP  map[string]string // last MAC seen at an IP, to put artifact/TFTP events on the right host
@@ -70,7 +73,7 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, byIP: map[string]string{}}
+	s := &Server{cfg: cfg, byIP: map[string]string{}, limiter: newTokenLimiter(cfg.TokenLimit, cfg.Now)}
 	s.stage1 = ipxe.RenderStage1(ipxe.Stage1Params{Base: cfg.Base})
 	r := mux.NewRouter()
 	r.Use(s.countRequests)
@@ -79,8 +82,8 @@ func New(cfg Config) *Server {
 	r.HandleFunc("/ipxe", s.handleStage2).Methods(http.MethodGet)
 	r.HandleFunc("/artifacts/{profile}/{file}", s.handleArtifact).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/tftp/{file}", s.handleBinary).Methods(http.MethodGet, http.MethodHead)
-	r.HandleFunc("/userdata/{token}", s.handleUserData).Methods(http.MethodGet)
-	r.HandleFunc("/callback/{token}/{result:done|failed}", s.handleCallback).Methods(http.MethodPost)
+	r.HandleFunc("/userdata/{token}", s.limitTokens(s.handleUserData)).Methods(http.MethodGet)
+	r.HandleFunc("/callback/{token}/{result:done|failed}", s.limitTokens(s.handleCallback)).Methods(http.MethodPost)
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) }).Methods(http.MethodGet)
 
 	v1 := r.PathPrefix("/api/v1").Subrouter()
