@@ -1,0 +1,154 @@
+package faults
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// openFDs counts the server process's open file descriptors.
+func (s *server) openFDs() int {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", s.cmd.Process.Pid))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// rss is the server's resident set in KiB.
+func (s *server) rss() int {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			var kb int
+			fmt.Sscanf(strings.TrimPrefix(l, "VmRSS:"), "%d", &kb)
+			return kb
+		}
+	}
+	return 0
+}
+
+// Thousands of connections that never send a request: the server keeps
+// answering real clients meanwhile, its memory stays bounded, and every
+// descriptor is released when they go away.
+func TestIdleConnectionFlood(t *testing.T) {
+	const n = 10000
+	var lim syscall.Rlimit
+	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
+	if lim.Max < n+500 {
+		t.Fatalf("RLIMIT_NOFILE hard limit %d: this test needs %d descriptors (raise it with ulimit -Hn)", lim.Max, n+500)
+	}
+	if lim.Cur < n+500 {
+		lim.Cur = lim.Max // the server inherits it
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
+	s := newServer(t)
+	s.start()
+	baseFDs, baseRSS := s.openFDs(), s.rss()
+
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := 0; i < n; i++ {
+		c, err := net.Dial("tcp4", fmt.Sprintf("127.0.0.1:%d", s.httpPort))
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		conns = append(conns, c)
+	}
+	time.Sleep(500 * time.Millisecond)
+	r, err := (&http.Client{Timeout: 5 * time.Second}).Get(s.url() + "/boot.ipxe")
+	if err != nil {
+		t.Fatalf("a real client with %d idle connections open: %v", n, err)
+	}
+	r.Body.Close()
+	peakFDs, peakRSS := s.openFDs(), s.rss()
+	t.Logf("%d idle connections: server fds %d → %d, RSS %d → %d KiB (%.1f KiB per connection)",
+		n, baseFDs, peakFDs, baseRSS, peakRSS, float64(peakRSS-baseRSS)/n)
+	// A goroutine stack and a read buffer each: about 8 KiB. Twice that
+	// would mean something holds per-connection memory it should not.
+	if perConn := float64(peakRSS-baseRSS) / n; perConn > 16 {
+		t.Errorf("RSS grew by %.1f KiB per idle connection", perConn)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	conns = conns[:0]
+	deadline := time.Now().Add(10 * time.Second)
+	for s.openFDs() > baseFDs+5 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := s.openFDs(); got > baseFDs+5 {
+		t.Fatalf("server holds %d descriptors after the flood, %d before", got, baseFDs)
+	}
+}
+
+// A client that sends its request headers a byte at a time (slowloris)
+// is cut off by the read-header timeout instead of holding a connection
+// forever.
+func TestSlowHeadersAreCutOff(t *testing.T) {
+	s := newServer(t)
+	s.start()
+	c, err := net.Dial("tcp4", fmt.Sprintf("127.0.0.1:%d", s.httpPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	fmt.Fprint(c, "GET /boot.ipxe HTTP/1.1\r\nHost: x\r\n")
+	closed := make(chan time.Duration, 1)
+	go func() {
+		buf := make([]byte, 1)
+		for {
+			if _, err := fmt.Fprint(c, "X"); err != nil {
+				break
+			}
+			c.SetReadDeadline(time.Now().Add(time.Second))
+			if _, err := c.Read(buf); err != nil && !os.IsTimeout(err) {
+				break
+			}
+		}
+		closed <- time.Since(start)
+	}()
+	select {
+	case d := <-closed:
+		if d < 9*time.Second {
+			t.Fatalf("connection closed after %v, before the 10 s read-header timeout", d)
+		}
+		t.Logf("slow client cut off after %v", d.Round(100*time.Millisecond))
+	case <-time.After(30 * time.Second):
+		t.Fatal("slow client still connected after 30 s")
+	}
+}
+
+// Headers past the server's limit are refused with 431, and the server
+// carries on.
+func TestOversizedHeaders(t *testing.T) {
+	s := newServer(t)
+	s.start()
+	c, err := net.Dial("tcp4", fmt.Sprintf("127.0.0.1:%d", s.httpPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /boot.ipxe HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n", strings.Repeat("a", 64<<10))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("64 KiB header: %s, want 431", resp.Status)
+	}
+	if r, err := http.Get(s.url() + "/healthz"); err != nil || r.StatusCode != http.StatusOK {
+		t.Fatalf("server after an oversized header: %v", err)
+	}
+}
