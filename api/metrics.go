@@ -3,6 +3,8 @@ package api
 import (
 	"io"
 	"net/http"
+	"os"
+	"runtime"
 
 	"github.com/gorilla/mux"
 
@@ -101,5 +103,11 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	mw.Counter("stagehand_token_ratelimited_total", "Token requests refused with 429 after too many failures from one address.", nil, float64(s.limiter.denied.Load()))
 	if s.cfg.Metrics != nil {
 		s.cfg.Metrics(mw)
+	}
+	// Process health, for leak checks after load: goroutines and open
+	// descriptors must fall back once clients go away.
+	mw.Gauge("stagehand_goroutines", "Goroutines in the server process.", nil, float64(runtime.NumGoroutine()))
+	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
+		mw.Gauge("stagehand_open_fds", "Open file descriptors of the server process.", nil, float64(len(ents)))
 	}
 }
