@@ -34,7 +34,7 @@ func handleBytes(s *Server, conn net.PacketConn, b []byte, port int) {
 	p.n = copy(p.buf[:], b)
 	p.src = &net.UDPAddr{IP: net.IPv4(192, 168, 77, 50), Port: 68}
 	log := zerolog.Nop()
-	s.handle(conn, p, port, false, &log)
+	s.handle(conn, p, port, false, &log, nil)
 	packets.Put(p)
 }
 

@@ -63,8 +63,11 @@ type Config struct {
 	// client the mode would answer.
 	Policy Policy
 	Log    zerolog.Logger
-	// OnReply, if set, is called synchronously after each reply is sent,
-	// from the worker goroutines (so concurrently): keep it short.
+	// OnReply, if set, is called after each reply is sent, from several
+	// goroutines at once and off the reply path: replies never wait for
+	// it. It may block (a database write); when it falls thousands of
+	// replies behind, further replies go unreported and are counted in
+	// Stats.HooksDropped. Serve returns after the last call.
 	OnReply func(Reply)
 }
 

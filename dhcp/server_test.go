@@ -27,20 +27,27 @@ type lab struct {
 	replies   []Reply
 }
 
-func startLab(t *testing.T, cfg Config) *lab {
+// startLab serves cfg on loopback. OnReply records replies unless cfg
+// has its own; tweaks adjust the server's test hooks before it serves.
+func startLab(t *testing.T, cfg Config, tweaks ...func(*Server)) *lab {
 	t.Helper()
 	cfg.Log = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel)
 	l := &lab{t: t}
-	cfg.OnReply = func(r Reply) {
-		l.mu.Lock()
-		l.replies = append(l.replies, r)
-		l.mu.Unlock()
+	if cfg.OnReply == nil {
+		cfg.OnReply = func(r Reply) {
+			l.mu.Lock()
+			l.replies = append(l.replies, r)
+			l.mu.Unlock()
+		}
 	}
 	s, err := NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	l.s = s
+	for _, f := range tweaks {
+		f(s)
+	}
 	client, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)

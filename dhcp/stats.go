@@ -29,6 +29,10 @@ type Stats struct {
 	PoolExhausted uint64 // DISCOVERs left unanswered for want of an address
 	StoreErrors   uint64 // PutLease failures (the client got no ACK)
 	SendErrors    uint64
+
+	// HooksDropped counts replies sent but not reported to OnReply
+	// because it fell behind (see Config.OnReply).
+	HooksDropped uint64
 }
 
 // archSlots indexes the per-architecture counters; the last is "other".
@@ -41,7 +45,7 @@ type counters struct {
 	received, offers, acks, naks            atomic.Uint64
 	malformed, nonPXE, unknownArch, ignored atomic.Uint64
 	overload, releases, declines, exhausted atomic.Uint64
-	storeErrors, sendErrors                 atomic.Uint64
+	storeErrors, sendErrors, hooksDropped   atomic.Uint64
 	arch                                    [len(archSlots)]atomic.Uint64
 }
 
@@ -65,7 +69,7 @@ func (s *Server) Stats() Stats {
 		Malformed: c.malformed.Load(), NonPXE: c.nonPXE.Load(), UnknownArch: c.unknownArch.Load(),
 		Ignored: c.ignored.Load(), Overload: c.overload.Load(),
 		Releases: c.releases.Load(), Declines: c.declines.Load(), PoolExhausted: c.exhausted.Load(),
-		StoreErrors: c.storeErrors.Load(), SendErrors: c.sendErrors.Load(),
+		StoreErrors: c.storeErrors.Load(), SendErrors: c.sendErrors.Load(), HooksDropped: c.hooksDropped.Load(),
 		ByArch: make(map[ipxe.Arch]uint64, len(archSlots)),
 	}
 	for i, a := range archSlots {

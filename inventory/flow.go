@@ -16,32 +16,38 @@ func (s *Store) Seen(mac, ip string, f Facts) (Host, error) {
 		return Host{}, err
 	}
 	var h Host
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.Batch(func(tx *bolt.Tx) error {
 		h, err = get[Host](tx.Bucket(bucketHosts), mac, "host")
 		if err != nil {
 			return err
 		}
-		now := s.now().UTC()
-		h.LastIP, h.Facts, h.UpdatedAt = ip, f, now
-		if f.BuildArch != "" || f.Platform != "" {
-			h.LastArch = strings.Trim(f.BuildArch+"-"+f.Platform, "-")
-		}
-		detail := "ip " + ip
-		if f.Serial != "" {
-			detail += " serial " + f.Serial
-		}
-		if err := s.addEvent(tx, mac, Event{Time: now, Kind: "script", Attempt: h.Attempt, Detail: "stage 2 requested, " + detail}); err != nil {
+		if err := s.seen(tx, &h, ip, f); err != nil {
 			return err
-		}
-		if h.Serial != "" && f.Serial != "" && !strings.EqualFold(h.Serial, f.Serial) {
-			if err := s.addEvent(tx, mac, Event{Time: now, Kind: "serial-mismatch", Attempt: h.Attempt,
-				Detail: fmt.Sprintf("inventory serial %q, host reports %q", h.Serial, f.Serial)}); err != nil {
-				return err
-			}
 		}
 		return put(tx.Bucket(bucketHosts), mac, h)
 	})
 	return h, err
+}
+
+// seen applies Seen to h inside tx; the caller stores h.
+func (s *Store) seen(tx *bolt.Tx, h *Host, ip string, f Facts) error {
+	now := s.now().UTC()
+	h.LastIP, h.Facts, h.UpdatedAt = ip, f, now
+	if f.BuildArch != "" || f.Platform != "" {
+		h.LastArch = strings.Trim(f.BuildArch+"-"+f.Platform, "-")
+	}
+	detail := "ip " + ip
+	if f.Serial != "" {
+		detail += " serial " + f.Serial
+	}
+	if err := s.addEvent(tx, h.MAC, Event{Time: now, Kind: "script", Attempt: h.Attempt, Detail: "stage 2 requested, " + detail}); err != nil {
+		return err
+	}
+	if h.Serial != "" && f.Serial != "" && !strings.EqualFold(h.Serial, f.Serial) {
+		return s.addEvent(tx, h.MAC, Event{Time: now, Kind: "serial-mismatch", Attempt: h.Attempt,
+			Detail: fmt.Sprintf("inventory serial %q, host reports %q", h.Serial, f.Serial)})
+	}
+	return nil
 }
 
 // Discover records an unknown host that PXE-booted, in state discovered.
@@ -65,16 +71,34 @@ func (s *Store) Discover(mac, ip string, f Facts) (Host, error) {
 // is live. ip is recorded as the attempt's ScriptIP, the one address
 // FetchUserData serves under BindToScriptIP ("" leaves it unbound).
 func (s *Store) BeginInstall(mac, ip string) (Host, string, error) {
+	return s.beginInstall(mac, ip, nil)
+}
+
+// BeginInstallSeen is Seen and BeginInstall in one commit: stage 2 of an
+// installing host costs one disk sync instead of two, which is what a
+// rack powering on waits for.
+func (s *Store) BeginInstallSeen(mac, ip string, f Facts) (Host, string, error) {
+	return s.beginInstall(mac, ip, &f)
+}
+
+func (s *Store) beginInstall(mac, ip string, facts *Facts) (Host, string, error) {
 	mac, err := NormalizeMAC(mac)
 	if err != nil {
 		return Host{}, "", err
 	}
 	token := newToken()
 	var h Host
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	// Batch: concurrent hosts share one commit. The function may run
+	// more than once; it starts from the stored host every time.
+	err = s.db.Batch(func(tx *bolt.Tx) error {
 		h, err = get[Host](tx.Bucket(bucketHosts), mac, "host")
 		if err != nil {
 			return err
+		}
+		if facts != nil {
+			if err := s.seen(tx, &h, ip, *facts); err != nil {
+				return err
+			}
 		}
 		next, err := Transition(h.State, TriggerScript)
 		if err != nil {
@@ -128,7 +152,8 @@ func (s *Store) FetchUserData(token, ip string, bind Binding, render func(Host, 
 	var h Host
 	var p Profile
 	var refused error
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Batch(func(tx *bolt.Tx) error {
+		refused = nil // Batch may run this more than once
 		var err error
 		h, err = byToken(tx, token)
 		if err != nil {
@@ -178,7 +203,8 @@ func (s *Store) FetchUserData(token, ip string, bind Binding, render func(Host, 
 // the host with changed=false. A superseded token is ErrGone; a failed
 // attempt cannot turn into a success (ErrConflict).
 func (s *Store) Complete(token string) (h Host, changed bool, err error) {
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.Batch(func(tx *bolt.Tx) error {
+		changed = false // Batch may run this more than once
 		h, err = byToken(tx, token)
 		if err != nil {
 			return err
@@ -206,7 +232,8 @@ func (s *Store) Complete(token string) (h Host, changed bool, err error) {
 // failure keeps the first message (changed=false).
 func (s *Store) Fail(token, msg string) (h Host, changed bool, err error) {
 	msg = cleanFailMessage(msg)
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.Batch(func(tx *bolt.Tx) error {
+		changed = false // Batch may run this more than once
 		h, err = byToken(tx, token)
 		if err != nil {
 			return err
