@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/gorilla/mux"
 
@@ -100,11 +99,7 @@ func (s *Server) handleStage2(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if _, err := st.Seen(mac, ip, facts); err != nil {
-		writeStoreError(w, err)
-		return
-	}
-	h, token, err := st.BeginInstall(mac, ip)
+	h, token, err := st.BeginInstallSeen(mac, ip, facts)
 	if err != nil {
 		writeStoreError(w, err)
 		return
@@ -129,9 +124,12 @@ func (s *Server) handleStage2(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleArtifact serves a profile's kernel, initrd or live root image.
-// http.ServeContent on an *os.File gives Content-Length, Range and
-// If-Modified-Since, and its copy reaches sendfile(2): the file's bytes
-// never pass through this process.
+// http.ServeContent gives Content-Length, Range and If-Modified-Since,
+// and copies with io.CopyN: an *io.LimitedReader over the artifact,
+// which net's sendfile path accepts when the reader is a syscall.Conn.
+// Plain files (*os.File) and sections of an installer image
+// (*inventory.Section) both are, so their bytes never pass through this
+// process; the metrics middleware keeps io.ReaderFrom for the same reason.
 func (s *Server) handleArtifact(w http.ResponseWriter, r *http.Request) {
 	v := mux.Vars(r)
 	p, err := s.cfg.Store.Profile(v["profile"])
@@ -147,18 +145,16 @@ func (s *Server) handleArtifact(w http.ResponseWriter, r *http.Request) {
 	}
 	defer a.Close()
 	w.Header().Set("Content-Type", "application/octet-stream")
-	if a.File != nil {
-		st, _ := a.File.Stat()
-		http.ServeContent(w, r, "", st.ModTime(), a.File)
-	} else {
-		// A section of an installer ISO: Range still works; the copy
-		// goes through this process (no sendfile for a SectionReader).
-		http.ServeContent(w, r, "", time.Time{}, a)
-	}
+	http.ServeContent(w, r, "", a.ModTime, artifactContent(a))
 	if mac := s.MACAt(remoteIP(r)); mac != "" && r.Method == http.MethodGet && r.Header.Get("Range") == "" {
-		s.cfg.Store.AddEvent(mac, "artifact", p.Name+"/"+v["file"])
+		s.eventLater(mac, "artifact", p.Name+"/"+v["file"])
 	}
 }
+
+// artifactContent is what handleArtifact hands to http.ServeContent: the
+// *os.File or *inventory.Section itself, never the ArtifactReader, whose
+// embedded interface hides SyscallConn and so would lose sendfile.
+func artifactContent(a *inventory.ArtifactReader) io.ReadSeeker { return a.ReadSeeker }
 
 // handleBinary serves the iPXE binaries over HTTP for UEFI HTTP boot.
 // Only names in the list loaded at start: no client path reaches the

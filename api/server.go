@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -60,6 +61,9 @@ type Server struct {
 	requests metrics.RequestCounter
 	limiter  *tokenLimiter
 
+	later         chan struct{} // slots for events recorded in the background
+	droppedEvents atomic.Uint64
+
 	mu    sync.Mutex
 	byIP  map[string]string // last MAC seen at an IP, to put artifact/TFTP events on the right host
 	order []string          // insertion order of byIP, for its bound
@@ -73,7 +77,8 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, byIP: map[string]string{}, limiter: newTokenLimiter(cfg.TokenLimit, cfg.Now)}
+	s := &Server{cfg: cfg, byIP: map[string]string{}, limiter: newTokenLimiter(cfg.TokenLimit, cfg.Now),
+		later: make(chan struct{}, maxLaterEvents)}
 	s.stage1 = ipxe.RenderStage1(ipxe.Stage1Params{Base: cfg.Base})
 	r := mux.NewRouter()
 	r.Use(s.countRequests)
@@ -118,6 +123,26 @@ func (s *Server) Observe(ip, mac string) {
 	}
 	s.byIP[ip] = mac
 }
+
+// eventLater records an event without making the request wait for its
+// commit. For steps whose record is informational (artifact downloads):
+// iPXE reuses its connection, and the next download would otherwise
+// queue behind a disk sync. Bounded: past maxLaterEvents in flight, the
+// event is dropped and counted.
+func (s *Server) eventLater(mac, kind, detail string) {
+	select {
+	case s.later <- struct{}{}:
+	default:
+		s.droppedEvents.Add(1)
+		return
+	}
+	go func() {
+		defer func() { <-s.later }()
+		s.cfg.Store.AddEvent(mac, kind, detail)
+	}()
+}
+
+const maxLaterEvents = 256
 
 // MACAt returns the MAC last observed at ip, or "".
 func (s *Server) MACAt(ip string) string {

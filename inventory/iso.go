@@ -6,6 +6,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/stagehand-dev/stagehand/iso9660"
 )
@@ -100,11 +101,16 @@ func (p *Profile) validateISO(add func(field, reason string)) {
 // ArtifactReader is an open artifact: a plain file, or a section of an
 // installer image. Close releases the underlying file.
 type ArtifactReader struct {
+	// ReadSeeker is an *os.File or a *Section. Both implement
+	// syscall.Conn, so http.ServeContent on it reaches sendfile(2):
+	// serve this, not the ArtifactReader (whose embedding hides it).
 	io.ReadSeeker
-	Size   int64
-	closer io.Closer
-	// File is set when the artifact is a whole plain file, so the HTTP
-	// layer can hand it to ServeContent as an *os.File (sendfile).
+	Size int64
+	// ModTime is the file's, or for a section the image file's: a
+	// rebuilt image invalidates what clients cached from the old one.
+	ModTime time.Time
+	closer  io.Closer
+	// File is set when the artifact is a whole plain file.
 	File *os.File
 }
 
@@ -136,16 +142,35 @@ func (p Profile) OpenArtifact(which string) (*ArtifactReader, error) {
 			f.Close()
 			return nil, fmt.Errorf("%s is not a regular file", path)
 		}
-		return &ArtifactReader{ReadSeeker: f, Size: st.Size(), closer: f, File: f}, nil
+		return &ArtifactReader{ReadSeeker: f, Size: st.Size(), ModTime: st.ModTime(), closer: f, File: f}, nil
 	}
 	f, im, err := OpenISO(p.ISO)
 	if err != nil {
 		return nil, err
 	}
-	e, err := im.Stat(path)
+	a, err := isoArtifact(f, im, path)
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	return &ArtifactReader{ReadSeeker: e.Section(f), Size: e.Size, closer: f}, nil
+	return a, nil
+}
+
+func isoArtifact(f *os.File, im *iso9660.Image, path string) (*ArtifactReader, error) {
+	e, err := im.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if e.Offset+e.Size > st.Size() {
+		return nil, fmt.Errorf("%s: %s ends at byte %d, past the image's %d bytes", f.Name(), path, e.Offset+e.Size, st.Size())
+	}
+	sec, err := NewSection(f, e.Offset, e.Size)
+	if err != nil {
+		return nil, err
+	}
+	return &ArtifactReader{ReadSeeker: sec, Size: e.Size, ModTime: st.ModTime(), closer: f}, nil
 }
