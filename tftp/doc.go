@@ -40,9 +40,11 @@
 // Only octet mode is served: netascii would rewrite the binaries this
 // server exists to deliver, and every boot client sends "octet".
 //
-// Each transfer uses one block-sized buffer from a pool and reads the file
-// with ReadAt (pread), re-reading a block when it must be resent, so the
-// per-block path does no allocation, formatting or map lookups.
+// Each transfer reads the file with one ReadAt (pread) per 64 KiB into a
+// pooled read-ahead buffer and copies each block into a pooled packet
+// buffer, so the per-block path costs one write and no allocation,
+// formatting or map lookups; a block resent after it left the read-ahead is
+// read again. docs/bench/tftp.md has the profile behind this.
 //
 // Cancelling Serve's context closes the listening socket, sends ERROR 0 to
 // each client still being served, waits for the transfers and returns nil.
