@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,4 +103,27 @@ func BuildGo(t testing.TB, pkg string) string {
 		t.Fatalf("lab: go build %s: %v\n%s", pkg, err, out)
 	}
 	return bin
+}
+
+// MainWithStagehand is a TestMain body for packages whose tests drive the
+// real binary: it builds ../cmd/stagehand (relative to the test's
+// package directory) into a temporary directory, sets *bin to its path,
+// runs the tests, removes the build and exits with their status.
+func MainWithStagehand(m *testing.M, bin *string) {
+	dir, err := os.MkdirTemp("", "stagehand-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	*bin = filepath.Join(dir, "stagehand")
+	build := exec.Command("go", "build", "-o", *bin, "../cmd/stagehand")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building stagehand:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
