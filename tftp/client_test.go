@@ -28,6 +28,11 @@ type testClient struct {
 	abortOnOACK bool
 	// stallAfterOACK stops reading once the OACK arrived and returns.
 	stallAfterOACK bool
+	// pace is slept before each ACK of DATA, to keep a transfer in flight.
+	pace time.Duration
+	// onData, when set, is called with the count of in-order blocks
+	// received so far.
+	onData func(blocks int64)
 }
 
 type clientResult struct {
@@ -202,11 +207,15 @@ func (c *testClient) get(addr, file string) (*clientResult, error) {
 				continue
 			}
 			res.data = append(res.data, buf[4:n]...)
+			if c.onData != nil {
+				c.onData(expected)
+			}
 			expected++
 			inWindow++
 			final := n-4 < blksize
 			if final || inWindow == window {
 				inWindow = 0
+				time.Sleep(c.pace)
 				if err := send(appendAck(nil, uint16(expected-1))); err != nil {
 					return res, err
 				}

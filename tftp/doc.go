@@ -46,7 +46,9 @@
 // formatting or map lookups; a block resent after it left the read-ahead is
 // read again. docs/bench/tftp.md has the profile behind this.
 //
-// Cancelling Serve's context closes the listening socket, sends ERROR 0 to
+// Cancelling Serve's context closes the listening socket, lets transfers in
+// flight finish for up to Server.DrainTimeout (a host half-way through its
+// iPXE binary would otherwise start over from DHCP), then sends ERROR 0 to
 // each client still being served, waits for the transfers and returns nil.
 // Server.OnTransfer and Server.Stats expose outcomes for events and metrics.
 package tftp

@@ -21,6 +21,10 @@ const (
 	DefaultRetries       = 5
 	DefaultMaxBlockSize  = 1468 // 1500-byte Ethernet MTU minus IPv4, UDP and TFTP headers
 	DefaultMaxWindowSize = 64
+	// DefaultDrainTimeout matches the HTTP server's shutdown bound in
+	// cmd/stagehand: a host mid-way through undionly.kpxe (about 70 KiB)
+	// or ipxe.efi (about 1 MiB) finishes well inside it even lock-step.
+	DefaultDrainTimeout = 10 * time.Second
 )
 
 // Sentinel errors reported in Transfer.Err; match with errors.Is.
@@ -57,6 +61,10 @@ type Server struct {
 	MaxBlockSize int
 	// MaxWindowSize caps the RFC 7440 windowsize. 0 means DefaultMaxWindowSize.
 	MaxWindowSize int
+	// DrainTimeout bounds how long transfers in flight may go on after ctx
+	// is cancelled; those still running then are ended with an ERROR.
+	// 0 means DefaultDrainTimeout; a negative value ends them at once.
+	DrainTimeout time.Duration
 	// OnTransfer, when set, is called once per read request after it
 	// finished, failed or was refused. It runs on the transfer's goroutine
 	// (on the read loop for refusals), so it must be quick and safe for
@@ -115,6 +123,7 @@ func (s *Server) Stats() Stats {
 type config struct {
 	maxTransfers int64
 	retries      int
+	drain        time.Duration
 	lim          limits
 }
 
@@ -122,6 +131,7 @@ func (s *Server) config() config {
 	c := config{
 		maxTransfers: int64(s.MaxTransfers),
 		retries:      s.Retries,
+		drain:        s.DrainTimeout,
 		lim:          limits{maxBlock: s.MaxBlockSize, maxWindow: s.MaxWindowSize, timeout: s.Timeout},
 	}
 	if c.maxTransfers <= 0 {
@@ -129,6 +139,9 @@ func (s *Server) config() config {
 	}
 	if c.retries <= 0 {
 		c.retries = DefaultRetries
+	}
+	if c.drain == 0 {
+		c.drain = DefaultDrainTimeout
 	}
 	if c.lim.maxBlock <= 0 {
 		c.lim.maxBlock = DefaultMaxBlockSize
@@ -148,9 +161,11 @@ func (s *Server) config() config {
 // opened (127.0.0.1:0 in tests, <ip>:69 in production), until ctx is
 // cancelled. Each transfer runs from its own ephemeral UDP socket bound to
 // conn's local IP, which is the transfer ID of RFC 1350 section 4. When ctx
-// is cancelled Serve closes conn, ends in-flight transfers with an ERROR to
-// their clients, waits for them and returns nil. A read error on conn ends
-// the transfers the same way and is returned.
+// is cancelled Serve closes conn, so new requests are refused by the kernel
+// (ICMP port unreachable, which clients retry elsewhere or later), lets
+// in-flight transfers finish for up to DrainTimeout, ends the rest with an
+// ERROR to their clients, waits for them and returns nil. A read error on
+// conn ends the transfers at once, the same way, and is returned.
 func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	if s.Handler == nil {
 		return errors.New("tftp: Server.Handler is nil")
@@ -168,10 +183,17 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 		mu     sync.Mutex
 		active = make(map[netip.AddrPort]*transfer)
 	)
-	defer wg.Wait()
-	// Transfers stop with Serve, whether ctx ended it or a socket error.
-	tctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// Transfers outlive ctx by up to the drain bound: a host half-way
+	// through its iPXE binary would otherwise retry from DHCP, against a
+	// server that may not come back.
+	tctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer func() {
+		if ctx.Err() != nil && cfg.drain > 0 {
+			s.drain(&wg, cfg.drain)
+		}
+		cancel()
+		wg.Wait()
+	}()
 
 	// One byte more than the largest valid request so oversized ones are
 	// seen as such rather than silently truncated.
@@ -193,6 +215,12 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 		if err != nil {
 			s.stats.bad.Add(1)
 			s.Log.Debug().Stringer("remote", remote).Int("len", n).Err(err).Msg("tftp: dropped packet")
+			continue
+		}
+		if ctx.Err() != nil {
+			// Read before conn closed, seen after the cancel: no new
+			// transfer may start during the drain.
+			s.reply(conn, addr, errUndefined, "server shutting down")
 			continue
 		}
 		if req.op == opWRQ {
@@ -237,6 +265,28 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 			s.stats.active.Add(-1)
 			s.finish(res)
 		}()
+	}
+}
+
+// drain waits for wg up to d and reports how many transfers it left
+// running.
+func (s *Server) drain(wg *sync.WaitGroup, d time.Duration) {
+	n := s.stats.active.Load()
+	if n == 0 {
+		return
+	}
+	s.Log.Info().Int64("active", n).Dur("bound", d).Msg("tftp: draining transfers")
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+		s.Log.Warn().Int64("active", s.stats.active.Load()).Msg("tftp: drain bound reached, aborting transfers")
 	}
 }
 

@@ -26,6 +26,11 @@ func testServer(t testing.TB, srv *Server) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if srv.DrainTimeout == 0 {
+		// Tests that leave a client stalled would otherwise wait out the
+		// default bound; TestShutdown* cover the drain itself.
+		srv.DrainTimeout = 100 * time.Millisecond
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, conn) }()
@@ -477,54 +482,74 @@ func TestConcurrencyCap(t *testing.T) {
 	}
 }
 
-// Cancelling Serve ends stalled transfers with an ERROR, returns nil and
-// leaves no goroutine behind.
+// Cancelling Serve ends transfers that outlive the drain bound with an
+// ERROR, returns nil and leaves no goroutine behind.
 func TestShutdown(t *testing.T) {
-	dir := t.TempDir()
-	randomFile(t, dir, "f", 3000)
-	before := runtime.NumGoroutine()
+	for _, tc := range []struct {
+		name  string
+		drain time.Duration
+	}{
+		{"drain bound", 200 * time.Millisecond},
+		{"no drain", -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			randomFile(t, dir, "f", 3000)
+			before := runtime.NumGoroutine()
 
-	srv := &Server{Handler: Dir(dir), Log: testLogger(t), Timeout: 30 * time.Second}
-	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, conn) }()
+			srv := &Server{Handler: Dir(dir), Log: testLogger(t), Timeout: 30 * time.Second, DrainTimeout: tc.drain}
+			conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- srv.Serve(ctx, conn) }()
 
-	var held []*clientResult
-	for range 3 {
-		r, err := (&testClient{options: []option{{"tsize", "0"}}, stallAfterOACK: true}).get(conn.LocalAddr().String(), "f")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.conn.Close()
-		held = append(held, r)
+			var held []*clientResult
+			for range 3 {
+				r, err := (&testClient{options: []option{{"tsize", "0"}}, stallAfterOACK: true}).get(conn.LocalAddr().String(), "f")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer r.conn.Close()
+				held = append(held, r)
+			}
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("Serve returned %v", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Serve did not return")
+			}
+			for i, r := range held {
+				r.conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+				buf := make([]byte, 600)
+				n, _, err := r.conn.ReadFromUDP(buf)
+				if err != nil {
+					t.Fatalf("client %d: %v", i, err)
+				}
+				if rep, _ := parseReply(buf[:n]); rep.op != opERROR || rep.msg != "server shutting down" {
+					t.Errorf("client %d got %x, want ERROR server shutting down", i, buf[:n])
+				}
+			}
+			if _, err := conn.WriteTo([]byte{0, 1}, conn.LocalAddr()); err == nil {
+				t.Error("listening socket still open")
+			}
+			waitGoroutines(t, before)
+			if st := srv.Stats(); st.TransfersFailed != 3 || st.Active != 0 {
+				t.Errorf("stats = %+v", st)
+			}
+		})
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Serve returned %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Serve did not return")
-	}
-	for i, r := range held {
-		r.conn.SetReadDeadline(time.Now().Add(2 * time.Second))
-		buf := make([]byte, 600)
-		n, _, err := r.conn.ReadFromUDP(buf)
-		if err != nil {
-			t.Fatalf("client %d: %v", i, err)
-		}
-		if rep, _ := parseReply(buf[:n]); rep.op != opERROR {
-			t.Errorf("client %d got %x, want ERROR", i, buf[:n])
-		}
-	}
-	if _, err := conn.WriteTo([]byte{0, 1}, conn.LocalAddr()); err == nil {
-		t.Error("listening socket still open")
-	}
+}
+
+// waitGoroutines fails the test unless the goroutine count falls back to
+// before within a few seconds.
+func waitGoroutines(t *testing.T, before int) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for runtime.NumGoroutine() > before {
 		if time.Now().After(deadline) {
@@ -533,9 +558,82 @@ func TestShutdown(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if st := srv.Stats(); st.TransfersFailed != 3 || st.Active != 0 {
+}
+
+// Cancelling Serve mid-transfer lets the transfer finish byte for byte
+// within the drain bound, while a new request finds the port closed.
+func TestShutdownDrainsTransfers(t *testing.T) {
+	dir := t.TempDir()
+	want := randomFile(t, dir, "f", 200*512+100)
+	before := runtime.NumGoroutine()
+
+	var log transferLog
+	srv := &Server{Handler: Dir(dir), Log: testLogger(t), OnTransfer: log.add}
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := conn.LocalAddr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, conn) }()
+
+	// Two lock-step clients (with and without options) at about 200
+	// blocks per second: each is in flight for about a second.
+	type result struct {
+		res *clientResult
+		err error
+	}
+	mid := make(chan struct{}, 2)
+	results := make(chan result, 2)
+	for _, opts := range [][]option{nil, {{"tsize", "0"}, {"blksize", "512"}}} {
+		c := &testClient{options: opts, pace: 5 * time.Millisecond, onData: func(n int64) {
+			if n == 20 {
+				mid <- struct{}{}
+			}
+		}}
+		go func() {
+			r, err := c.get(addr, "f")
+			results <- result{r, err}
+		}()
+	}
+	<-mid
+	<-mid
+	cancel()
+
+	// The listening socket closes at once: a new request is refused.
+	late, err := (&testClient{timeout: 200 * time.Millisecond, retries: 1}).get(addr, "f")
+	if err == nil || len(late.data) > 0 {
+		t.Errorf("request after cancel: %d bytes, err %v; want refused", len(late.data), err)
+	}
+
+	for range 2 {
+		r := <-results
+		if r.err != nil || !bytes.Equal(r.res.data, want) {
+			var n int
+			if r.res != nil {
+				n = len(r.res.data)
+			}
+			t.Errorf("transfer in flight at cancel: %d of %d bytes, err %v", n, len(want), r.err)
+		}
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve returned %v", err)
+		}
+	case <-time.After(DefaultDrainTimeout + 5*time.Second):
+		t.Fatal("Serve did not return")
+	}
+	for _, tr := range log.wait(t, 2) {
+		if tr.Err != nil || tr.Bytes != int64(len(want)) {
+			t.Errorf("report = %+v", tr)
+		}
+	}
+	if st := srv.Stats(); st.TransfersOK != 2 || st.TransfersFailed != 0 || st.Active != 0 || st.ErrorsSent != 0 {
 		t.Errorf("stats = %+v", st)
 	}
+	waitGoroutines(t, before)
 }
 
 func TestOnTransferReport(t *testing.T) {

@@ -332,6 +332,9 @@ func runServe(ctx context.Context, args []string) error {
 			return f, st.Size(), nil
 		}),
 		Log: log.With().Str("svc", "tftp").Logger(),
+		// The same bound as the HTTP shutdown below: SIGTERM lets a host
+		// finish its iPXE binary, and both drain at once.
+		DrainTimeout: 10 * time.Second,
 		OnTransfer: func(t tftp.Transfer) {
 			ip, _, _ := net.SplitHostPort(t.Remote.String())
 			if mac := web.MACAt(ip); mac != "" {
