@@ -11,7 +11,7 @@ BIN   := bin/stagehand
 # the VMs, dnsmasq as the "site" DHCP server, real TFTP/DHCP clients for
 # the interop tests, and what the lab needs to build its kernel+initramfs.
 DEB_PACKAGES := qemu-system-x86 ipxe-qemu ipxe ovmf busybox-static iproute2 cpio kmod \
-	dnsmasq-base atftp tftp-hpa curl xz-utils ca-certificates xorriso genisoimage util-linux strace
+	dnsmasq-base atftp tftp-hpa curl xz-utils ca-certificates xorriso genisoimage util-linux strace nftables
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
