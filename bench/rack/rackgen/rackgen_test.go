@@ -201,14 +201,7 @@ func TestTFTPFetch(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, conn) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			t.Error("TFTP server did not stop")
-		}
-	})
+	t.Cleanup(cancel)
 	server := conn.LocalAddr().(*net.UDPAddr).AddrPort()
 	buf := make([]byte, 256<<10)
 	for _, name := range []string{"nbp", "exact"} {
@@ -220,6 +213,15 @@ func TestTFTPFetch(t *testing.T) {
 	}
 	if _, err := tftpFetch(netip.MustParseAddr("127.0.0.1"), server, "missing", buf); err == nil || !strings.Contains(err.Error(), "server error") {
 		t.Errorf("missing file: %v", err)
+	}
+	// The client is done once it has sent the last ACK; the server counts
+	// the transfer only when that ACK arrives. Stopping the server drains
+	// transfers in flight, so after Serve returns the count is final.
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("TFTP server did not stop")
 	}
 	if st := srv.Stats(); st.TransfersOK != 2 {
 		t.Errorf("server counted %d good transfers, want 2", st.TransfersOK)
