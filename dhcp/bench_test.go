@@ -31,11 +31,13 @@ func (c *sinkConn) reply(tb testing.TB) *dhcpv4.DHCPv4 {
 
 func handleBytes(s *Server, conn net.PacketConn, b []byte, port int) {
 	p := packets.Get().(*packet)
-	p.n = copy(p.buf[:], b)
+	n := copy(p.buf[:], b)
 	p.src = &net.UDPAddr{IP: net.IPv4(192, 168, 77, 50), Port: 68}
 	log := zerolog.Nop()
-	s.handle(conn, p, port, false, &log, nil)
-	packets.Put(p)
+	if s.parse(p, n, &log) {
+		s.answer(conn, p.req, &p.c, p.src, port, false, &log, nil)
+	}
+	s.recycle(p)
 }
 
 func BenchmarkClassify(b *testing.B) {

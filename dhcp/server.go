@@ -19,16 +19,14 @@ const (
 	// maxPacket: a DHCP message larger than an Ethernet MTU is not one any
 	// firmware sends (RFC 2131 §2: 576 unless option 57 says more).
 	maxPacket = 1500
-	// Worker goroutines per Serve and queued packets: bounded, so a flood
-	// costs dropped packets (counted as Overload), not memory. A proxy
-	// worker never blocks, so a few keep the CPUs busy. A full-mode worker
-	// answering a REQUEST waits until its lease is durable; the store
-	// groups the writes in flight into one commit (one fsync), so the
-	// number of workers bounds leases per commit and with it the ACK rate
-	// (docs/bench/dhcp.md: 4 workers ~100 DORA/s, 128 ~4 000/s).
-	proxyWorkers = 4
-	fullWorkers  = 128
-	queueLen     = 256
+	// Full-mode worker goroutines per Serve and queued packets: bounded,
+	// so a flood costs dropped packets (counted as Overload), not memory.
+	// A worker answering a REQUEST waits until its lease is durable; the
+	// store groups the writes in flight into one commit (one fsync), so
+	// the number of workers bounds leases per commit and with it the ACK
+	// rate (docs/bench/dhcp.md: 4 workers ~100 DORA/s, 128 ~4 000/s).
+	fullWorkers = 128
+	queueLen    = 256
 	// OnReply runs off the reply path, in hookWorkers goroutines fed by a
 	// queue of hookQueueLen replies: a slow hook (a database write per
 	// reply) must not throttle the replies themselves. When it falls that
@@ -95,8 +93,9 @@ func NewServer(cfg Config) (*Server, error) {
 
 type packet struct {
 	buf [2048]byte // larger than maxPacket, so oversize is detected, not truncated
-	n   int
 	src net.Addr
+	req *dhcpv4.DHCPv4 // parsed from buf; its options may alias buf
+	c   Client
 }
 
 var packets = sync.Pool{New: func() any { return new(packet) }}
@@ -129,20 +128,27 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 			})
 		}
 	}
-	n := proxyWorkers
+	// Answers that never wait are sent from the read loop itself: read one,
+	// answer one, read the next, as dnsmasq does. Handing each packet to a
+	// worker let the reader drain the socket first and the workers then
+	// answer in a burst, which cost latency and overflowed the client's
+	// receive buffer (docs/bench/dhcp.md). Only full-mode messages that
+	// write the lease store (REQUEST, RELEASE, DECLINE) go to workers,
+	// where many wait on one group commit together.
+	var (
+		queue chan *packet
+		wg    sync.WaitGroup
+	)
 	if s.cfg.Mode == ModeFull && !discovery {
-		n = fullWorkers
-	}
-	queue := make(chan *packet, queueLen)
-	var wg sync.WaitGroup
-	for range n {
-		wg.Go(func() {
-			for p := range queue {
-				s.handle(conn, p, port, discovery, &log, notify)
-				p.src = nil
-				packets.Put(p)
-			}
-		})
+		queue = make(chan *packet, queueLen)
+		for range fullWorkers {
+			wg.Go(func() {
+				for p := range queue {
+					s.answer(conn, p.req, &p.c, p.src, port, discovery, &log, notify)
+					s.recycle(p)
+				}
+			})
+		}
 	}
 	var err error
 	for {
@@ -156,16 +162,27 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 			break
 		}
 		s.stats.received.Add(1)
-		p.n, p.src = n, src
+		p.src = src
+		if !s.parse(p, n, &log) {
+			s.recycle(p)
+			continue
+		}
+		if queue == nil || !writesStore(p.c.MsgType) {
+			s.answer(conn, p.req, &p.c, src, port, discovery, &log, notify)
+			s.recycle(p)
+			continue
+		}
 		select {
 		case queue <- p:
 		default:
 			s.stats.overload.Add(1)
-			packets.Put(p)
+			s.recycle(p)
 		}
 	}
-	close(queue)
-	wg.Wait()
+	if queue != nil {
+		close(queue)
+		wg.Wait()
+	}
 	if notify != nil {
 		close(notify)
 		hwg.Wait()
@@ -174,27 +191,49 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	return err
 }
 
-// handle answers one packet. Bad input is counted and dropped here. Replies
-// are reported on notify; with notify nil, OnReply is called directly.
-func (s *Server) handle(conn net.PacketConn, p *packet, port int, discovery bool, log *zerolog.Logger, notify chan<- Reply) {
-	if p.n > maxPacket {
-		s.stats.malformed.Add(1)
-		log.Debug().Int("size", p.n).Stringer("src", p.src).Msg("dhcp: oversize packet dropped")
-		return
+// writesStore reports whether answering a full-mode message of type t
+// waits on the lease store.
+func writesStore(t dhcpv4.MessageType) bool {
+	switch t {
+	case dhcpv4.MessageTypeRequest, dhcpv4.MessageTypeRelease, dhcpv4.MessageTypeDecline:
+		return true
 	}
-	req, err := dhcpv4.FromBytes(p.buf[:p.n])
+	return false
+}
+
+func (s *Server) recycle(p *packet) {
+	p.src, p.req, p.c = nil, nil, Client{}
+	packets.Put(p)
+}
+
+// parse decodes and classifies the n bytes in p. Bad input is counted and
+// dropped here (false).
+func (s *Server) parse(p *packet, n int, log *zerolog.Logger) bool {
+	if n > maxPacket {
+		s.stats.malformed.Add(1)
+		log.Debug().Int("size", n).Stringer("src", p.src).Msg("dhcp: oversize packet dropped")
+		return false
+	}
+	req, err := dhcpv4.FromBytes(p.buf[:n])
 	if err != nil {
 		s.stats.malformed.Add(1)
 		log.Debug().Err(err).Stringer("src", p.src).Msg("dhcp: unparseable packet dropped")
-		return
+		return false
 	}
 	c, err := Classify(req)
 	if err != nil {
 		s.stats.malformed.Add(1)
 		log.Debug().Err(err).Stringer("src", p.src).Msg("dhcp: packet dropped")
-		return
+		return false
 	}
-	x := exchange{s: s, conn: conn, req: req, c: &c, src: p.src, port: port, discovery: discovery, log: log, notify: notify}
+	p.req, p.c = req, c
+	return true
+}
+
+// answer replies to one parsed request. Replies are reported on notify;
+// with notify nil, OnReply is called directly.
+func (s *Server) answer(conn net.PacketConn, req *dhcpv4.DHCPv4, c *Client, src net.Addr, port int, discovery bool, log *zerolog.Logger, notify chan<- Reply) {
+	x := exchange{s: s, conn: conn, req: req, c: c, src: src, port: port, discovery: discovery, log: log, notify: notify}
 	switch {
 	case discovery:
 		x.bootServer()
