@@ -6,6 +6,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/stagehand-dev/stagehand/iso9660"
@@ -144,11 +146,98 @@ func (p Profile) OpenArtifact(which string) (*ArtifactReader, error) {
 		}
 		return &ArtifactReader{ReadSeeker: f, Size: st.Size(), ModTime: st.ModTime(), closer: f, File: f}, nil
 	}
-	f, im, err := OpenISO(p.ISO)
+	return openISOArtifact(p.ISO, path)
+}
+
+// isoExtents caches where artifacts lie inside installer images, so that
+// a request for one does not parse the image's volume descriptor and
+// directories again (a rack pulls the same three files thousands of
+// times). An entry is keyed by the image's path and checked against its
+// inode, size and modification time on every open: a rebuilt or replaced
+// image is parsed afresh.
+var isoExtents = extentCache{m: map[string]*imageExtents{}}
+
+// maxCachedImages bounds the cache: profiles name a handful of images.
+// Past it the cache is emptied and refilled, which costs one parse each.
+const maxCachedImages = 64
+
+type extentCache struct {
+	mu sync.Mutex
+	m  map[string]*imageExtents
+}
+
+type imageExtents struct {
+	id    fileID
+	files map[string]iso9660.File
+}
+
+// fileID tells one version of a file from another.
+type fileID struct {
+	ino, size int64
+	mtime     time.Time
+}
+
+func idOf(st os.FileInfo) fileID {
+	id := fileID{size: st.Size(), mtime: st.ModTime()}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		id.ino = int64(sys.Ino)
+	}
+	return id
+}
+
+// lookup returns the cached extent of name in the image at path, if the
+// cache holds one for this version of the image.
+func (c *extentCache) lookup(path string, id fileID, name string) (iso9660.File, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	im := c.m[path]
+	if im == nil || im.id != id {
+		return iso9660.File{}, false
+	}
+	e, ok := im.files[name]
+	return e, ok
+}
+
+func (c *extentCache) store(path string, id fileID, name string, e iso9660.File) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	im := c.m[path]
+	if im == nil || im.id != id {
+		if len(c.m) >= maxCachedImages {
+			clear(c.m)
+		}
+		im = &imageExtents{id: id, files: map[string]iso9660.File{}}
+		c.m[path] = im
+	}
+	im.files[name] = e
+}
+
+// openISOArtifact opens the file at name inside the image at path.
+func openISOArtifact(path, name string) (*ArtifactReader, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	a, err := isoArtifact(f, im, path)
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	id := idOf(st)
+	e, ok := isoExtents.lookup(path, id, name)
+	if !ok {
+		im, err := iso9660.Open(f, st.Size())
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if e, err = im.Stat(name); err != nil {
+			f.Close()
+			return nil, err
+		}
+		isoExtents.store(path, id, name, e)
+	}
+	a, err := isoArtifact(f, st, name, e)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -156,14 +245,9 @@ func (p Profile) OpenArtifact(which string) (*ArtifactReader, error) {
 	return a, nil
 }
 
-func isoArtifact(f *os.File, im *iso9660.Image, path string) (*ArtifactReader, error) {
-	e, err := im.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
+func isoArtifact(f *os.File, st os.FileInfo, path string, e iso9660.File) (*ArtifactReader, error) {
+	if e.IsDir {
+		return nil, fmt.Errorf("%s: %s is a directory", f.Name(), path)
 	}
 	if e.Offset+e.Size > st.Size() {
 		return nil, fmt.Errorf("%s: %s ends at byte %d, past the image's %d bytes", f.Name(), path, e.Offset+e.Size, st.Size())

@@ -16,11 +16,17 @@ import (
 // Palette Edge installer ISO is, and returns its path and file contents.
 func buildISO(t *testing.T) (string, map[string][]byte) {
 	t.Helper()
+	return buildISOSeeded(t, 3)
+}
+
+// buildISOSeeded is buildISO with other random contents per seed.
+func buildISOSeeded(t *testing.T, seed uint64) (string, map[string][]byte) {
+	t.Helper()
 	xorriso, err := exec.LookPath("xorriso")
 	if err != nil {
 		t.Fatalf("xorriso not found (install the Debian package xorriso): %v", err)
 	}
-	rng := rand.New(rand.NewPCG(3, 4))
+	rng := rand.New(rand.NewPCG(seed, 4))
 	random := func(n int) []byte {
 		b := make([]byte, n)
 		for i := range b {
@@ -29,7 +35,7 @@ func buildISO(t *testing.T) (string, map[string][]byte) {
 		return b
 	}
 	files := map[string][]byte{
-		"boot/kernel":     random(150<<10 + 3),
+		"boot/kernel":     random(150<<10 + 3 + int(seed)*4096),
 		"boot/initrd":     random(90 << 10),
 		"rootfs.squashfs": random(3<<20 + 11),
 	}
@@ -122,5 +128,42 @@ func TestISOProfileRejected(t *testing.T) {
 				t.Errorf("rejected profile stored: %v", err)
 			}
 		})
+	}
+}
+
+// Artifact extents are cached per image; an image rebuilt in place (a new
+// inode, size and time) must be parsed afresh, never served from the old
+// image's offsets.
+func TestISOArtifactImageReplaced(t *testing.T) {
+	iso, files := buildISO(t)
+	p := Profile{Name: "palette", ISO: iso}
+	p.ApplyISODefaults()
+	read := func() []byte {
+		t.Helper()
+		a, err := p.OpenArtifact("kernel")
+		if err != nil {
+			t.Fatalf("OpenArtifact: %v", err)
+		}
+		defer a.Close()
+		b, err := io.ReadAll(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for range 2 { // the second read is served from the cache
+		if got := read(); !bytes.Equal(got, files["boot/kernel"]) {
+			t.Fatalf("kernel: %d bytes, want the image's %d", len(got), len(files["boot/kernel"]))
+		}
+	}
+	iso2, files2 := buildISOSeeded(t, 9)
+	if err := os.Rename(iso2, iso); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); !bytes.Equal(got, files2["boot/kernel"]) {
+		t.Fatalf("after the rebuild: %d bytes, want the new image's %d", len(got), len(files2["boot/kernel"]))
+	}
+	if _, err := (Profile{Name: "d", ISO: iso, Kernel: "/boot"}).OpenArtifact("kernel"); err == nil || !strings.Contains(err.Error(), "is a directory") {
+		t.Errorf("a directory as the kernel: %v", err)
 	}
 }
