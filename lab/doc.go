@@ -17,6 +17,8 @@
 //     test process itself: a socket keeps the namespace it was created in,
 //     so a Go server in the test can serve the VM.
 //   - RunDnsmasqSite runs dnsmasq as a plain DHCP server.
+//   - SetLoss drops a share of the frames between the VMs and the server
+//     with an nftables bridge rule (the kernel has no netem) and counts them.
 //   - StartVM runs QEMU with SeaBIOS (+ the iPXE NIC ROM) or OVMF, with the
 //     serial console in a file that WaitFor polls.
 //
