@@ -106,6 +106,9 @@ type HostSpec struct {
 	Profile  *string        `json:"profile,omitempty"`
 	Site     *userdata.Site `json:"site,omitempty"`
 	UserData *string        `json:"userdata,omitempty"`
+	// DHCPAddress is the address reserved for the host in full DHCP
+	// mode; "" clears the reservation.
+	DHCPAddress *string `json:"dhcpAddress,omitempty"`
 }
 
 func (spec HostSpec) apply(h *inventory.Host) {
@@ -123,6 +126,9 @@ func (spec HostSpec) apply(h *inventory.Host) {
 	}
 	if spec.UserData != nil {
 		h.UserData = *spec.UserData
+	}
+	if spec.DHCPAddress != nil {
+		h.DHCPAddress = *spec.DHCPAddress
 	}
 }
 

@@ -26,6 +26,9 @@ const (
 	DefaultBIOSFile  = "undionly.kpxe"
 	DefaultEFIFile   = "snponly.efi"
 	DefaultLeaseTime = time.Hour
+	// DefaultUnknownShare leaves a fifth of the range to known hosts
+	// without a reservation, however many strangers ask.
+	DefaultUnknownShare = 80
 )
 
 // maxPoolSize bounds the full-mode range: the pool keeps one slot per
@@ -57,6 +60,24 @@ type Config struct {
 	DNS                  []net.IP      // option 6, optional
 	LeaseTime            time.Duration // option 51 (default 1h)
 	Leases               LeaseStore    // required
+	// Hosts supplies reservations and tells known hosts from unknown
+	// ones. Nil: no reservations, and every client counts as known.
+	//
+	// A host with a reserved address always gets it, also when the
+	// dynamic pool is exhausted, and no other client is offered it. The
+	// address may lie outside RangeStart-RangeEnd but must be in the
+	// served subnet (ServerIP/Netmask), not ServerIP itself, nor the
+	// subnet's network or broadcast address; otherwise it is ignored
+	// with a warning and the host is served from the pool. A client
+	// holding a live lease on an address reserved later keeps it until
+	// its next REQUEST (renewal or reboot), which is NAKed so that it
+	// moves; meanwhile the reserved host is served from the pool.
+	Hosts Hosts
+	// UnknownShare is the percentage of the range that clients Hosts
+	// does not know may hold at once (offers and leases), so that random
+	// MACs cannot starve the inventory's hosts. 1..100; 0 means
+	// DefaultUnknownShare. Unused when Hosts is nil.
+	UnknownShare int
 
 	// Policy gates the whole reply: a client it refuses gets no answer at
 	// all, in both modes (also no address in full mode). Nil admits every
@@ -92,6 +113,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.LeaseTime == 0 {
 		c.LeaseTime = DefaultLeaseTime
+	}
+	if c.UnknownShare == 0 {
+		c.UnknownShare = DefaultUnknownShare
 	}
 }
 
@@ -151,6 +175,9 @@ func (c *Config) validate() error {
 		if d.To4() == nil {
 			return fmt.Errorf("dhcp: DNS server %v is not IPv4", d)
 		}
+	}
+	if c.UnknownShare < 1 || c.UnknownShare > 100 {
+		return fmt.Errorf("dhcp: UnknownShare %d%% outside 1..100", c.UnknownShare)
 	}
 	if c.LeaseTime < time.Minute || c.LeaseTime > 365*24*time.Hour {
 		return fmt.Errorf("dhcp: LeaseTime %v outside 1m..1y", c.LeaseTime)

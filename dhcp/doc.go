@@ -26,6 +26,24 @@
 // iPXE asks again after it has been chainloaded; it must get the script and
 // never the binary, or it chainloads itself forever.
 //
+// In full mode an optional Hosts (the inventory, through cmd/stagehand)
+// adds two rules, both decided per packet so an operator's change applies
+// at once:
+//
+//   - Reservations (dnsmasq's dhcp-host): a host with a reserved address
+//     is always offered and ACKed that address, also when the pool is
+//     exhausted, and no other client is offered it or ACKed it. The
+//     address may lie outside the range but must be in the served subnet
+//     (else the host is served from the pool, with a warning). A client
+//     that leased an address before it was reserved keeps it until its
+//     next REQUEST, which is NAKed; leases on reserved addresses of other
+//     hosts are not restored at start.
+//   - Unknown clients (not in the inventory, --unknown-hosts discover)
+//     may hold only Config.UnknownShare percent of the range, so random
+//     MACs cannot starve known hosts. Refused DISCOVERs get no answer, are
+//     counted (Stats.UnknownCapped, Stats.PoolExhausted) and logged at
+//     most once a minute.
+//
 // The package parses packets with github.com/insomniacslk/dhcp/dhcpv4 but
 // owns its read loop: a bounded set of workers per socket, one Serve per
 // socket, every packet size-checked, parsed once and classified by the pure

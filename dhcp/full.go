@@ -1,8 +1,10 @@
 package dhcp
 
 import (
+	"bytes"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -52,19 +54,101 @@ func ciaddr(req *dhcpv4.DHCPv4) netip.Addr {
 	return netip.Addr{}
 }
 
+// host is what Config.Hosts says of the client: known, and its usable
+// reservation (invalid if none, or if it cannot be served here).
+func (x *exchange) host() (reserved netip.Addr, known bool) {
+	h := x.s.cfg.Hosts
+	if h == nil {
+		return netip.Addr{}, true
+	}
+	reserved, known = h.Lookup(x.c.MAC)
+	if reserved.IsValid() && !x.s.servable(reserved) {
+		x.s.stats.resBlocked.Add(1)
+		if x.s.rateLimit(&x.s.lastReservationWarn, x.s.now()) {
+			x.log.Warn().Stringer("mac", x.c.MAC).Stringer("reserved", reserved).Stringer("subnet", x.s.subnet).
+				Msg("dhcp: reserved address not servable here (outside the subnet, the server's own, network or broadcast); serving from the pool")
+		}
+		return netip.Addr{}, known
+	}
+	return reserved, known
+}
+
+// reservedOutside reports whether a is the client's reservation outside
+// the range: its lease has no pool slot, only a stored record.
+func (x *exchange) reservedOutside(a netip.Addr) bool {
+	r, _ := x.host()
+	_, inRange := x.s.pool.index(a)
+	return r.IsValid() && r == a && !inRange
+}
+
+// servable reports whether a reserved address can be handed out on the
+// served subnet.
+func (s *Server) servable(a netip.Addr) bool {
+	if !a.Is4() || !s.subnet.Contains(a) || a == s.subnet.Addr() {
+		return false
+	}
+	bcast := u32(s.subnet.Addr()) | (1<<(32-s.subnet.Bits()) - 1)
+	sip, _ := netip.AddrFromSlice(s.cfg.ServerIP)
+	return u32(a) != bcast && a != sip
+}
+
+// reservedElsewhere returns the pool's filter of addresses reserved for
+// clients other than x's, or nil without Hosts.
+func (x *exchange) reservedElsewhere() func(netip.Addr) bool {
+	h := x.s.cfg.Hosts
+	if h == nil {
+		return nil
+	}
+	return func(a netip.Addr) bool {
+		m := h.ReservedFor(a)
+		return m != nil && !bytes.Equal(m, x.c.MAC)
+	}
+}
+
 func (x *exchange) discover() {
 	now := x.s.now()
-	a, ok := x.s.pool.offer(x.c.MAC, optAddr(x.req, dhcpv4.OptionRequestedIPAddress), now)
-	if !ok {
-		x.s.stats.exhausted.Add(1)
-		last := x.s.lastExhaustedWarn.Load()
-		if now.UnixNano()-last >= int64(exhaustedWarnEvery) && x.s.lastExhaustedWarn.CompareAndSwap(last, now.UnixNano()) {
-			x.log.Warn().Stringer("mac", x.c.MAC).Uint64("unanswered", x.s.stats.exhausted.Load()).
-				Msg("dhcp: address pool exhausted, DISCOVERs go unanswered")
+	reserved, known := x.host()
+	if reserved.IsValid() {
+		if x.s.pool.claim(x.c.MAC, reserved, now) {
+			x.send(dhcpv4.MessageTypeOffer, reserved.AsSlice())
+			return
 		}
-		return
+		x.s.stats.resBlocked.Add(1)
+		if x.s.rateLimit(&x.s.lastReservationWarn, now) {
+			x.log.Warn().Stringer("mac", x.c.MAC).Stringer("reserved", reserved).
+				Msg("dhcp: reserved address still leased to another client; serving from the pool until that lease ends or its holder renews")
+		}
 	}
-	x.send(dhcpv4.MessageTypeOffer, a.AsSlice())
+	a, res := x.s.pool.offerTo(ask{
+		mac: x.c.MAC, requested: optAddr(x.req, dhcpv4.OptionRequestedIPAddress),
+		unknown: !known, reservedElsewhere: x.reservedElsewhere(),
+	}, now)
+	switch res {
+	case offerOK:
+		x.send(dhcpv4.MessageTypeOffer, a.AsSlice())
+	case offerUnknownCapped:
+		x.s.stats.unknownCapped.Add(1)
+		x.warnExhausted(now, "dhcp: unknown clients hold their share of the pool (--dhcp-unknown-share), their DISCOVERs go unanswered")
+	default:
+		x.s.stats.exhausted.Add(1)
+		x.warnExhausted(now, "dhcp: address pool exhausted, DISCOVERs go unanswered")
+	}
+}
+
+// warnExhausted logs msg at most once per exhaustedWarnEvery: a full pool
+// sees every retransmission of every client.
+func (x *exchange) warnExhausted(now time.Time, msg string) {
+	if x.s.rateLimit(&x.s.lastExhaustedWarn, now) {
+		x.log.Warn().Stringer("mac", x.c.MAC).Uint64("exhausted", x.s.stats.exhausted.Load()).
+			Uint64("unknownCapped", x.s.stats.unknownCapped.Load()).Msg(msg)
+	}
+}
+
+// rateLimit reports whether a warning stamped in last may be logged now
+// (once per exhaustedWarnEvery), and if so stamps it.
+func (s *Server) rateLimit(last *atomic.Int64, now time.Time) bool {
+	l := last.Load()
+	return now.UnixNano()-l >= int64(exhaustedWarnEvery) && last.CompareAndSwap(l, now.UnixNano())
 }
 
 // request handles the three kinds of REQUEST of RFC 2131 §4.3.2.
@@ -87,7 +171,8 @@ func (x *exchange) request() {
 		a = ciaddr(x.req)
 	}
 	now := x.s.now()
-	if !a.IsValid() || !x.s.pool.check(x.c.MAC, a, now) {
+	reserved, known := x.host()
+	if !x.admissible(a, reserved, now) {
 		x.send(dhcpv4.MessageTypeNak, nil)
 		return
 	}
@@ -99,8 +184,33 @@ func (x *exchange) request() {
 		x.log.Error().Err(err).Stringer("mac", x.c.MAC).Stringer("ip", a).Msg("dhcp: storing lease failed, no ACK sent")
 		return
 	}
-	x.s.pool.bind(x.c.MAC, a, l.Expiry, l.Hostname)
+	x.s.pool.bindAs(x.c.MAC, a, l.Expiry, l.Hostname, !known)
 	x.send(dhcpv4.MessageTypeAck, a.AsSlice())
+}
+
+// admissible decides whether the client may have a, given its own
+// reservation (invalid if none).
+func (x *exchange) admissible(a, reserved netip.Addr, now time.Time) bool {
+	switch {
+	case !a.IsValid():
+		return false
+	case reserved.IsValid() && a == reserved:
+		// Its own reservation, inside the range or not.
+		return x.s.pool.claim(x.c.MAC, a, now)
+	case reserved.IsValid() && x.s.pool.claim(x.c.MAC, reserved, now):
+		// It asks for another address (a pool lease from before the
+		// reservation) while its reservation is free: the NAK sends it
+		// back to DISCOVER, which offers the reservation.
+		return false
+	}
+	if f := x.reservedElsewhere(); f != nil && f(a) {
+		// Reserved for another host since it was given out: NAK, and
+		// free the slot for that host.
+		x.s.pool.release(x.c.MAC, a)
+		x.debug("dhcp: REQUEST for an address reserved for another host, NAK")
+		return false
+	}
+	return x.s.pool.check(x.c.MAC, a, now)
 }
 
 func (x *exchange) release() {
@@ -109,7 +219,7 @@ func (x *exchange) release() {
 		return
 	}
 	a := ciaddr(x.req)
-	if !x.s.pool.release(x.c.MAC, a) {
+	if !x.s.pool.release(x.c.MAC, a) && !x.reservedOutside(a) {
 		x.ignore("dhcp: RELEASE of an address the client does not hold")
 		return
 	}

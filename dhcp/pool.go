@@ -39,6 +39,16 @@ type slot struct {
 	mac      hwKey
 	until    time.Time // end of offer, lease or quarantine
 	hostname string
+	// unknown: mac is not in the inventory; such slots count against
+	// the pool's unknown-client share.
+	unknown bool
+}
+
+// heldUnknown reports whether s counts against the unknown-client share:
+// offered to or leased by an unknown client, lapsed or not (a lapsed one
+// is reclaimed by the next client, which keeps the count honest).
+func (s *slot) heldUnknown() bool {
+	return s.unknown && (s.state == slotOffered || s.state == slotLeased)
 }
 
 // pool is the full-mode address pool. All methods are safe for concurrent
@@ -48,11 +58,61 @@ type pool struct {
 	start uint32
 	slots []slot
 	byMAC map[hwKey]uint32 // slot index of the client's offer or lease
+	// unknownMax bounds the slots unknown clients may hold at once, so
+	// that a flood of random MACs cannot starve the inventory's hosts;
+	// unknownHeld counts the slots they hold (slot.heldUnknown).
+	unknownMax, unknownHeld int
 }
 
 func newPool(start, end netip.Addr) *pool {
 	n := u32(end) - u32(start) + 1
-	return &pool{start: u32(start), slots: make([]slot, n), byMAC: make(map[hwKey]uint32)}
+	return &pool{start: u32(start), slots: make([]slot, n), byMAC: make(map[hwKey]uint32), unknownMax: int(n)}
+}
+
+// limitUnknown lets unknown clients hold at most pct percent of the
+// pool (rounded up, at least one address).
+func (p *pool) limitUnknown(pct int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.unknownMax = max(1, (len(p.slots)*pct+99)/100)
+}
+
+// set replaces slot i, keeping unknownHeld in step. Every state change
+// goes through here.
+func (p *pool) set(i uint32, next slot) {
+	s := &p.slots[i]
+	if s.heldUnknown() {
+		p.unknownHeld--
+	}
+	if next.heldUnknown() {
+		p.unknownHeld++
+	}
+	*s = next
+}
+
+// Why offerTo found no address.
+type offerResult uint8
+
+const (
+	offerOK offerResult = iota
+	offerExhausted
+	// offerUnknownCapped: free addresses remain, but unknown clients
+	// hold their whole share of the pool.
+	offerUnknownCapped
+)
+
+// ask is a DISCOVER as the pool sees it.
+type ask struct {
+	mac       net.HardwareAddr
+	requested netip.Addr // option 50, may be invalid
+	unknown   bool       // mac is not in the inventory
+	// reservedElsewhere reports an address reserved for another client,
+	// never to be offered to this one; nil means no reservations.
+	reservedElsewhere func(netip.Addr) bool
+}
+
+func (q *ask) forbidden(a netip.Addr) bool {
+	return q.reservedElsewhere != nil && q.reservedElsewhere(a)
 }
 
 func (p *pool) index(a netip.Addr) (uint32, bool) {
@@ -67,12 +127,14 @@ func (p *pool) addr(i uint32) netip.Addr { return addrFromU32(p.start + i) }
 
 // load binds stored leases. A lease outside the range (the range was
 // changed) is skipped; of two leases on one address the later expiry wins.
-func (p *pool) load(ls []Lease) (loaded int) {
+// skip drops a lease (an address since reserved for another host);
+// unknown marks leases of clients not in the inventory. Either may be nil.
+func (p *pool) load(ls []Lease, skip, unknown func(Lease) bool) (loaded int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, l := range ls {
 		i, ok := p.index(l.IP)
-		if !ok || len(l.MAC) != 6 {
+		if !ok || len(l.MAC) != 6 || (skip != nil && skip(l)) {
 			continue
 		}
 		k := keyOf(l.MAC)
@@ -84,9 +146,9 @@ func (p *pool) load(ls []Lease) (loaded int) {
 			delete(p.byMAC, s.mac)
 		}
 		if old, ok := p.byMAC[k]; ok {
-			p.slots[old] = slot{}
+			p.set(old, slot{})
 		}
-		*s = slot{state: slotLeased, mac: k, until: l.Expiry, hostname: l.Hostname}
+		p.set(i, slot{state: slotLeased, mac: k, until: l.Expiry, hostname: l.Hostname, unknown: unknown != nil && unknown(l)})
 		p.byMAC[k] = i
 		loaded++
 	}
@@ -104,55 +166,111 @@ func usable(s *slot, now time.Time) bool {
 	return false
 }
 
-// offer reserves an address for mac: its current offer or lease, else the
-// requested address (option 50) if available, else the first available
-// slot probing linearly from a hash of the MAC (deterministic, and no ping:
-// QEMU-LAB.md pitfall 4), else the oldest-probed expired lease of another
-// client. ok=false: the pool is exhausted.
+// offer is offerTo for a known client with no reservations in play.
 func (p *pool) offer(mac net.HardwareAddr, requested netip.Addr, now time.Time) (netip.Addr, bool) {
-	k := keyOf(mac)
+	a, r := p.offerTo(ask{mac: mac, requested: requested}, now)
+	return a, r == offerOK
+}
+
+// offerTo reserves an address for q.mac: its current offer or lease, else
+// the requested address (option 50) if available, else the first
+// available slot probing linearly from a hash of the MAC (deterministic,
+// and no ping: QEMU-LAB.md pitfall 4), else the oldest-probed expired
+// lease of another client. Addresses reserved for other clients are never
+// offered. An unknown client gets a new slot only while unknown clients
+// hold less than their share, or by reclaiming one another unknown client
+// left lapse.
+func (p *pool) offerTo(q ask, now time.Time) (netip.Addr, offerResult) {
+	k := keyOf(q.mac)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if i, ok := p.byMAC[k]; ok {
-		// Hold it through the REQUEST, also an expired lease.
-		if s := &p.slots[i]; s.until.Before(now.Add(offerHold)) {
-			s.until = now.Add(offerHold)
+		if q.forbidden(p.addr(i)) {
+			// Reserved for another host since it was given out: the
+			// client is starting over (DISCOVER), so it moves now.
+			p.set(i, slot{})
+			delete(p.byMAC, k)
+		} else {
+			// Hold it through the REQUEST, also an expired lease.
+			if s := &p.slots[i]; s.until.Before(now.Add(offerHold)) {
+				s.until = now.Add(offerHold)
+			}
+			return p.addr(i), offerOK
 		}
-		return p.addr(i), true
 	}
-	if i, ok := p.index(requested); ok && usable(&p.slots[i], now) {
-		p.reserve(i, k, now)
-		return p.addr(i), true
+	capped := q.unknown && p.unknownHeld >= p.unknownMax
+	// fits: a new slot for q keeps the unknown share.
+	fits := func(s *slot) bool { return !capped || s.heldUnknown() }
+	if i, ok := p.index(q.requested); ok && usable(&p.slots[i], now) && fits(&p.slots[i]) && !q.forbidden(q.requested) {
+		p.reserve(i, k, q.unknown, now)
+		return p.addr(i), offerOK
 	}
 	n := uint32(len(p.slots))
 	h := hashMAC(k) % n
 	for j := range n {
 		i := (h + j) % n
-		if usable(&p.slots[i], now) {
-			p.reserve(i, k, now)
-			return p.addr(i), true
+		if s := &p.slots[i]; usable(s, now) && fits(s) && !q.forbidden(p.addr(i)) {
+			p.reserve(i, k, q.unknown, now)
+			return p.addr(i), offerOK
 		}
 	}
 	for j := range n {
 		i := (h + j) % n
-		if s := &p.slots[i]; s.state == slotLeased && now.After(s.until) {
+		if s := &p.slots[i]; s.state == slotLeased && now.After(s.until) && fits(s) && !q.forbidden(p.addr(i)) {
 			// The previous client's stored lease stays; it has the
 			// earlier expiry, so load prefers the new one.
-			p.reserve(i, k, now)
-			return p.addr(i), true
+			p.reserve(i, k, q.unknown, now)
+			return p.addr(i), offerOK
 		}
 	}
-	return netip.Addr{}, false
+	if capped {
+		return netip.Addr{}, offerUnknownCapped
+	}
+	return netip.Addr{}, offerExhausted
 }
 
-func (p *pool) reserve(i uint32, k hwKey, now time.Time) {
+// claim reserves a, the address reserved for mac in the inventory, if it
+// is in the range: it takes the slot from a lapsed offer or expired lease
+// of another client, and from a pending offer (offers bind nobody), but
+// not from another client's live lease: two hosts must not use one
+// address, so the reservation waits until that lease ends or its holder
+// is refused at its next REQUEST. ok reports whether mac now holds a (an
+// address outside the range needs no slot: ok, nothing done).
+func (p *pool) claim(mac net.HardwareAddr, a netip.Addr, now time.Time) bool {
+	k := keyOf(mac)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	i, ok := p.index(a)
+	if !ok {
+		return true
+	}
+	s := &p.slots[i]
+	switch {
+	case (s.state == slotOffered || s.state == slotLeased) && s.mac == k:
+		if s.until.Before(now.Add(offerHold)) {
+			s.until = now.Add(offerHold)
+		}
+		return true
+	case s.state == slotLeased && !now.After(s.until):
+		return false
+	}
+	p.reserve(i, k, false, now)
+	return true
+}
+
+// reserve offers slot i to k, dropping k's other slot and the slot's
+// previous holder.
+func (p *pool) reserve(i uint32, k hwKey, unknown bool, now time.Time) {
 	s := &p.slots[i]
 	if s.state == slotOffered || s.state == slotLeased {
 		if cur, ok := p.byMAC[s.mac]; ok && cur == i {
 			delete(p.byMAC, s.mac)
 		}
 	}
-	*s = slot{state: slotOffered, mac: k, until: now.Add(offerHold)}
+	if old, ok := p.byMAC[k]; ok && old != i {
+		p.set(old, slot{})
+	}
+	p.set(i, slot{state: slotOffered, mac: k, until: now.Add(offerHold), unknown: unknown})
 	p.byMAC[k] = i
 }
 
@@ -173,13 +291,23 @@ func (p *pool) check(mac net.HardwareAddr, a netip.Addr, now time.Time) bool {
 	return true
 }
 
-// bind records mac's lease on a once it is stored.
+// bind records mac's lease on a once it is stored. An address outside
+// the range (a reservation) has no slot: mac's slot in the range, if
+// any, is freed.
 func (p *pool) bind(mac net.HardwareAddr, a netip.Addr, expiry time.Time, hostname string) {
+	p.bindAs(mac, a, expiry, hostname, false)
+}
+
+func (p *pool) bindAs(mac net.HardwareAddr, a netip.Addr, expiry time.Time, hostname string, unknown bool) {
 	k := keyOf(mac)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	i, ok := p.index(a)
 	if !ok {
+		if old, ok := p.byMAC[k]; ok {
+			p.set(old, slot{})
+			delete(p.byMAC, k)
+		}
 		return
 	}
 	s := &p.slots[i]
@@ -191,9 +319,9 @@ func (p *pool) bind(mac net.HardwareAddr, a netip.Addr, expiry time.Time, hostna
 		}
 	}
 	if old, ok := p.byMAC[k]; ok && old != i {
-		p.slots[old] = slot{}
+		p.set(old, slot{})
 	}
-	*s = slot{state: slotLeased, mac: k, until: expiry, hostname: hostname}
+	p.set(i, slot{state: slotLeased, mac: k, until: expiry, hostname: hostname, unknown: unknown})
 	p.byMAC[k] = i
 }
 
@@ -203,7 +331,7 @@ func (p *pool) forget(mac net.HardwareAddr) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if i, ok := p.byMAC[k]; ok && p.slots[i].state == slotOffered {
-		p.slots[i] = slot{}
+		p.set(i, slot{})
 		delete(p.byMAC, k)
 	}
 }
@@ -226,7 +354,7 @@ func (p *pool) unbind(mac net.HardwareAddr, a netip.Addr, next slot) bool {
 	if !ok || p.addr(i) != a {
 		return false
 	}
-	p.slots[i] = next
+	p.set(i, next)
 	delete(p.byMAC, k)
 	return true
 }

@@ -100,7 +100,7 @@ func TestPoolLoad(t *testing.T) {
 		{MAC: mac(2), IP: a, Expiry: t0.Add(time.Hour)},                 // reclaimed later: wins
 		{MAC: mac(3), IP: netip.MustParseAddr("10.0.0.99"), Expiry: t0}, // outside the range
 		{MAC: mac(4), IP: netip.MustParseAddr("10.0.0.13"), Expiry: t0.Add(-time.Hour)},
-	})
+	}, nil, nil)
 	if n != 3 {
 		t.Errorf("loaded %d", n)
 	}
@@ -109,5 +109,85 @@ func TestPoolLoad(t *testing.T) {
 	}
 	if got, _ := p.offer(mac(4), netip.Addr{}, t0); got != netip.MustParseAddr("10.0.0.13") {
 		t.Errorf("expired stored lease not given back to its client: %v", got)
+	}
+}
+
+// claim: who may take a reserved address from whom.
+func TestPoolClaim(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	a := netip.MustParseAddr("10.0.0.10")
+	for _, tt := range []struct {
+		name  string
+		setup func(p *pool)
+		want  bool
+	}{
+		{"free", func(*pool) {}, true},
+		{"outside the range", nil, true},
+		{"its own lease", func(p *pool) { p.bind(mac(1), a, t0.Add(time.Hour), "") }, true},
+		{"another client's offer", func(p *pool) { p.offer(mac(2), a, t0) }, true},
+		{"another client's expired lease", func(p *pool) { p.bind(mac(2), a, t0.Add(-time.Second), "") }, true},
+		{"another client's live lease", func(p *pool) { p.bind(mac(2), a, t0.Add(time.Hour), "") }, false},
+	} {
+		p := newPool(a, netip.MustParseAddr("10.0.0.11"))
+		want := a
+		if tt.setup == nil {
+			want = netip.MustParseAddr("10.0.0.50")
+		} else {
+			tt.setup(p)
+		}
+		if got := p.claim(mac(1), want, t0); got != tt.want {
+			t.Errorf("%s: claim = %v, want %v", tt.name, got, tt.want)
+		}
+		if tt.want && tt.setup != nil && !p.check(mac(1), a, t0) {
+			t.Errorf("%s: claimed address not held by the claimant", tt.name)
+		}
+	}
+}
+
+// Unknown clients hold at most their share; a lapsed unknown offer is
+// reclaimed by the next unknown client without growing the share; known
+// clients get the rest.
+func TestPoolUnknownShare(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := newPool(netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.10"))
+	p.limitUnknown(30) // 3 of 10
+	stranger := func(b byte, now time.Time) offerResult {
+		_, r := p.offerTo(ask{mac: mac(b), unknown: true}, now)
+		return r
+	}
+	for b := byte(1); b <= 3; b++ {
+		if r := stranger(b, t0); r != offerOK {
+			t.Fatalf("stranger %d: %v", b, r)
+		}
+	}
+	if r := stranger(4, t0); r != offerUnknownCapped {
+		t.Fatalf("fourth stranger: %v, want capped", r)
+	}
+	if r := stranger(1, t0); r != offerOK {
+		t.Errorf("a stranger repeating its DISCOVER keeps its offer: %v", r)
+	}
+	for b := byte(10); b < 17; b++ {
+		if _, r := p.offerTo(ask{mac: mac(b)}, t0); r != offerOK {
+			t.Fatalf("known %d: %v", b, r)
+		}
+	}
+	if _, r := p.offerTo(ask{mac: mac(17)}, t0); r != offerExhausted {
+		t.Errorf("known client on a full pool: %v", r)
+	}
+	// The strangers' offers lapse; the next stranger reclaims one of them.
+	later := t0.Add(offerHold + time.Second)
+	if r := stranger(4, later); r != offerOK || p.unknownHeld != 3 {
+		t.Errorf("stranger after the lapse: %v, held %d", r, p.unknownHeld)
+	}
+	// A bind keeps the count (the offer becomes a lease), a release
+	// lowers it.
+	a, _ := p.offerTo(ask{mac: mac(5), unknown: true}, later)
+	p.bindAs(mac(5), a, later.Add(time.Hour), "", true)
+	if p.unknownHeld != 3 {
+		t.Errorf("held %d after bind, want 3", p.unknownHeld)
+	}
+	p.release(mac(5), a)
+	if p.unknownHeld != 2 {
+		t.Errorf("held %d after release, want 2", p.unknownHeld)
 	}
 }

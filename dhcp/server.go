@@ -1,6 +1,7 @@
 package dhcp
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -45,15 +46,18 @@ type Server struct {
 	subnet netip.Prefix // full mode: relayed requests from elsewhere are ignored
 	stats  counters
 
-	lastExhaustedWarn atomic.Int64 // unix nanos
+	// Unix nanos of the last rate-limited warnings.
+	lastExhaustedWarn, lastReservationWarn atomic.Int64
 
 	// Hooks for tests, set before Serve: now is the clock; bcast replaces
 	// 255.255.255.255:68 as the broadcast destination so replies can be
 	// received on loopback; discoveryPort is the local port Serve treats
-	// as PXE boot server discovery (4011).
+	// as PXE boot server discovery (4011); relayPort, if set, replaces
+	// port 67 of relay agents (giaddr) so a test's relay needs no root.
 	now           func() time.Time
 	bcast         *net.UDPAddr
 	discoveryPort int
+	relayPort     int
 	// hookWorkers and hookQueue size OnReply's goroutines and queue.
 	hookWorkers, hookQueue int
 }
@@ -81,11 +85,23 @@ func NewServer(cfg Config) (*Server, error) {
 		sip, _ := netip.AddrFromSlice(cfg.ServerIP)
 		s.subnet = netip.PrefixFrom(sip, ones).Masked()
 		s.pool = newPool(cfg.RangeStart, cfg.RangeEnd)
+		var skip, unknown func(Lease) bool
+		if h := cfg.Hosts; h != nil {
+			s.pool.limitUnknown(cfg.UnknownShare)
+			// A lease on an address since reserved for another host is
+			// not restored: that host gets the address, and the lease's
+			// holder is NAKed at its next REQUEST.
+			skip = func(l Lease) bool {
+				m := h.ReservedFor(l.IP)
+				return m != nil && !bytes.Equal(m, l.MAC)
+			}
+			unknown = func(l Lease) bool { _, known := h.Lookup(l.MAC); return !known }
+		}
 		ls, err := cfg.Leases.Leases()
 		if err != nil {
 			return nil, fmt.Errorf("dhcp: loading leases: %w", err)
 		}
-		n := s.pool.load(ls)
+		n := s.pool.load(ls, skip, unknown)
 		s.log.Info().Int("leases", n).Int("stored", len(ls)).Msg("dhcp: leases loaded")
 	}
 	return s, nil
@@ -343,6 +359,9 @@ func (x *exchange) proxy() {
 func (x *exchange) send(typ dhcpv4.MessageType, yiaddr net.IP) {
 	resp, file := x.s.rep.build(x.req, x.c, typ, yiaddr)
 	dst := replyAddr(x.req, typ, x.src, x.discovery, x.s.bcast)
+	if x.s.relayPort != 0 && dst.Port == ServerPort {
+		dst = &net.UDPAddr{IP: dst.IP, Port: x.s.relayPort}
+	}
 	if _, err := x.conn.WriteTo(resp.ToBytes(), dst); err != nil {
 		x.s.stats.sendErrors.Add(1)
 		x.log.Warn().Err(err).Stringer("dst", dst).Stringer("mac", x.c.MAC).Msg("dhcp: send failed")

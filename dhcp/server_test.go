@@ -509,14 +509,6 @@ func TestFullPolicyRefusesEverything(t *testing.T) {
 	}
 }
 
-func TestFullRelayFromOtherSubnetIgnored(t *testing.T) {
-	l := startLab(t, testConfig(ModeFull))
-	l.expectNothing(l.dhcp, loadHex(t, "bios-pxe-relayed")) // giaddr 10.1.2.1
-	if st := l.stats(func(st Stats) bool { return !(st.Ignored != 1) }); st.Ignored != 1 {
-		t.Errorf("stats = %+v", st)
-	}
-}
-
 func TestServeClosesOnCancel(t *testing.T) {
 	s, err := NewServer(testConfig(ModeProxy))
 	if err != nil {

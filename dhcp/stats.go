@@ -27,8 +27,16 @@ type Stats struct {
 	Releases      uint64
 	Declines      uint64
 	PoolExhausted uint64 // DISCOVERs left unanswered for want of an address
-	StoreErrors   uint64 // PutLease failures (the client got no ACK)
-	SendErrors    uint64
+	// UnknownCapped counts DISCOVERs of unknown clients left unanswered
+	// because unknown clients hold their share of the range
+	// (Config.UnknownShare) while addresses remain for known hosts.
+	UnknownCapped uint64
+	// ReservationsBlocked counts requests of hosts whose reserved address
+	// could not be given (held by another client's live lease, or
+	// outside the subnet); they were served from the pool instead.
+	ReservationsBlocked uint64
+	StoreErrors         uint64 // PutLease failures (the client got no ACK)
+	SendErrors          uint64
 
 	// HooksDropped counts replies sent but not reported to OnReply
 	// because it fell behind (see Config.OnReply).
@@ -46,6 +54,7 @@ type counters struct {
 	malformed, nonPXE, unknownArch, ignored atomic.Uint64
 	overload, releases, declines, exhausted atomic.Uint64
 	storeErrors, sendErrors, hooksDropped   atomic.Uint64
+	unknownCapped, resBlocked               atomic.Uint64
 	arch                                    [len(archSlots)]atomic.Uint64
 }
 
@@ -70,6 +79,7 @@ func (s *Server) Stats() Stats {
 		Ignored: c.ignored.Load(), Overload: c.overload.Load(),
 		Releases: c.releases.Load(), Declines: c.declines.Load(), PoolExhausted: c.exhausted.Load(),
 		StoreErrors: c.storeErrors.Load(), SendErrors: c.sendErrors.Load(), HooksDropped: c.hooksDropped.Load(),
+		UnknownCapped: c.unknownCapped.Load(), ReservationsBlocked: c.resBlocked.Load(),
 		ByArch: make(map[ipxe.Arch]uint64, len(archSlots)),
 	}
 	for i, a := range archSlots {

@@ -25,7 +25,7 @@ var csvColumns = []string{
 	"mac", "name", "serial", "profile",
 	"paletteEndpoint", "registrationURL", "projectUid", "edgeHostToken", "tags",
 	"networkType", "ipAddress", "mask", "gateway", "nameserver", "httpProxy",
-	"userdata",
+	"userdata", "dhcpAddress",
 }
 
 // Bounds on a manifest.
@@ -220,6 +220,8 @@ func parseRow(row int, cols, fields []string) (Record, []RowError) {
 			net.HTTPProxy = v
 		case "userdata":
 			h.UserData = v
+		case "dhcpAddress":
+			h.DHCPAddress = v
 		}
 	}
 	if *net != (userdata.Network{}) {
@@ -314,9 +316,16 @@ func (s *Store) ImportParsed(recs []Record, parsed error) (ImportResult, error) 
 		// Names this import takes away from hosts it also renames, so that
 		// a swap between two rows is not a collision with the store.
 		leaving := map[string]string{} // name → MAC giving it up
+		// Likewise reserved DHCP addresses.
+		leavingAddr := map[string]string{}
+		rowOfAddr := map[string]int{}
 		for _, rec := range recs {
-			if old, err := get[Host](tx.Bucket(bucketHosts), rec.Host.MAC, "host"); err == nil && rec.Set["name"] && old.Name != "" && old.Name != rec.Host.Name {
+			old, err := get[Host](tx.Bucket(bucketHosts), rec.Host.MAC, "host")
+			if err == nil && rec.Set["name"] && old.Name != "" && old.Name != rec.Host.Name {
 				leaving[old.Name] = old.MAC
+			}
+			if err == nil && rec.Set["dhcpAddress"] && old.DHCPAddress != "" && old.DHCPAddress != rec.Host.DHCPAddress {
+				leavingAddr[old.DHCPAddress] = old.MAC
 			}
 		}
 		for i, rec := range recs {
@@ -353,9 +362,18 @@ func (s *Store) ImportParsed(recs []Record, parsed error) (ImportResult, error) 
 				fail("", strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": "))
 				continue
 			}
+			if a := h.DHCPAddress; a != "" {
+				if prev, dup := rowOfAddr[a]; dup {
+					fail("dhcpAddress", fmt.Sprintf("%s is also reserved by row %d", a, prev))
+				}
+				rowOfAddr[a] = rec.Row
+			}
 			chk := h
 			if mac, ok := leaving[h.Name]; ok && mac != h.MAC {
 				chk.Name = "" // its holder renames away in this import
+			}
+			if mac, ok := leavingAddr[h.DHCPAddress]; ok && mac != h.MAC {
+				chk.DHCPAddress = "" // its holder gives it up in this import
 			}
 			if err := s.checkRefs(tx, &chk, oldName); err != nil {
 				msg := err.Error()
@@ -450,5 +468,8 @@ func mergeRecord(h *Host, rec Record) {
 	}
 	if set["userdata"] {
 		h.UserData = r.UserData
+	}
+	if set["dhcpAddress"] {
+		h.DHCPAddress = r.DHCPAddress
 	}
 }

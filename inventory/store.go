@@ -18,13 +18,14 @@ import (
 )
 
 var (
-	bucketHosts    = []byte("hosts")    // mac → Host
-	bucketProfiles = []byte("profiles") // name → Profile
-	bucketEvents   = []byte("events")   // mac + 0x00 + seq(8) → Event
-	bucketLeases   = []byte("leases")   // mac → Lease
-	bucketTokens   = []byte("tokens")   // sha256(token) hex → tokenRecord (live or retired)
-	bucketRetired  = []byte("retired")  // mac + 0x00 + seq(8) → hash of a retired token, oldest first
-	bucketNames    = []byte("names")    // host name → mac, for uniqueness
+	bucketHosts    = []byte("hosts")     // mac → Host
+	bucketProfiles = []byte("profiles")  // name → Profile
+	bucketEvents   = []byte("events")    // mac + 0x00 + seq(8) → Event
+	bucketLeases   = []byte("leases")    // mac → Lease
+	bucketTokens   = []byte("tokens")    // sha256(token) hex → tokenRecord (live or retired)
+	bucketRetired  = []byte("retired")   // mac + 0x00 + seq(8) → hash of a retired token, oldest first
+	bucketNames    = []byte("names")     // host name → mac, for uniqueness
+	bucketDHCP     = []byte("dhcpaddrs") // reserved DHCP address → mac, for uniqueness and the DHCP server's lookups
 )
 
 // MaxEventsPerHost caps each host's history; the oldest events go first.
@@ -73,7 +74,7 @@ func Open(dir string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketHosts, bucketProfiles, bucketEvents, bucketLeases, bucketTokens, bucketRetired, bucketNames} {
+		for _, b := range [][]byte{bucketHosts, bucketProfiles, bucketEvents, bucketLeases, bucketTokens, bucketRetired, bucketNames, bucketDHCP} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -367,6 +368,9 @@ func (s *Store) DeleteHost(mac string) error {
 		if h.Name != "" {
 			tx.Bucket(bucketNames).Delete([]byte(h.Name))
 		}
+		if h.DHCPAddress != "" && string(tx.Bucket(bucketDHCP).Get([]byte(h.DHCPAddress))) == mac {
+			tx.Bucket(bucketDHCP).Delete([]byte(h.DHCPAddress))
+		}
 		if err := deleteTokens(tx, &h); err != nil {
 			return err
 		}
@@ -388,7 +392,20 @@ func (s *Store) checkRefs(tx *bolt.Tx, h *Host, oldName string) error {
 			return fmt.Errorf("%w: host %s: field name: %q is already used by %s", ErrExists, h.MAC, h.Name, other)
 		}
 	}
+	if h.DHCPAddress != "" {
+		if other := tx.Bucket(bucketDHCP).Get([]byte(h.DHCPAddress)); other != nil && string(other) != h.MAC {
+			return fmt.Errorf("%w: host %s: field dhcpAddress: %s is already reserved for host %s", ErrExists, h.Ident(), h.DHCPAddress, s.ident(tx, string(other)))
+		}
+	}
 	return nil
+}
+
+// ident names the stored host mac as Host.Ident does.
+func (s *Store) ident(tx *bolt.Tx, mac string) string {
+	if h, err := get[Host](tx.Bucket(bucketHosts), mac, "host"); err == nil {
+		return h.Ident()
+	}
+	return mac
 }
 
 func (s *Store) saveHost(tx *bolt.Tx, h *Host, oldName string) error {
@@ -403,7 +420,37 @@ func (s *Store) saveHost(tx *bolt.Tx, h *Host, oldName string) error {
 			return err
 		}
 	}
+	// The reservation index: drop the host's previous address unless
+	// another host took it over in the same transaction (an import that
+	// swaps two reservations), then claim the new one.
+	addrs := tx.Bucket(bucketDHCP)
+	if old, err := get[Host](tx.Bucket(bucketHosts), h.MAC, "host"); err == nil && old.DHCPAddress != "" && old.DHCPAddress != h.DHCPAddress &&
+		string(addrs.Get([]byte(old.DHCPAddress))) == h.MAC {
+		if err := addrs.Delete([]byte(old.DHCPAddress)); err != nil {
+			return err
+		}
+	}
+	if h.DHCPAddress != "" {
+		if err := addrs.Put([]byte(h.DHCPAddress), []byte(h.MAC)); err != nil {
+			return err
+		}
+	}
 	return put(tx.Bucket(bucketHosts), h.MAC, h)
+}
+
+// ReservedFor returns the MAC of the host the DHCP address ip is
+// reserved for (Host.DHCPAddress), or ErrNotFound. It is one read of a
+// small index, cheap enough for the DHCP server to ask per packet.
+func (s *Store) ReservedFor(ip string) (string, error) {
+	var mac string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketDHCP).Get([]byte(ip)); v != nil {
+			mac = string(v)
+			return nil
+		}
+		return fmt.Errorf("%w: dhcp address %s", ErrNotFound, ip)
+	})
+	return mac, err
 }
 
 // ---- events ----

@@ -39,6 +39,10 @@ type Host struct {
 	Profile  string        `json:"profile,omitempty"`
 	Site     userdata.Site `json:"site,omitempty"`
 	UserData string        `json:"userdata,omitempty"` // per-host overrides, YAML
+	// DHCPAddress is the IPv4 address reserved for the host in full DHCP
+	// mode (dnsmasq's dhcp-host): always offered to it, never to another
+	// client. Unique across hosts; "" means none. Operator-owned.
+	DHCPAddress string `json:"dhcpAddress,omitempty"`
 
 	State   State `json:"state"`
 	Attempt int   `json:"attempt"`

@@ -3,6 +3,7 @@ package inventory
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"regexp"
 	"strings"
@@ -97,10 +98,31 @@ func (h *Host) validate() error {
 	if err := userdata.ValidateSite(h.Site); err != nil {
 		errs = append(errs, err.Error())
 	}
+	if h.DHCPAddress != "" {
+		a, reason := normalizeDHCPAddress(h.DHCPAddress)
+		if reason != "" {
+			add("dhcpAddress", reason)
+		}
+		h.DHCPAddress = a
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: host %s: %s", ErrInvalid, h.Ident(), strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// normalizeDHCPAddress returns the canonical form of a reserved address,
+// or why it cannot be one. Whether it lies in the served subnet is the
+// DHCP server's check: the subnet is a flag of the running server.
+func normalizeDHCPAddress(s string) (string, string) {
+	a, err := netip.ParseAddr(strings.TrimSpace(s))
+	switch {
+	case err != nil || !a.Is4():
+		return s, fmt.Sprintf("%q is not an IPv4 address", s)
+	case a.IsUnspecified() || a.IsLoopback() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return s, fmt.Sprintf("%s cannot be a host's address (unspecified, loopback, multicast or broadcast)", a)
+	}
+	return a.String(), ""
 }
 
 // checkRender renders the host's configuration against its profile, so

@@ -181,7 +181,7 @@ func runHost(ctx context.Context, args []string, out io.Writer) error {
 	}
 	fs := flag.NewFlagSet("host "+verb, flag.ContinueOnError)
 	co := clientFlags(fs)
-	var profile, serial, name, siteFile, udFile string
+	var profile, serial, name, siteFile, udFile, dhcpAddr string
 	var secrets bool
 	var ff *filterFlags
 	switch verb {
@@ -189,6 +189,7 @@ func runHost(ctx context.Context, args []string, out io.Writer) error {
 		fs.StringVar(&profile, "profile", "", "profile to install")
 		fs.StringVar(&serial, "serial", "", "serial number from the manifest")
 		fs.StringVar(&name, "name", "", "host name (unique; becomes stylus.site.name)")
+		fs.StringVar(&dhcpAddr, "dhcp-address", "", "IPv4 address reserved for the host in full DHCP mode (unique)")
 		fs.StringVar(&siteFile, "site", "", "YAML file with the host's stylus.site fields")
 		fs.StringVar(&udFile, "userdata", "", "YAML file with per-host user-data overrides")
 	case "list", "reprovision":
@@ -215,7 +216,7 @@ func runHost(ctx context.Context, args []string, out io.Writer) error {
 		if err := wantArgs("host add", pos, 1, "MAC"); err != nil {
 			return err
 		}
-		spec := api.HostSpec{MAC: pos[0], Profile: &profile, Serial: &serial, Name: &name}
+		spec := api.HostSpec{MAC: pos[0], Profile: &profile, Serial: &serial, Name: &name, DHCPAddress: &dhcpAddr}
 		if err := (*hostSpec)(&spec).readFiles(siteFile, udFile); err != nil {
 			return err
 		}

@@ -96,7 +96,7 @@ func runHostRack(ctx context.Context, verb string, args []string, out io.Writer)
 	co := clientFlags(fs)
 	var ff *filterFlags
 	var format, outFile, profile string
-	var name, serial, siteFile, udFile optString
+	var name, serial, siteFile, udFile, dhcpAddr optString
 	switch verb {
 	case "export":
 		ff = addFilterFlags(fs, false)
@@ -108,6 +108,7 @@ func runHostRack(ctx context.Context, verb string, args []string, out io.Writer)
 	case "update":
 		fs.Var(&name, "name", "new host name")
 		fs.Var(&serial, "serial", "new serial")
+		fs.Var(&dhcpAddr, "dhcp-address", "IPv4 address reserved for the host in full DHCP mode (\"\" removes the reservation)")
 		fs.StringVar(&profile, "profile", "", "new profile")
 		fs.Var(&siteFile, "site", "YAML file with the host's stylus.site fields (replaces them)")
 		fs.Var(&udFile, "userdata", "YAML file with per-host user-data overrides (replaces them)")
@@ -182,7 +183,7 @@ func runHostRack(ctx context.Context, verb string, args []string, out io.Writer)
 		if err := wantArgs("host update", pos, 1, "MAC"); err != nil {
 			return err
 		}
-		spec := api.HostSpec{Name: name.ptr(), Serial: serial.ptr()}
+		spec := api.HostSpec{Name: name.ptr(), Serial: serial.ptr(), DHCPAddress: dhcpAddr.ptr()}
 		if profile != "" {
 			spec.Profile = &profile
 		}

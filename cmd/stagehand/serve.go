@@ -30,6 +30,7 @@ type serveOpts struct {
 	dhcpMode, dhcpRange, dhcpRouter string
 	dhcpDNS                         string
 	leaseTime                       time.Duration
+	unknownShare                    int
 	httpPort, tftpPort              int
 	ipxeDir, efiBinary              string
 	unknown                         string
@@ -47,6 +48,7 @@ func serveFlags(fs *flag.FlagSet) *serveOpts {
 	fs.StringVar(&o.dhcpRouter, "dhcp-router", "", "full mode: default gateway to hand out (option 3)")
 	fs.StringVar(&o.dhcpDNS, "dhcp-dns", "", "full mode: comma-separated DNS servers to hand out (option 6)")
 	fs.DurationVar(&o.leaseTime, "dhcp-lease-time", time.Hour, "full mode: lease time")
+	fs.IntVar(&o.unknownShare, "dhcp-unknown-share", dhcp.DefaultUnknownShare, "full mode: percent of --dhcp-range that MACs not in the inventory may hold at once (1-100), so a flood of strangers cannot starve known hosts; reserved addresses (host --dhcp-address) are never given to others")
 	fs.IntVar(&o.httpPort, "http-port", 8080, "HTTP port for scripts, artifacts, user-data, callbacks and the API")
 	fs.IntVar(&o.tftpPort, "tftp-port", 69, "TFTP port for the iPXE binaries")
 	fs.StringVar(&o.ipxeDir, "ipxe-dir", ipxe.DefaultDir, "directory with undionly.kpxe and the EFI binary (Debian package ipxe)")
@@ -296,6 +298,11 @@ func runServe(ctx context.Context, args []string) error {
 			}
 			dcfg.LeaseTime = o.leaseTime
 			dcfg.Leases = leaseStore{store}
+			dcfg.Hosts = dhcpHosts{store}
+			if o.unknownShare < 1 || o.unknownShare > 100 {
+				return fmt.Errorf("--dhcp-unknown-share %d: want a percentage 1-100", o.unknownShare)
+			}
+			dcfg.UnknownShare = o.unknownShare
 		} else {
 			dcfg.Mode = dhcp.ModeProxy
 		}
@@ -391,6 +398,28 @@ func admitPolicy(store *inventory.Store, unknown ipxe.UnknownPolicy) dhcp.Policy
 		_, err := store.Host(c.MAC.String())
 		return err == nil
 	})
+}
+
+// dhcpHosts adapts the inventory to dhcp.Hosts: each call is one bbolt
+// read, so reservations made through the API apply from the next packet.
+type dhcpHosts struct{ s *inventory.Store }
+
+func (d dhcpHosts) Lookup(mac net.HardwareAddr) (netip.Addr, bool) {
+	h, err := d.s.Host(mac.String())
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	a, _ := netip.ParseAddr(h.DHCPAddress) // validated when stored; "" is invalid
+	return a, true
+}
+
+func (d dhcpHosts) ReservedFor(a netip.Addr) net.HardwareAddr {
+	mac, err := d.s.ReservedFor(a.String())
+	if err != nil {
+		return nil
+	}
+	hw, _ := net.ParseMAC(mac)
+	return hw
 }
 
 // leaseStore adapts the inventory to dhcp.LeaseStore.

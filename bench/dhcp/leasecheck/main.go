@@ -11,13 +11,11 @@
 package main
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
-	"net"
 	"os"
-	"strings"
 
+	"github.com/stagehand-dev/stagehand/dhcp/perfdhcp"
 	"github.com/stagehand-dev/stagehand/inventory"
 )
 
@@ -29,9 +27,15 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: leasecheck -data DIR -perfdhcp FILE")
 		os.Exit(2)
 	}
-	acked, n, err := ackedLeases(*out)
+	f, err := os.Open(*out)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "leasecheck:", err)
+		os.Exit(2)
+	}
+	acked, n, err := perfdhcp.AckedLeases(f)
+	f.Close()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "leasecheck:", *out+":", err)
 		os.Exit(2)
 	}
 	st, err := inventory.Open(*data, inventory.Options{})
@@ -49,67 +53,16 @@ func main() {
 	for _, l := range ls {
 		stored[l.MAC] = l.IP
 	}
-	missing := 0
-	for mac, ip := range acked {
-		if stored[mac] != ip {
-			missing++
-			if missing <= 5 {
-				fmt.Fprintf(os.Stderr, "leasecheck: ACKed %s → %s, store has %q\n", mac, ip, stored[mac])
-			}
+	missing := perfdhcp.Missing(acked, stored)
+	for i, m := range missing {
+		if i == 5 {
+			break
 		}
+		fmt.Fprintln(os.Stderr, "leasecheck:", m)
 	}
-	fmt.Printf("acks=%d distinct=%d stored=%d missing=%d\n", n, len(acked), len(ls), missing)
-	if missing > 0 {
+	fmt.Printf("acks=%d distinct=%d stored=%d missing=%d\n", n, len(acked), len(ls), len(missing))
+	if len(missing) > 0 {
+		st.Close()
 		os.Exit(1)
 	}
-}
-
-// ackedLeases returns MAC → last acknowledged address, and the number of
-// ACK lines read.
-func ackedLeases(path string) (map[string]string, int, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer f.Close()
-	m := map[string]string{}
-	n, in := 0, false
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "***") {
-			in = strings.Contains(line, "Leases for REQUEST-ACK")
-			continue
-		}
-		id, rest, ok := strings.Cut(line, ",")
-		if !in || !ok || len(id) != 14 || !strings.HasPrefix(id, "01") {
-			continue
-		}
-		ip, _, _ := strings.Cut(rest, ",")
-		hw, err := net.ParseMAC(colons(id[2:]))
-		if err != nil || net.ParseIP(ip) == nil {
-			return nil, 0, fmt.Errorf("%s: bad lease line %q", path, line)
-		}
-		m[hw.String()] = ip
-		n++
-	}
-	if err := sc.Err(); err != nil {
-		return nil, 0, err
-	}
-	if n == 0 {
-		return nil, 0, fmt.Errorf("%s: no \"Leases for REQUEST-ACK\" lines (run perfdhcp with -x l)", path)
-	}
-	return m, n, nil
-}
-
-// colons turns 12 hex digits into aa:bb:cc:dd:ee:ff.
-func colons(h string) string {
-	var b strings.Builder
-	for i := 0; i < len(h); i += 2 {
-		if i > 0 {
-			b.WriteByte(':')
-		}
-		b.WriteString(h[i:min(i+2, len(h))])
-	}
-	return b.String()
 }
