@@ -70,7 +70,9 @@ type Server struct {
 }
 
 // maxIPMap bounds the IP→MAC memory; a flood of strangers only evicts.
-const maxIPMap = 4096
+// Above the largest racks we measure (5 000 hosts, bench/rack), so that
+// a whole rack's addresses are remembered at once: about 1 MiB when full.
+const maxIPMap = 16384
 
 // New builds the router.
 func New(cfg Config) *Server {

@@ -9,37 +9,39 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 )
 
-// A slow OnReply (the inventory's event write) must not hold up replies:
-// every DISCOVER is answered while the hook is stuck, replies beyond its
-// queue are counted as unreported, and Serve waits for the hook calls in
-// hand before it returns.
+// A slow OnReplies (the inventory's event write) must not hold up
+// replies: every DISCOVER is answered while the hook is stuck, replies
+// beyond its queue are counted as unreported, the replies queued meanwhile
+// reach the hook together in one call, and Serve waits for the hook calls
+// in hand before it returns.
 func TestOnReplyOffReplyPath(t *testing.T) {
 	cfg := testConfig(ModeProxy)
 	started, release := make(chan struct{}, 10), make(chan struct{})
 	var mu sync.Mutex
-	calls := 0
-	cfg.OnReply = func(Reply) {
+	calls, reported := 0, 0
+	cfg.OnReplies = func(rs []Reply) {
 		started <- struct{}{}
 		<-release
 		mu.Lock()
 		calls++
+		reported += len(rs)
 		mu.Unlock()
 	}
 	// Registered before startLab, so it runs after Serve has returned.
 	t.Cleanup(func() {
 		mu.Lock()
 		defer mu.Unlock()
-		if calls != 3 {
-			t.Errorf("OnReply ran %d times by the time Serve returned, want 3", calls)
+		if calls != 2 || reported != 3 {
+			t.Errorf("by the time Serve returned, OnReplies ran %d times with %d replies; want 2 calls (the first reply, then the two queued behind it) with 3", calls, reported)
 		}
 	})
-	l := startLab(t, cfg, func(s *Server) { s.hookWorkers, s.hookQueue = 1, 2 })
+	l := startLab(t, cfg, func(s *Server) { s.hookQueue = 2 })
 	disc := loadPacket(t, "bios-pxe-discover")
 	l.expect(l.dhcp, withMAC(disc, 1))
 	select {
 	case <-started:
 	case <-time.After(5 * time.Second):
-		t.Fatal("OnReply never called")
+		t.Fatal("OnReplies never called")
 	}
 	// The hook is blocked; two replies fit its queue, three do not.
 	for i := byte(2); i <= 6; i++ {

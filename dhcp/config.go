@@ -84,15 +84,23 @@ type Config struct {
 	// client the mode would answer.
 	Policy Policy
 	Log    zerolog.Logger
-	// OnReply, if set, is called after each reply is sent, from several
-	// goroutines at once and off the reply path: replies never wait for
-	// it. It may block (a database write); when it falls thousands of
-	// replies behind, further replies go unreported and are counted in
-	// Stats.HooksDropped. Serve returns after the last call.
-	OnReply func(Reply)
+	// OnReplies, if set, is told of the replies sent, in order, off the
+	// reply path: replies never wait for it. Each Serve calls it from one
+	// goroutine with the replies sent since its previous call returned
+	// (up to 512), so a hook that writes a database records a burst in one
+	// commit. It may block; when it falls thousands of replies behind,
+	// further replies go unreported and are counted in Stats.HooksDropped.
+	// The slice is reused after the call returns. Serve returns after the
+	// last call.
+	OnReplies func([]Reply)
+	// OnSiteAddress, if set, is called in proxy mode with a network-boot
+	// client's MAC and the address it REQUESTs from the site's DHCP
+	// server, which stagehand does not answer but sees. It runs on the
+	// read path: it must be cheap and must not block.
+	OnSiteAddress func(mac net.HardwareAddr, a netip.Addr)
 }
 
-// Reply describes a reply that was sent, for OnReply.
+// Reply describes a reply that was sent, for OnReplies.
 type Reply struct {
 	Client   Client
 	Type     dhcpv4.MessageType // offer, ack or nak

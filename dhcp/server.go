@@ -28,12 +28,14 @@ const (
 	// rate (docs/bench/dhcp.md: 4 workers ~100 DORA/s, 128 ~4 000/s).
 	fullWorkers = 128
 	queueLen    = 256
-	// OnReply runs off the reply path, in hookWorkers goroutines fed by a
-	// queue of hookQueueLen replies: a slow hook (a database write per
-	// reply) must not throttle the replies themselves. When it falls that
-	// far behind, replies go unreported (counted as HooksDropped).
-	hookWorkers  = 32
+	// OnReplies runs off the reply path, in one goroutine fed by a queue
+	// of hookQueueLen replies, and gets what has queued since its last
+	// call, up to hookBatch replies: a slow hook (a database commit) must
+	// not throttle the replies, and one commit then records a whole burst.
+	// When it falls a whole queue behind, replies go unreported (counted
+	// as HooksDropped).
 	hookQueueLen = 4096
+	hookBatch    = 512
 )
 
 // Server answers DHCP requests. Create it with NewServer; run one Serve per
@@ -58,8 +60,8 @@ type Server struct {
 	bcast         *net.UDPAddr
 	discoveryPort int
 	relayPort     int
-	// hookWorkers and hookQueue size OnReply's goroutines and queue.
-	hookWorkers, hookQueue int
+	// hookQueue sizes OnReplies' queue.
+	hookQueue int
 }
 
 // NewServer validates cfg, applies defaults and, in full mode, loads the
@@ -77,7 +79,6 @@ func NewServer(cfg Config) (*Server, error) {
 		now:           time.Now,
 		bcast:         &net.UDPAddr{IP: net.IPv4bcast, Port: ClientPort},
 		discoveryPort: DiscoveryPort,
-		hookWorkers:   hookWorkers,
 		hookQueue:     hookQueueLen,
 	}
 	if cfg.Mode == ModeFull {
@@ -134,15 +135,9 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 		notify chan Reply
 		hwg    sync.WaitGroup
 	)
-	if f := s.cfg.OnReply; f != nil {
+	if f := s.cfg.OnReplies; f != nil {
 		notify = make(chan Reply, s.hookQueue)
-		for range s.hookWorkers {
-			hwg.Go(func() {
-				for r := range notify {
-					f(r)
-				}
-			})
-		}
+		hwg.Go(func() { reportReplies(notify, f) })
 	}
 	// Answers that never wait are sent from the read loop itself: read one,
 	// answer one, read the next, as dnsmasq does. Handing each packet to a
@@ -207,6 +202,28 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	return err
 }
 
+// reportReplies calls f with the replies queued on notify, as many as have
+// queued (up to hookBatch) per call, until notify is closed and drained.
+func reportReplies(notify <-chan Reply, f func([]Reply)) {
+	batch := make([]Reply, 0, hookBatch)
+	for r := range notify {
+		batch = append(batch[:0], r)
+	more:
+		for len(batch) < hookBatch {
+			select {
+			case r, ok := <-notify:
+				if !ok {
+					break more
+				}
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		f(batch)
+	}
+}
+
 // writesStore reports whether answering a full-mode message of type t
 // waits on the lease store.
 func writesStore(t dhcpv4.MessageType) bool {
@@ -247,7 +264,7 @@ func (s *Server) parse(p *packet, n int, log *zerolog.Logger) bool {
 }
 
 // answer replies to one parsed request. Replies are reported on notify;
-// with notify nil, OnReply is called directly.
+// with notify nil, OnReplies is called directly.
 func (s *Server) answer(conn net.PacketConn, req *dhcpv4.DHCPv4, c *Client, src net.Addr, port int, discovery bool, log *zerolog.Logger, notify chan<- Reply) {
 	x := exchange{s: s, conn: conn, req: req, c: c, src: src, port: port, discovery: discovery, log: log, notify: notify}
 	switch {
@@ -338,6 +355,7 @@ func (x *exchange) proxy() {
 		// nothing to add. One naming us comes from firmware that took the
 		// proxy offer as its server: give it the boot information.
 		if !x.ours() {
+			x.siteAddress()
 			x.ignore("dhcp: REQUEST for another server")
 			return
 		}
@@ -353,6 +371,20 @@ func (x *exchange) proxy() {
 		typ = dhcpv4.MessageTypeAck
 	}
 	x.send(typ, nil)
+}
+
+// siteAddress reports the address a network-boot client asks the site's
+// DHCP server for (option 50 of its REQUEST) to OnSiteAddress: in proxy
+// mode it is the only sight of the address the host will fetch its boot
+// files from, which ties its TFTP transfer to its MAC.
+func (x *exchange) siteAddress() {
+	f := x.s.cfg.OnSiteAddress
+	if f == nil || !(x.c.PXE || x.c.IPXE || x.c.HTTPBoot) {
+		return
+	}
+	if a := optAddr(x.req, dhcpv4.OptionRequestedIPAddress); a.IsValid() && !a.IsUnspecified() {
+		f(x.c.MAC, a)
+	}
 }
 
 // send builds, sends and reports a reply; yiaddr is nil in proxy replies.
@@ -384,13 +416,13 @@ func (x *exchange) send(typ dhcpv4.MessageType, yiaddr net.IP) {
 		e.Stringer("mac", x.c.MAC).Stringer("xid", x.c.XID).Stringer("arch", x.c.Arch).
 			Stringer("reply", typ).Str("file", file).Stringer("dst", dst).Msg("dhcp: reply sent")
 	}
-	if f := x.s.cfg.OnReply; f != nil {
+	if f := x.s.cfg.OnReplies; f != nil {
 		r := Reply{Client: *x.c, Type: typ, BootFile: file, Port: x.port}
 		if yiaddr != nil {
 			r.IP, _ = netip.AddrFromSlice(yiaddr)
 		}
 		if x.notify == nil {
-			f(r)
+			f([]Reply{r})
 			return
 		}
 		select {

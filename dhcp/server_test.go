@@ -27,16 +27,16 @@ type lab struct {
 	replies   []Reply
 }
 
-// startLab serves cfg on loopback. OnReply records replies unless cfg
+// startLab serves cfg on loopback. OnReplies records replies unless cfg
 // has its own; tweaks adjust the server's test hooks before it serves.
 func startLab(t *testing.T, cfg Config, tweaks ...func(*Server)) *lab {
 	t.Helper()
 	cfg.Log = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel)
 	l := &lab{t: t}
-	if cfg.OnReply == nil {
-		cfg.OnReply = func(r Reply) {
+	if cfg.OnReplies == nil {
+		cfg.OnReplies = func(rs []Reply) {
 			l.mu.Lock()
-			l.replies = append(l.replies, r)
+			l.replies = append(l.replies, rs...)
 			l.mu.Unlock()
 		}
 	}
@@ -191,7 +191,7 @@ func TestProxyDiscoverOffer(t *testing.T) {
 		t.Errorf("stats = %+v", st)
 	}
 	l.stats(func(Stats) bool { return len(l.onReply()) == 4 })
-	// Workers call OnReply concurrently: find the BIOS client's.
+	// Find the BIOS client's.
 	rs := l.onReply()
 	var bios []Reply
 	for _, r := range rs {
@@ -201,7 +201,7 @@ func TestProxyDiscoverOffer(t *testing.T) {
 	}
 	if len(rs) != 4 || len(bios) != 1 || bios[0].Type != dhcpv4.MessageTypeOffer || bios[0].BootFile != "undionly.kpxe" ||
 		bios[0].IP.IsValid() || bios[0].Client.Arch != ipxe.ArchBIOS {
-		t.Errorf("OnReply got %+v", rs)
+		t.Errorf("OnReplies got %+v", rs)
 	}
 }
 
@@ -234,7 +234,7 @@ func TestProxyBootServerRequest(t *testing.T) {
 		ports[r.Port]++
 	}
 	if ports[l.s.discoveryPort] != 2 || len(ports) != 2 {
-		t.Errorf("OnReply ports = %v, want 2 replies from the discovery port %d", ports, l.s.discoveryPort)
+		t.Errorf("OnReplies ports = %v, want 2 replies from the discovery port %d", ports, l.s.discoveryPort)
 	}
 }
 
@@ -242,6 +242,15 @@ func TestProxyIgnores(t *testing.T) {
 	cfg := testConfig(ModeProxy)
 	refused := net.HardwareAddr{0x52, 0x54, 0x00, 0xbb, 0x00, 0x99}
 	cfg.Policy = PolicyFunc(func(c *Client) bool { return c.MAC.String() != refused.String() })
+	var (
+		siteMu   sync.Mutex
+		siteSeen []string
+	)
+	cfg.OnSiteAddress = func(mac net.HardwareAddr, a netip.Addr) {
+		siteMu.Lock()
+		siteSeen = append(siteSeen, mac.String()+" "+a.String())
+		siteMu.Unlock()
+	}
 	l := startLab(t, cfg)
 	l.expectNothing(l.dhcp, loadHex(t, "nonpxe-discover"))
 	l.expectNothing(l.dhcp, loadHex(t, "arch22-discover"))
@@ -263,6 +272,13 @@ func TestProxyIgnores(t *testing.T) {
 	st := l.stats(func(st Stats) bool { return st.Acks == 1 })
 	if st.NonPXE != 1 || st.UnknownArch != 2 || st.Ignored != 2 || st.Offers != 0 || st.Acks != 1 {
 		t.Errorf("stats = %+v", st)
+	}
+	// The REQUEST to the site server told us the address the client
+	// takes (the one naming us did not: it is ours to answer).
+	siteMu.Lock()
+	defer siteMu.Unlock()
+	if len(siteSeen) != 1 || siteSeen[0] != "52:54:00:aa:00:01 192.168.77.150" {
+		t.Errorf("OnSiteAddress got %q, want the BIOS client's 192.168.77.150", siteSeen)
 	}
 }
 

@@ -38,8 +38,8 @@ type Stats struct {
 	StoreErrors         uint64 // PutLease failures (the client got no ACK)
 	SendErrors          uint64
 
-	// HooksDropped counts replies sent but not reported to OnReply
-	// because it fell behind (see Config.OnReply).
+	// HooksDropped counts replies sent but not reported to OnReplies
+	// because it fell behind (see Config.OnReplies).
 	HooksDropped uint64
 }
 

@@ -125,15 +125,11 @@ func bootUnderLoss(t *testing.T, net string, opts lab.VMOptions, tftp string) {
 			mac, h.State, h.Attempt, countKind(ev, "booting"), countKind(ev, "localboot"))
 	}
 
-	// Checked after the second boot, as TestUEFIProxyTFTP does: stagehand
-	// ties a TFTP transfer to a host by an IP it has seen for that MAC, and
-	// in proxy mode the first boot's TFTP comes before any (the REQUEST
-	// goes to the site server), so only the second boot's is recorded.
+	// The first boot's transfer, recorded on the host before its
+	// "booting" event: in proxy mode stagehand ties it to the MAC by the
+	// address the firmware's REQUEST to the site server named.
 	if tftp != "" {
-		found := false
-		for _, e := range ev {
-			found = found || e.Kind == "tftp" && strings.Contains(e.Detail, tftp)
-		}
+		found := tftpBeforeBooting(ev, tftp)
 		// The server's DHCP and TFTP lines: the transfers' durations under
 		// loss for the report, and on failure which exchange is missing.
 		var dl []string

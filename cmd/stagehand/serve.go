@@ -272,12 +272,24 @@ func runServe(ctx context.Context, args []string) error {
 			ServerIP: addr.AsSlice(), HTTPPort: o.httpPort, EFIFile: o.efiBinary,
 			Log:    log.With().Str("svc", "dhcp").Logger(),
 			Policy: admitPolicy(store, unknown),
-			OnReply: func(r dhcp.Reply) {
-				mac := r.Client.MAC.String()
-				if r.IP.IsValid() {
-					web.Observe(r.IP.String(), mac)
+			// One read and at most one commit per burst of replies: a
+			// rack powering on sends thousands a second, mostly from MACs
+			// the inventory does not hold (AddEvents skips those).
+			// proxy mode: the address a host takes from the site server,
+			// so its TFTP transfer is put on its record.
+			OnSiteAddress: func(mac net.HardwareAddr, a netip.Addr) { web.Observe(a.String(), mac.String()) },
+			OnReplies: func(rs []dhcp.Reply) {
+				evs := make([]inventory.HostEvent, 0, len(rs))
+				for _, r := range rs {
+					mac := r.Client.MAC.String()
+					if r.IP.IsValid() {
+						web.Observe(r.IP.String(), mac)
+					}
+					evs = append(evs, inventory.HostEvent{MAC: mac, Kind: "dhcp", Detail: dhcpEventDetail(mode, r)})
 				}
-				store.AddEvent(mac, "dhcp", dhcpEventDetail(mode, r))
+				if _, err := store.AddEvents(evs); err != nil {
+					log.Error().Err(err).Int("events", len(evs)).Msg("dhcp: recording events failed")
+				}
 			},
 		}
 		if mode == "full" {
