@@ -203,6 +203,9 @@ type relay struct {
 	conns             []net.PacketConn
 	dups, delays, fwd int
 	wg                sync.WaitGroup
+	// spare, when set (neverDuplicate), exempts the datagrams it matches
+	// from duplication; they may still be delayed.
+	spare func([]byte) bool
 }
 
 type relayClient struct {
@@ -246,7 +249,7 @@ func (r *relay) send(c net.PacketConn, b []byte, to net.Addr) {
 	n := rand.IntN(100)
 	r.mu.Lock()
 	r.fwd++
-	dup := n < r.dupPct
+	dup := n < r.dupPct && (r.spare == nil || !r.spare(b))
 	late := !dup && n < r.dupPct+r.delayPct
 	if dup {
 		r.dups++
@@ -344,6 +347,14 @@ func (r *relay) pumpBack(rc *relayClient) {
 		}
 		r.send(c, buf[:n], rc.addr)
 	}
+}
+
+// neverDuplicate exempts the datagrams f matches from duplication from
+// now on; they are still delayed at the relay's rate.
+func (r *relay) neverDuplicate(f func([]byte) bool) {
+	r.mu.Lock()
+	r.spare = f
+	r.mu.Unlock()
 }
 
 func (r *relay) counts() (fwd, dups, delays int) {

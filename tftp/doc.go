@@ -31,8 +31,15 @@
 // window, or for any block inside it, moves the window to the block after
 // it. A duplicate or stale ACK is ignored rather than answered, so a delayed
 // ACK cannot double the traffic (the Sorcerer's Apprentice bug, RFC 1123
-// 4.2.3.1); only the retransmission timer resends, up to Server.Retries
-// times. Block numbers wrap from 65535 to 0 so files beyond 32 MiB at 512
+// 4.2.3.1); only the retransmission timer resends. The timer is the
+// negotiated timeout, doubling after two resends of the same packet up to
+// 8 s; a transfer is abandoned only when it made no progress for
+// Server.MaxIdle (30 s) and Server.Retries resends, so a client on a lossy
+// link is carried through long runs of lost ACKs while a dead one frees its
+// slot within about 33 s. The OACK is resent when the client repeats its
+// RRQ, and on the server's own timer only after MaxIdle/2: atftp aborts on
+// a second OACK, and clients resend their RRQ or ACK 0 themselves
+// (retry.go has the reasons). Block numbers wrap from 65535 to 0 so files beyond 32 MiB at 512
 // bytes per block still transfer. A file ends with a block shorter than
 // blksize, zero bytes long when the size is a multiple of it. An ERROR from
 // the client ends the transfer quietly.

@@ -29,7 +29,7 @@ const (
 
 // Sentinel errors reported in Transfer.Err; match with errors.Is.
 var (
-	// ErrTimeout: the client stopped acknowledging after Retries retransmissions.
+	// ErrTimeout: the client made no progress for MaxIdle and Retries retransmissions.
 	ErrTimeout = errors.New("tftp: client stopped acknowledging")
 	// ErrClientAbort: the client sent an ERROR packet. PXE ROMs do this on
 	// purpose after learning tsize from the OACK, then ask again.
@@ -52,11 +52,19 @@ type Server struct {
 	// an ERROR. 0 means DefaultMaxTransfers.
 	MaxTransfers int
 	// Timeout is the retransmission timeout; a client's RFC 2349 timeout
-	// option overrides it. 0 means DefaultTimeout.
+	// option overrides it. After two resends of one packet the interval
+	// doubles, up to 8 s (retryPolicy.wait says why). 0 means DefaultTimeout.
 	Timeout time.Duration
-	// Retries is how many times a packet is retransmitted before the
-	// transfer is abandoned. 0 means DefaultRetries.
+	// Retries is how many times a packet is retransmitted, at least,
+	// before the transfer may be abandoned; MaxIdle must have passed too.
+	// 0 means DefaultRetries.
 	Retries int
+	// MaxIdle is how long a transfer may go without progress (a new ACK)
+	// before it is abandoned; the count of retransmissions starts again
+	// at every new ACK. A dead client is dropped after at most
+	// max(MaxIdle, (Retries+1)×timeout) + max(timeout, 8 s): 33 s with the
+	// defaults. 0 means DefaultMaxIdle.
+	MaxIdle time.Duration
 	// MaxBlockSize caps the RFC 2348 blksize. 0 means DefaultMaxBlockSize.
 	MaxBlockSize int
 	// MaxWindowSize caps the RFC 7440 windowsize. 0 means DefaultMaxWindowSize.
@@ -123,6 +131,7 @@ func (s *Server) Stats() Stats {
 type config struct {
 	maxTransfers int64
 	retries      int
+	maxIdle      time.Duration
 	drain        time.Duration
 	lim          limits
 }
@@ -131,6 +140,7 @@ func (s *Server) config() config {
 	c := config{
 		maxTransfers: int64(s.MaxTransfers),
 		retries:      s.Retries,
+		maxIdle:      s.MaxIdle,
 		drain:        s.DrainTimeout,
 		lim:          limits{maxBlock: s.MaxBlockSize, maxWindow: s.MaxWindowSize, timeout: s.Timeout},
 	}
@@ -139,6 +149,9 @@ func (s *Server) config() config {
 	}
 	if c.retries <= 0 {
 		c.retries = DefaultRetries
+	}
+	if c.maxIdle <= 0 {
+		c.maxIdle = DefaultMaxIdle
 	}
 	if c.drain == 0 {
 		c.drain = DefaultDrainTimeout
@@ -234,9 +247,11 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 			// The client resent its RRQ before our first packet reached it.
 			// A second transfer would race the first for the same client
 			// port and double the traffic, as in.tftpd's duplicate children
-			// do under load.
+			// do under load. If the client repeated it because our OACK was
+			// lost, the transfer answers with the OACK again.
 			mu.Unlock()
 			s.stats.dupRRQ.Add(1)
+			t.repeatedRRQ(time.Now())
 			continue
 		}
 		mu.Unlock()

@@ -230,7 +230,8 @@ func TestRetransmission(t *testing.T) {
 	}{
 		// The first DATA is lost: the server resends it on its timer.
 		{"first data lost", testClient{drop: func(b int64, n int) bool { return n == 1 }}, 41},
-		// The OACK is lost: the server resends the OACK.
+		// The OACK is lost and the client does not repeat its RRQ in time:
+		// the server's backstop resends the OACK after MaxIdle/2.
 		{"oack lost", testClient{options: []option{{"blksize", "1000"}}, dropOACK: 1}, 21},
 		// Block 3 of a window of 8 is lost: the client ACKs block 2 when it
 		// sees block 4, and the server restarts the window from block 3.
@@ -241,7 +242,9 @@ func TestRetransmission(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := &Server{Handler: Dir(dir), Log: testLogger(t), Timeout: 200 * time.Millisecond}
+			// MaxIdle 2 s puts the OACK backstop at 1 s, before the test
+			// client's own 5 s timer.
+			srv := &Server{Handler: Dir(dir), Log: testLogger(t), Timeout: 200 * time.Millisecond, MaxIdle: 2 * time.Second}
 			addr := testServer(t, srv)
 			res, err := tc.client.get(addr, "f")
 			if err != nil {

@@ -47,12 +47,22 @@ type transfer struct {
 	// port is a new request, not a retransmission.
 	heard    atomic.Bool
 	canceled atomic.Bool
+	// oack is set while the transfer waits for ACK 0, for the read loop
+	// to resend on a repeated RRQ; oackSent is when an OACK last went out
+	// (Unix nanoseconds), from either goroutine.
+	oack     atomic.Pointer[oackState]
+	oackSent atomic.Int64
 
 	conn   *net.UDPConn
 	blocks *blockReader
 	buf    []byte
 	// rbuf holds one client packet; longer ERROR messages are truncated.
 	rbuf [maxRequestSize + 4]byte
+}
+
+type oackState struct {
+	conn *net.UDPConn
+	pkt  []byte
 }
 
 // run serves the request and reports its outcome.
@@ -104,11 +114,12 @@ func (t *transfer) run(ctx context.Context, ip net.IP, zone string) (res Transfe
 	t.blocks = newBlockReader(f, size, p.blockSize, p.windowSize)
 	defer t.blocks.release()
 
+	pol := retryPolicy{timeout: p.timeout, minRetries: t.cfg.retries, maxIdle: t.cfg.maxIdle}
 	if len(p.oack) > 0 {
-		err = t.sendOACK(p)
+		err = t.sendOACK(p, pol)
 	}
 	if err == nil {
-		res.Bytes, err = t.sendFile(p, size)
+		res.Bytes, err = t.sendFile(p, pol, size)
 	}
 	if errors.Is(err, errCanceled) {
 		t.sendError(errUndefined, "server shutting down")
@@ -118,19 +129,20 @@ func (t *transfer) run(ctx context.Context, ip net.IP, zone string) (res Transfe
 }
 
 // sendOACK sends the option acknowledgement and waits for ACK 0, which
-// RFC 2347 requires before DATA 1.
-func (t *transfer) sendOACK(p params) error {
-	pkt := appendOACK(t.buf[:0], p.oack)
-	for try := 0; ; try++ {
-		if try > t.cfg.retries {
-			return ErrTimeout
-		}
-		if try > 0 {
-			t.s.stats.retransmits.Add(1)
-		}
-		if _, err := t.conn.Write(pkt); err != nil {
-			return fmt.Errorf("tftp: send OACK: %w", err)
-		}
+// RFC 2347 requires before DATA 1. The OACK goes out again when the client
+// repeats its RRQ (repeatedRRQ) and on our own timer only as a backstop
+// (retryPolicy.oackResend says why).
+func (t *transfer) sendOACK(p params, pol retryPolicy) error {
+	// Its own buffer: the read loop may resend it while t.buf is reused.
+	pkt := appendOACK(nil, p.oack)
+	if _, err := t.conn.Write(pkt); err != nil {
+		return fmt.Errorf("tftp: send OACK: %w", err)
+	}
+	start := time.Now()
+	t.oackSent.Store(start.UnixNano())
+	t.oack.Store(&oackState{conn: t.conn, pkt: pkt})
+	defer t.oack.Store(nil)
+	for tries := 1; ; tries++ {
 		deadline := time.Now().Add(p.timeout)
 		for {
 			block, err := t.await(deadline)
@@ -144,6 +156,37 @@ func (t *transfer) sendOACK(p params) error {
 				return nil
 			}
 		}
+		now := time.Now()
+		if pol.giveUp(now.Sub(start), tries) {
+			return ErrTimeout
+		}
+		last := t.oackSent.Load()
+		if pol.oackResend(now.Sub(time.Unix(0, last))) && t.oackSent.CompareAndSwap(last, now.UnixNano()) {
+			t.s.stats.retransmits.Add(1)
+			if _, err := t.conn.Write(pkt); err != nil {
+				return fmt.Errorf("tftp: send OACK: %w", err)
+			}
+		}
+	}
+}
+
+// repeatedRRQ is called from the read loop when the client sent its RRQ
+// again before we heard from it: our OACK may have been lost, so it is
+// resent, unless it went out less than rrqGap ago (the RRQ was then
+// duplicated in the network, not repeated by the client).
+func (t *transfer) repeatedRRQ(now time.Time) {
+	o := t.oack.Load()
+	if o == nil {
+		return
+	}
+	last := t.oackSent.Load()
+	if !answerRRQ(now.Sub(time.Unix(0, last))) || !t.oackSent.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	// A write racing with the transfer's end fails on the closed socket,
+	// which is harmless.
+	if _, err := o.conn.Write(o.pkt); err == nil {
+		t.s.stats.retransmits.Add(1)
 	}
 }
 
@@ -151,7 +194,11 @@ func (t *transfer) sendOACK(p params) error {
 // window of one is RFC 1350 lock-step) and returns the bytes acknowledged.
 // Blocks are numbered from 1 as int64 and sent as their low 16 bits, so the
 // wire number wraps from 65535 to 0 on long transfers.
-func (t *transfer) sendFile(p params, size int64) (int64, error) {
+//
+// pol sets the retransmission timer (p.timeout, backing off after
+// repeated losses) and decides when a client that makes no progress is
+// abandoned.
+func (t *transfer) sendFile(p params, pol retryPolicy, size int64) (int64, error) {
 	bs := int64(p.blockSize)
 	// A file of exactly k blocks ends with an empty block k+1: a short
 	// block is the only end-of-file marker (RFC 1350 section 6).
@@ -159,7 +206,9 @@ func (t *transfer) sendFile(p params, size int64) (int64, error) {
 	w := int64(p.windowSize)
 	base := int64(1) // first unacknowledged block
 	acked := func() int64 { return min((base-1)*bs, size) }
-	retries := 0
+	// tries counts timer expiries since the last progress (an ACK that
+	// moved the window), which happened at progress.
+	tries, progress := 0, time.Now()
 	for {
 		end := min(base+w-1, last)
 		for b := base; b <= end; b++ {
@@ -167,7 +216,7 @@ func (t *transfer) sendFile(p params, size int64) (int64, error) {
 				return acked(), err
 			}
 		}
-		deadline := time.Now().Add(p.timeout)
+		deadline := time.Now().Add(pol.wait(tries))
 		// Let the other transfers send first: under load our ACK is then
 		// usually queued when we read, which saves a read that fails with
 		// EAGAIN and a netpoller park and wake per window. Measured with
@@ -177,8 +226,8 @@ func (t *transfer) sendFile(p params, size int64) (int64, error) {
 		for {
 			a, err := t.await(deadline)
 			if err == errWait {
-				retries++
-				if retries > t.cfg.retries {
+				tries++
+				if pol.giveUp(time.Since(progress), tries) {
 					return acked(), ErrTimeout
 				}
 				t.s.stats.retransmits.Add(uint64(end - base + 1))
@@ -196,7 +245,7 @@ func (t *transfer) sendFile(p params, size int64) (int64, error) {
 			if d == 0 || d > end-base+1 {
 				continue
 			}
-			retries = 0
+			tries, progress = 0, time.Now()
 			base += d
 			if base > last {
 				return size, nil
