@@ -317,7 +317,9 @@ func (c *client) fetch(end time.Time) (outcome, error) {
 			// Only the server we asked may pick the transfer port: a fresh
 			// socket can reuse the port of a transfer cut at the end of the
 			// previous run, whose server may still be resending to it.
-			if from.Addr() != c.cfg.server.Addr() {
+			// (Unmap: without -bind the socket is dual-stack and reports
+			// IPv4 senders as ::ffff:a.b.c.d.)
+			if from.Addr().Unmap() != c.cfg.server.Addr().Unmap() {
 				continue
 			}
 			tid = from
