@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,6 +24,7 @@ import (
 // as a relay agent (giaddr = the client's address, replies to its port
 // 67, no raw socket), as bench/dhcp/run.sh drives it.
 type dhcpLab struct {
+	proc
 	t        *testing.T
 	net      *lab.Net
 	cliNS    string
@@ -32,9 +32,6 @@ type dhcpLab struct {
 	dataDir  string
 	ipxeDir  string
 	macsFile string
-	cmd      *exec.Cmd
-	done     chan error
-	log      *bytes.Buffer
 }
 
 func newDHCPLab(t *testing.T) *dhcpLab {
@@ -67,15 +64,7 @@ func newDHCPLab(t *testing.T) *dhcpLab {
 	if err := os.WriteFile(d.macsFile, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if d.done != nil {
-			d.cmd.Process.Kill()
-			<-d.done
-		}
-		if t.Failed() && d.log != nil {
-			t.Logf("last server log:\n%s", tail(d.log.String(), 40))
-		}
-	})
+	t.Cleanup(func() { d.cleanup(t) })
 	return d
 }
 
@@ -83,42 +72,17 @@ func newDHCPLab(t *testing.T) *dhcpLab {
 // waits until it listens on port 67.
 func (d *dhcpLab) start() {
 	d.t.Helper()
-	d.log = &bytes.Buffer{}
-	d.cmd = exec.Command("ip", "netns", "exec", d.net.NS, binary, "serve", "--interface", d.net.Bridge,
+	// ip netns exec execs into the server, so proc.kill's SIGKILL reaches
+	// the server itself.
+	d.run(d.t, exec.Command("ip", "netns", "exec", d.net.NS, binary, "serve", "--interface", d.net.Bridge,
 		"--dhcp-mode", "full", "--dhcp-range", "10.79.64.0-10.79.71.255", "--unknown-hosts", "discover",
 		// The perfdhcp MACs are all strangers: let them have the whole pool.
 		"--dhcp-unknown-share", "100",
 		"--data-dir", d.dataDir, "--ipxe-dir", d.ipxeDir, "--http-port", "8080", "--tftp-port", "69",
-		"--log-format", "json", "--log-level", "warn")
-	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
-	if err := d.cmd.Start(); err != nil {
-		d.t.Fatal(err)
-	}
-	d.done = make(chan error, 1)
-	go func(c *exec.Cmd, done chan error) { done <- c.Wait() }(d.cmd, d.done)
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
+		"--log-format", "json", "--log-level", "warn"), "on port 67", func() bool {
 		out, _ := exec.Command("ip", "netns", "exec", d.net.NS, "ss", "-Hlun", "sport = :67").Output()
-		if len(bytes.TrimSpace(out)) > 0 {
-			return
-		}
-		select {
-		case err := <-d.done:
-			d.done = nil
-			d.t.Fatalf("server exited at start: %v\n%s", err, d.log)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	d.t.Fatalf("server not on port 67 after 15s:\n%s", d.log)
-}
-
-// kill ends the server with SIGKILL (ip netns exec execs into it, so the
-// PID is the server's): no shutdown code runs.
-func (d *dhcpLab) kill() {
-	d.t.Helper()
-	d.cmd.Process.Signal(syscall.SIGKILL)
-	<-d.done
-	d.done = nil
+		return len(bytes.TrimSpace(out)) > 0
+	})
 }
 
 // perfdhcp starts a DORA load of rate exchanges/s for secs seconds,

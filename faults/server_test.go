@@ -34,15 +34,66 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// proc is a stagehand process a test starts, kills and restarts.
+type proc struct {
+	cmd  *exec.Cmd
+	done chan error // Wait's result; nil once it has been received
+	log  *bytes.Buffer
+}
+
+// run starts cmd with its output in p.log and waits up to 15 s until ready
+// reports true; the test fails if the process exits first or never is.
+func (p *proc) run(t *testing.T, cmd *exec.Cmd, what string, ready func() bool) {
+	t.Helper()
+	p.log = &bytes.Buffer{}
+	p.cmd = cmd
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p.done = make(chan error, 1)
+	go func(c *exec.Cmd, done chan error) { done <- c.Wait() }(p.cmd, p.done)
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if ready() {
+			return
+		}
+		select {
+		case err := <-p.done:
+			p.done = nil
+			t.Fatalf("server exited at start: %v\n%s", err, p.log)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t.Fatalf("server not %s after 15s:\n%s", what, p.log)
+}
+
+// kill ends the process with SIGKILL: no shutdown code runs.
+func (p *proc) kill() {
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+	p.done = nil
+}
+
+// cleanup, for t.Cleanup: kills a process still running and shows the end
+// of its log if the test failed.
+func (p *proc) cleanup(t *testing.T) {
+	if p.done != nil {
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+	if t.Failed() && p.log != nil {
+		t.Logf("last server log:\n%s", tail(p.log.String(), 40))
+	}
+}
+
 // server is one stagehand serve process on loopback; restartable on the
 // same data dir and ports.
 type server struct {
+	proc
 	t                  *testing.T
 	dataDir, ipxeDir   string
 	httpPort, tftpPort int
-	cmd                *exec.Cmd
-	done               chan error
-	log                *bytes.Buffer
 }
 
 func newServer(t *testing.T) *server {
@@ -51,15 +102,7 @@ func newServer(t *testing.T) *server {
 	for _, f := range []string{"undionly.kpxe", "snponly.efi"} {
 		os.WriteFile(filepath.Join(s.ipxeDir, f), []byte("ipxe "+f), 0o644)
 	}
-	t.Cleanup(func() {
-		if s.cmd != nil && s.done != nil {
-			s.cmd.Process.Kill()
-			<-s.done
-		}
-		if t.Failed() && s.log != nil {
-			t.Logf("last server log:\n%s", tail(s.log.String(), 40))
-		}
-	})
+	t.Cleanup(func() { s.cleanup(t) })
 	return s
 }
 
@@ -67,40 +110,17 @@ func (s *server) url() string { return fmt.Sprintf("http://127.0.0.1:%d", s.http
 
 func (s *server) start() {
 	s.t.Helper()
-	s.log = &bytes.Buffer{}
-	s.cmd = exec.Command(binary, "serve", "--listen-address", "127.0.0.1", "--dhcp-mode", "off",
+	s.run(s.t, exec.Command(binary, "serve", "--listen-address", "127.0.0.1", "--dhcp-mode", "off",
 		"--http-port", fmt.Sprint(s.httpPort), "--tftp-port", fmt.Sprint(s.tftpPort),
 		"--data-dir", s.dataDir, "--ipxe-dir", s.ipxeDir, "--log-format", "json",
 		// Installs here come from loopback; the binding is tested elsewhere.
-		"--userdata-ip-binding=false")
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatal(err)
-	}
-	s.done = make(chan error, 1)
-	go func(c *exec.Cmd, done chan error) { done <- c.Wait() }(s.cmd, s.done)
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if r, err := http.Get(s.url() + "/healthz"); err == nil {
+		"--userdata-ip-binding=false"), "up", func() bool {
+		r, err := http.Get(s.url() + "/healthz")
+		if err == nil {
 			r.Body.Close()
-			return
 		}
-		select {
-		case err := <-s.done:
-			s.done = nil
-			s.t.Fatalf("server exited at start: %v\n%s", err, s.log)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	s.t.Fatalf("server not up after 15s:\n%s", s.log)
-}
-
-// kill ends the server with SIGKILL: no shutdown code runs.
-func (s *server) kill() {
-	s.t.Helper()
-	s.cmd.Process.Signal(syscall.SIGKILL)
-	<-s.done
-	s.done = nil
+		return err == nil
+	})
 }
 
 // cli runs the stagehand CLI against the server.
