@@ -46,7 +46,7 @@ unit:
 
 # e2e: real firmware in QEMU, one test at a time (2 cores, no KVM).
 e2e:
-	$(GO) test -tags e2e -count=1 -p 1 -timeout 40m -v ./e2e/ ./lab/ 2>&1 | tee /tmp/stagehand-e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|lab: vm|STANDIN' ; exit $${PIPESTATUS[0]}
+	$(GO) test -tags e2e -count=1 -p 1 -timeout 40m -v ./e2e/ ./lab/ 2>&1 | tee /tmp/stagehand-e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|^ +--- |^ +[a-z_]+\.go:[0-9]+: |lab: vm|STANDIN' ; exit $${PIPESTATUS[0]}
 
 # fuzz: every native fuzz target for FUZZTIME each (make fuzz FUZZTIME=10m).
 # make test runs a fixed 2000 inputs per target: a time budget can end while

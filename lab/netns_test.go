@@ -104,8 +104,21 @@ func TestNetCleanup(t *testing.T) {
 	if strings.Contains(string(out), ns) {
 		t.Errorf("namespace %s still listed", ns)
 	}
-	time.Sleep(100 * time.Millisecond) // let Wait reap it
-	if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid))); err == nil {
+	// The cleanup sent SIGKILL; the Wait above reaps the process, which
+	// on a loaded machine can take a while: poll, and count a zombie
+	// (killed, not yet reaped) as gone.
+	gone := func() bool {
+		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+		if err != nil {
+			return true
+		}
+		_, rest, _ := strings.Cut(string(b), ") ")
+		return strings.HasPrefix(rest, "Z")
+	}
+	for deadline := time.Now().Add(10 * time.Second); !gone() && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !gone() {
 		t.Errorf("process %d in the namespace survived", pid)
 	}
 }
