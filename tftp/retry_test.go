@@ -3,7 +3,6 @@ package tftp
 import (
 	"bytes"
 	"errors"
-	"net"
 	"testing"
 	"time"
 )
@@ -141,12 +140,7 @@ func TestDeadClientAbandoned(t *testing.T) {
 	var log transferLog
 	srv := &Server{Handler: Dir(dir), Log: testLogger(t), Timeout: 50 * time.Millisecond, Retries: 2, MaxIdle: 400 * time.Millisecond, OnTransfer: log.add}
 	addr := testServer(t, srv)
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	raddr, _ := net.ResolveUDPAddr("udp", addr)
+	c, raddr := rawClient(t, addr)
 	// An RRQ and then silence: the socket stays open, so no ICMP error
 	// ends the transfer early.
 	c.WriteToUDP(appendRequest(nil, opRRQ, "f", "octet", nil), raddr)
@@ -173,12 +167,7 @@ func TestOACKOnlyOnRepeatedRRQ(t *testing.T) {
 	randomFile(t, dir, "f", 5000)
 	srv := &Server{Handler: Dir(dir), Log: testLogger(t), Timeout: 100 * time.Millisecond}
 	addr := testServer(t, srv)
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	raddr, _ := net.ResolveUDPAddr("udp", addr)
+	c, raddr := rawClient(t, addr)
 	rrq := appendRequest(nil, opRRQ, "f", "octet", []option{{"blksize", "1000"}})
 	oacks := func(wait time.Duration) int {
 		n := 0

@@ -426,12 +426,7 @@ func TestDuplicateRequest(t *testing.T) {
 	randomFile(t, dir, "f", 5000)
 	srv := &Server{Handler: Dir(dir), Log: testLogger(t), Timeout: 5 * time.Second}
 	addr := testServer(t, srv)
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	raddr, _ := net.ResolveUDPAddr("udp", addr)
+	c, raddr := rawClient(t, addr)
 	rrq := appendRequest(nil, opRRQ, "f", "octet", []option{{"tsize", "0"}})
 	c.WriteToUDP(rrq, raddr)
 	c.WriteToUDP(rrq, raddr)
@@ -715,4 +710,20 @@ func TestServeSocketError(t *testing.T) {
 	if st := srv.Stats(); st.Active != 0 || st.TransfersFailed != 1 {
 		t.Errorf("stats = %+v", st)
 	}
+}
+
+// rawClient opens a loopback UDP socket for a test that speaks TFTP by
+// hand to the server at addr, closed when the test ends.
+func rawClient(t *testing.T, addr string) (*net.UDPConn, *net.UDPAddr) {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	raddr, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, raddr
 }
