@@ -29,6 +29,7 @@ type Net struct {
 	t     testing.TB
 	mu    sync.Mutex
 	links int
+	cmds  []*exec.Cmd // handed out by Command, killed in cleanup
 }
 
 var nameRe = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,32}$`)
@@ -54,7 +55,10 @@ func NewNet(t testing.TB, name, cidr string) *Net {
 		t:        t,
 	}
 	mustRun(t, "ip", "netns", "add", n.NS)
-	t.Cleanup(func() { deleteNS(t, n.NS) })
+	t.Cleanup(func() {
+		n.killCommands()
+		deleteNS(t, n.NS)
+	})
 	n.ip("link", "set", "lo", "up")
 	// STP stays off (the default), so ports forward at once: firmware gives
 	// up on DHCP long before a 15 s forward delay would expire.
@@ -106,8 +110,28 @@ func (n *Net) AddPeer(t testing.TB, name, cidr string) string {
 }
 
 // Command returns name with args to be run inside the namespace.
+// The Net remembers it and kills it in cleanup: "ip netns pids" alone
+// misses a process that has opened the namespace but not yet entered it,
+// which then lives on in the namespace after "ip netns del".
 func (n *Net) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.NS, name}, args...)...)
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.NS, name}, args...)...)
+	n.mu.Lock()
+	n.cmds = append(n.cmds, cmd)
+	n.mu.Unlock()
+	return cmd
+}
+
+// killCommands sends SIGKILL to every started command from Command. "ip
+// netns exec" execs the program, so the PID is the program's. os.Process
+// holds a pidfd, so a reaped and reused PID is never hit.
+func (n *Net) killCommands() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, c := range n.cmds {
+		if c.Process != nil {
+			_ = c.Process.Kill()
+		}
+	}
 }
 
 // Host returns the i-th address of the subnet (Host(1) is 10.99.0.1 in
