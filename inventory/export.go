@@ -44,6 +44,9 @@ type ReportRow struct {
 	InstallSeconds  float64   `json:"installSeconds,omitempty"`
 	LastIP          string    `json:"lastIP,omitempty"`
 	FailedMessage   string    `json:"failedMessage,omitempty"`
+	// DHCPAddress is the host's full-DHCP reservation: the address a
+	// shipping label or the site's own DHCP plan may need.
+	DHCPAddress string `json:"dhcpAddress,omitempty"`
 }
 
 // Report builds the ready-to-ship report for hosts, judging stalls with
@@ -62,7 +65,7 @@ func Report(hosts []Host, profiles []Profile, now time.Time) []ReportRow {
 		r := ReportRow{
 			MAC: h.MAC, Name: h.Name, Serial: h.Serial, SMBIOSSerial: h.Facts.Serial, Profile: h.Profile,
 			State: h.State.String(), Stalled: Stalled(h, to, now), Attempt: h.Attempt,
-			FirstBoot: h.FirstBootAt, LastIP: h.LastIP, FailedMessage: h.FailedMsg,
+			FirstBoot: h.FirstBootAt, LastIP: h.LastIP, FailedMessage: h.FailedMsg, DHCPAddress: h.DHCPAddress,
 		}
 		if h.State == StateInstalled {
 			r.InstalledAt = h.InstalledAt
@@ -77,8 +80,10 @@ func Report(hosts []Host, profiles []Profile, now time.Time) []ReportRow {
 	return rows
 }
 
+// reportHeader only ever grows at the end, so scripts reading columns by
+// position keep working.
 var reportHeader = []string{"mac", "name", "serial", "smbios_serial", "profile", "state", "stalled", "attempt",
-	"first_boot", "installed_at", "install_duration_s", "last_ip", "failed_message"}
+	"first_boot", "installed_at", "install_duration_s", "last_ip", "failed_message", "dhcp_address"}
 
 func fmtTime(t time.Time) string {
 	if t.IsZero() {
@@ -97,7 +102,7 @@ func WriteReportCSV(w io.Writer, rows []ReportRow) error {
 			secs = strconv.FormatFloat(r.InstallSeconds, 'f', 0, 64)
 		}
 		cw.Write([]string{r.MAC, r.Name, r.Serial, r.SMBIOSSerial, r.Profile, r.State, strconv.FormatBool(r.Stalled),
-			strconv.Itoa(r.Attempt), fmtTime(r.FirstBoot), fmtTime(r.InstalledAt), secs, r.LastIP, r.FailedMessage})
+			strconv.Itoa(r.Attempt), fmtTime(r.FirstBoot), fmtTime(r.InstalledAt), secs, r.LastIP, r.FailedMessage, r.DHCPAddress})
 	}
 	cw.Flush()
 	return cw.Error()

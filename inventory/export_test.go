@@ -87,7 +87,7 @@ func TestReport(t *testing.T) {
 	if stored.Timeout != p.Timeout {
 		t.Fatalf("stored timeout %v", time.Duration(stored.Timeout))
 	}
-	mustHost(t, s, Host{MAC: "aa:bb:cc:00:00:01", Name: "done", Serial: "S1", Profile: "edge"})
+	mustHost(t, s, Host{MAC: "aa:bb:cc:00:00:01", Name: "done", Serial: "S1", Profile: "edge", DHCPAddress: "10.0.0.21"})
 	mustHost(t, s, Host{MAC: "aa:bb:cc:00:00:02", Name: "stuck", Profile: "edge"})
 	mustHost(t, s, Host{MAC: "aa:bb:cc:00:00:03"})
 	if _, err := s.Seen("aa:bb:cc:00:00:01", "10.0.0.1", Facts{Serial: "S1-BIOS"}); err != nil {
@@ -134,13 +134,13 @@ func TestReport(t *testing.T) {
 	if err != nil {
 		t.Fatalf("report CSV does not parse: %v\n%s", err, buf.String())
 	}
-	if len(recs) != 4 || strings.Join(recs[0], ",") != "mac,name,serial,smbios_serial,profile,state,stalled,attempt,first_boot,installed_at,install_duration_s,last_ip,failed_message" {
+	if len(recs) != 4 || strings.Join(recs[0], ",") != "mac,name,serial,smbios_serial,profile,state,stalled,attempt,first_boot,installed_at,install_duration_s,last_ip,failed_message,dhcp_address" {
 		t.Fatalf("report CSV:\n%s", buf.String())
 	}
-	if r := recs[1]; r[0] != "aa:bb:cc:00:00:01" || r[5] != "installed" || r[6] != "false" || r[10] != "1" || r[9] == "" || r[11] != "10.0.0.1" {
+	if r := recs[1]; r[0] != "aa:bb:cc:00:00:01" || r[5] != "installed" || r[6] != "false" || r[10] != "1" || r[9] == "" || r[11] != "10.0.0.1" || r[13] != "10.0.0.21" {
 		t.Errorf("installed CSV row = %q", r)
 	}
-	if r := recs[2]; r[6] != "true" || r[9] != "" || r[10] != "" {
+	if r := recs[2]; r[6] != "true" || r[9] != "" || r[10] != "" || r[13] != "" {
 		t.Errorf("stuck CSV row = %q", r)
 	}
 
@@ -153,7 +153,7 @@ func TestReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	var back []ReportRow
-	if err := json.Unmarshal(buf.Bytes(), &back); err != nil || len(back) != 3 || back[1].MAC != "aa:bb:cc:00:00:02" || !back[1].Stalled {
+	if err := json.Unmarshal(buf.Bytes(), &back); err != nil || len(back) != 3 || back[1].MAC != "aa:bb:cc:00:00:02" || !back[1].Stalled || back[0].DHCPAddress != "10.0.0.21" || back[1].DHCPAddress != "" {
 		t.Fatalf("JSON report: %+v, %v", back, err)
 	}
 }
