@@ -26,11 +26,20 @@ import (
 // of silence, five times at most. pace is slept before each ACK; progress,
 // when set, is stored the bytes received so far.
 func tftpGet(addr, file string, pace time.Duration, progress *atomic.Int64) ([]byte, error) {
+	return tftpGetFrom(nil, addr, file, pace, progress)
+}
+
+// tftpGetFrom is tftpGet sent from local (nil: the server's address), to
+// stand for another host on loopback.
+func tftpGetFrom(local net.IP, addr, file string, pace time.Duration, progress *atomic.Int64) ([]byte, error) {
 	raddr, err := net.ResolveUDPAddr("udp4", addr)
 	if err != nil {
 		return nil, err
 	}
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: raddr.IP})
+	if local == nil {
+		local = raddr.IP
+	}
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: local})
 	if err != nil {
 		return nil, err
 	}
@@ -120,9 +129,21 @@ func (s *server) writeBinary(name string, n int) []byte {
 	return b
 }
 
-// gauges scrapes /metrics with the operator token and returns the
-// server's goroutine and open-descriptor gauges.
+// gauges returns the server's goroutine and open-descriptor gauges.
 func (s *server) gauges() (goroutines, fds int) {
+	s.t.Helper()
+	m := s.metrics()
+	g, okG := m["stagehand_goroutines"]
+	f, okF := m["stagehand_open_fds"]
+	if !okG || !okF {
+		s.t.Fatal("/metrics lacks stagehand_goroutines or stagehand_open_fds")
+	}
+	return int(g), int(f)
+}
+
+// metrics scrapes /metrics with the operator token: each sample by its
+// name with labels as written, e.g. `x_total{reason="busy"}`.
+func (s *server) metrics() map[string]float64 {
 	s.t.Helper()
 	tok, err := os.ReadFile(filepath.Join(s.dataDir, "api-token"))
 	if err != nil {
@@ -141,28 +162,22 @@ func (s *server) gauges() (goroutines, fds int) {
 	if resp.StatusCode != http.StatusOK {
 		s.t.Fatalf("/metrics: %s", resp.Status)
 	}
-	goroutines, fds = -1, -1
+	m := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) != 2 {
+		line := sc.Text()
+		i := strings.LastIndexByte(line, ' ')
+		if strings.HasPrefix(line, "#") || i < 0 {
 			continue
 		}
-		v, err := strconv.ParseFloat(f[1], 64)
-		if err != nil {
-			continue
-		}
-		switch f[0] {
-		case "stagehand_goroutines":
-			goroutines = int(v)
-		case "stagehand_open_fds":
-			fds = int(v)
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			m[line[:i]] = v
 		}
 	}
-	if goroutines < 0 || fds < 0 {
-		s.t.Fatal("/metrics lacks stagehand_goroutines or stagehand_open_fds")
+	if err := sc.Err(); err != nil {
+		s.t.Fatalf("/metrics: %v", err)
 	}
-	return goroutines, fds
+	return m
 }
 
 // settles fails the test unless both gauges return to within margin of
@@ -276,6 +291,9 @@ func TestConcurrentTFTPTransfers(t *testing.T) {
 	const n = 500
 	raiseNoFile(t, 2*n+500)
 	s := newServer(t)
+	// The 500 "hosts" share 127.0.0.1, so the per-address cap is lifted;
+	// TestTFTPFloodFromOneAddress tests it.
+	s.args = []string{"--tftp-max-per-client", "0"}
 	want := s.writeBinary("undionly.kpxe", 74213) // Debian's ipxe 1.21 undionly.kpxe
 	s.start()
 	baseG, baseFD := s.gauges()

@@ -2,10 +2,13 @@ package faults
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -150,5 +153,100 @@ func TestOversizedHeaders(t *testing.T) {
 	}
 	if r, err := http.Get(s.url() + "/healthz"); err != nil || r.StatusCode != http.StatusOK {
 		t.Fatalf("server after an oversized header: %v", err)
+	}
+}
+
+// One address sends 600 read requests from 600 ports and never ACKs,
+// which without a per-address cap holds all 512 transfer slots for half a
+// minute. With the default cap (8) another host still gets its iPXE
+// binary byte for byte, from curl; with the cap lifted the same flood
+// locks it out, which shows the test can fail.
+func TestTFTPFloodFromOneAddress(t *testing.T) {
+	const flood = 600
+	raiseNoFile(t, flood+500)
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		served bool
+	}{
+		{"default cap", nil, true},
+		{"no cap", []string{"--tftp-max-per-client", "0"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newServer(t)
+			s.args = tc.args
+			want := s.writeBinary("undionly.kpxe", 74213)
+			s.start()
+			addr := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: s.tftpPort}
+
+			// Every flooder socket stays open (so its port stays its own)
+			// and unread until the end. The requests go in batches, each
+			// once the server has seen the last (it runs or refused it):
+			// 600 at once would overflow the socket's receive buffer, and
+			// resending would count refusals twice.
+			rrq := append([]byte{0, 1}, "undionly.kpxe\x00octet\x00"...)
+			socks := make([]*net.UDPConn, 0, flood)
+			defer func() {
+				for _, c := range socks {
+					c.Close()
+				}
+			}()
+			key := `stagehand_tftp_refused_total{reason="per_client"}`
+			busyKey := `stagehand_tftp_refused_total{reason="busy"}`
+			var m map[string]float64
+			seen := func() float64 { return m["stagehand_tftp_active_transfers"] + m[key] + m[busyKey] }
+			for len(socks) < flood {
+				for range 50 {
+					c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: addr.IP})
+					if err != nil {
+						t.Fatalf("flood socket %d: %v", len(socks), err)
+					}
+					socks = append(socks, c)
+					if _, err := c.WriteToUDP(rrq, addr); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+					if m = s.metrics(); seen() >= float64(len(socks)) {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("the server saw %v of %d requests", seen(), len(socks))
+					}
+				}
+			}
+			t.Logf("%s: after %d RRQs from 127.0.0.1: active %v, refused per address %v, refused busy %v",
+				tc.name, flood, m["stagehand_tftp_active_transfers"], m[key], m[busyKey])
+
+			out := filepath.Join(t.TempDir(), "undionly.kpxe")
+			cmd := exec.Command("curl", "-sS", "--interface", "127.0.0.2", "--max-time", "30", "-o", out,
+				fmt.Sprintf("tftp://127.0.0.1:%d/undionly.kpxe", s.tftpPort))
+			cmdOut, err := cmd.CombinedOutput()
+			got, _ := os.ReadFile(out)
+			served := err == nil && bytes.Equal(got, want)
+			if served != tc.served {
+				t.Fatalf("curl from 127.0.0.2 served=%v, want %v: %v\n%s", served, tc.served, err, cmdOut)
+			}
+			before := m[busyKey]
+			m = s.metrics()
+			if tc.served {
+				if m[key] != flood-8 || m[busyKey] != 0 || m["stagehand_tftp_active_transfers"] != 8 {
+					t.Errorf("with the cap: refused per address %v (want %d), busy %v (want 0), active %v (want 8)",
+						m[key], flood-8, m[busyKey], m["stagehand_tftp_active_transfers"])
+				}
+				// A flooder over the cap is told so, not left to time out.
+				buf := make([]byte, 128)
+				socks[flood-1].SetReadDeadline(time.Now().Add(2 * time.Second))
+				n, _, err := socks[flood-1].ReadFromUDP(buf)
+				if err != nil || n < 4 || buf[1] != 5 || !strings.Contains(string(buf[4:n]), "your address") {
+					t.Errorf("last flood request's answer: %q, %v; want ERROR naming the address", buf[:max(n, 0)], err)
+				}
+			} else if m[key] != 0 || before != flood-512 || m[busyKey] <= before {
+				// curl shows the ERROR as "getpeername() failed": the
+				// counter is what says its request was refused as busy.
+				t.Errorf("without the cap: refused per address %v (want 0), busy %v before curl (want %d) and %v after (want more)",
+					m[key], before, flood-512, m[busyKey])
+			}
+		})
 	}
 }

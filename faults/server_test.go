@@ -94,6 +94,7 @@ type server struct {
 	t                  *testing.T
 	dataDir, ipxeDir   string
 	httpPort, tftpPort int
+	args               []string // added to serve's flags
 }
 
 func newServer(t *testing.T) *server {
@@ -110,11 +111,12 @@ func (s *server) url() string { return fmt.Sprintf("http://127.0.0.1:%d", s.http
 
 func (s *server) start() {
 	s.t.Helper()
-	s.run(s.t, exec.Command(binary, "serve", "--listen-address", "127.0.0.1", "--dhcp-mode", "off",
+	args := append([]string{"serve", "--listen-address", "127.0.0.1", "--dhcp-mode", "off",
 		"--http-port", fmt.Sprint(s.httpPort), "--tftp-port", fmt.Sprint(s.tftpPort),
 		"--data-dir", s.dataDir, "--ipxe-dir", s.ipxeDir, "--log-format", "json",
 		// Installs here come from loopback; the binding is tested elsewhere.
-		"--userdata-ip-binding=false"), "up", func() bool {
+		"--userdata-ip-binding=false"}, s.args...)
+	s.run(s.t, exec.Command(binary, args...), "up", func() bool {
 		r, err := http.Get(s.url() + "/healthz")
 		if err == nil {
 			r.Body.Close()

@@ -33,6 +33,8 @@ type testClient struct {
 	// onData, when set, is called with the count of in-order blocks
 	// received so far.
 	onData func(blocks int64)
+	// local is the address to send from; nil means the server's.
+	local net.IP
 }
 
 type clientResult struct {
@@ -74,7 +76,11 @@ func (c *testClient) get(addr, file string) (*clientResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: raddr.IP})
+	from := raddr.IP
+	if c.local != nil {
+		from = c.local
+	}
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: from})
 	if err != nil {
 		return nil, err
 	}

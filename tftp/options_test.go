@@ -85,10 +85,10 @@ func TestServerConfigDefaults(t *testing.T) {
 		srv  *Server
 		want config
 	}{
-		{&Server{}, config{512, 5, DefaultMaxIdle, 10 * time.Second, limits{1468, 64, time.Second}}},
-		{&Server{MaxTransfers: 3, Retries: 2, MaxBlockSize: 100000, MaxWindowSize: 100000, Timeout: time.Minute, DrainTimeout: time.Minute},
-			config{3, 2, DefaultMaxIdle, time.Minute, limits{65464, 65535, time.Minute}}},
-		{&Server{MaxBlockSize: 4, MaxTransfers: -1, DrainTimeout: -1}, config{512, 5, DefaultMaxIdle, -1, limits{8, 64, time.Second}}},
+		{&Server{}, config{512, 0, 5, DefaultMaxIdle, 10 * time.Second, limits{1468, 64, time.Second}}},
+		{&Server{MaxTransfers: 3, MaxPerClient: 2, Retries: 2, MaxBlockSize: 100000, MaxWindowSize: 100000, Timeout: time.Minute, DrainTimeout: time.Minute},
+			config{3, 2, 2, DefaultMaxIdle, time.Minute, limits{65464, 65535, time.Minute}}},
+		{&Server{MaxBlockSize: 4, MaxTransfers: -1, MaxPerClient: -3, DrainTimeout: -1}, config{512, 0, 5, DefaultMaxIdle, -1, limits{8, 64, time.Second}}},
 	}
 	for _, tc := range cases {
 		if got := tc.srv.config(); got != tc.want {

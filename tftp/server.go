@@ -36,6 +36,9 @@ var (
 	ErrClientAbort = errors.New("tftp: client aborted the transfer")
 	// ErrBusy: the request was refused because MaxTransfers were running.
 	ErrBusy = errors.New("tftp: too many concurrent transfers")
+	// ErrClientBusy: the request was refused because MaxPerClient
+	// transfers from the same IP address were running.
+	ErrClientBusy = errors.New("tftp: too many concurrent transfers from this address")
 	// ErrMode: the request asked for a mode other than octet.
 	ErrMode = errors.New("tftp: only octet mode is served")
 )
@@ -51,6 +54,13 @@ type Server struct {
 	// MaxTransfers caps concurrent transfers; requests over the cap get
 	// an ERROR. 0 means DefaultMaxTransfers.
 	MaxTransfers int
+	// MaxPerClient caps concurrent transfers from one IP address, so that
+	// one misbehaving or hostile client, which requests and never ACKs,
+	// cannot hold every MaxTransfers slot for MaxIdle and lock a rack out
+	// of its iPXE binary. PXE firmware runs one transfer at a time (its
+	// tsize probe is aborted before the real request). 0 means no cap,
+	// for benchmarks whose clients all share one address.
+	MaxPerClient int
 	// Timeout is the retransmission timeout; a client's RFC 2349 timeout
 	// option overrides it. After two resends of one packet the interval
 	// doubles, up to 8 s (retryPolicy.wait says why). 0 means DefaultTimeout.
@@ -104,10 +114,13 @@ type Stats struct {
 	ErrorsSent       uint64 // ERROR packets sent
 	BadPackets       uint64 // malformed or unexpected packets dropped
 	DuplicateRRQs    uint64 // retransmitted requests for a transfer already running
+	RefusedBusy      uint64 // requests refused: MaxTransfers running
+	RefusedPerClient uint64 // requests refused: MaxPerClient running from that address
 }
 
 type counters struct {
 	ok, failed, aborted, bytes, retransmits, errorsSent, bad, dupRRQ atomic.Uint64
+	refusedBusy, refusedPerClient                                    atomic.Uint64
 	active                                                           atomic.Int64
 }
 
@@ -124,12 +137,15 @@ func (s *Server) Stats() Stats {
 		ErrorsSent:       c.errorsSent.Load(),
 		BadPackets:       c.bad.Load(),
 		DuplicateRRQs:    c.dupRRQ.Load(),
+		RefusedBusy:      c.refusedBusy.Load(),
+		RefusedPerClient: c.refusedPerClient.Load(),
 	}
 }
 
 // config is the Server's fields with defaults applied.
 type config struct {
 	maxTransfers int64
+	perClient    int
 	retries      int
 	maxIdle      time.Duration
 	drain        time.Duration
@@ -139,6 +155,7 @@ type config struct {
 func (s *Server) config() config {
 	c := config{
 		maxTransfers: int64(s.MaxTransfers),
+		perClient:    max(s.MaxPerClient, 0),
 		retries:      s.Retries,
 		maxIdle:      s.MaxIdle,
 		drain:        s.DrainTimeout,
@@ -195,6 +212,9 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 		wg     sync.WaitGroup
 		mu     sync.Mutex
 		active = make(map[netip.AddrPort]*transfer)
+		// perIP counts running transfers by client address, for
+		// MaxPerClient; an address leaves the map at zero.
+		perIP = make(map[netip.Addr]int)
 	)
 	// Transfers outlive ctx by up to the drain bound: a host half-way
 	// through its iPXE binary would otherwise retry from DHCP, against a
@@ -254,19 +274,23 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 			t.repeatedRRQ(time.Now())
 			continue
 		}
-		mu.Unlock()
-
+		ip := remote.Addr().Unmap()
+		if cfg.perClient > 0 && perIP[ip] >= cfg.perClient {
+			mu.Unlock()
+			s.stats.refusedPerClient.Add(1)
+			s.refuse(conn, ua, req, "too many transfers from your address, retry later", ErrClientBusy)
+			continue
+		}
 		if s.stats.active.Add(1) > cfg.maxTransfers {
+			mu.Unlock()
 			s.stats.active.Add(-1)
-			// Sent from the listening socket: opening one per refusal is
-			// the work an overload should not cause.
-			s.reply(conn, addr, errUndefined, "server busy, retry later")
-			s.finish(Transfer{Remote: ua, File: req.filename, Err: ErrBusy, BlockSize: defaultBlockSize, WindowSize: 1})
+			s.stats.refusedBusy.Add(1)
+			s.refuse(conn, ua, req, "server busy, retry later", ErrBusy)
 			continue
 		}
 		t := &transfer{s: s, cfg: &cfg, remote: ua, req: req, start: time.Now()}
-		mu.Lock()
 		active[remote] = t
+		perIP[ip]++
 		mu.Unlock()
 		wg.Add(1)
 		go func() {
@@ -275,6 +299,9 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 			mu.Lock()
 			if active[remote] == t {
 				delete(active, remote)
+			}
+			if perIP[ip]--; perIP[ip] <= 0 {
+				delete(perIP, ip)
 			}
 			mu.Unlock()
 			s.stats.active.Add(-1)
@@ -316,6 +343,14 @@ func (s *Server) reply(conn net.PacketConn, to net.Addr, code errorCode, msg str
 }
 
 // finish counts, logs and reports one finished request.
+// refuse answers a request that may not start with an ERROR from the
+// listening socket (opening a socket per refusal is the work an overload
+// should not cause) and reports it as a failed transfer.
+func (s *Server) refuse(conn net.PacketConn, to *net.UDPAddr, req request, msg string, err error) {
+	s.reply(conn, to, errUndefined, msg)
+	s.finish(Transfer{Remote: to, File: req.filename, Err: err, BlockSize: defaultBlockSize, WindowSize: 1})
+}
+
 func (s *Server) finish(res Transfer) {
 	c := &s.stats
 	switch {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -478,6 +479,53 @@ func TestConcurrencyCap(t *testing.T) {
 	if err != nil || !bytes.Equal(res.data, want) {
 		t.Fatalf("transfer after the slot freed: %v", err)
 	}
+}
+
+// One address cannot take more than MaxPerClient transfers, so a client
+// that requests and never ACKs cannot lock others out; other addresses
+// are still served, and a freed slot serves the address again.
+func TestPerClientCap(t *testing.T) {
+	dir := t.TempDir()
+	want := randomFile(t, dir, "f", 3000)
+	var log transferLog
+	srv := &Server{Handler: Dir(dir), Log: testLogger(t), MaxTransfers: 10, MaxPerClient: 2, Timeout: 5 * time.Second, OnTransfer: log.add}
+	addr := testServer(t, srv)
+
+	var held []*clientResult
+	for range 2 {
+		h, err := (&testClient{options: []option{{"tsize", "0"}}, stallAfterOACK: true}).get(addr, "f")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, h)
+	}
+	_, err := (&testClient{}).get(addr, "f")
+	var re *remoteError
+	if !errors.As(err, &re) || re.code != errUndefined || !strings.Contains(re.msg, "your address") {
+		t.Fatalf("third transfer from 127.0.0.1: %v, want ERROR 0 too many from your address", err)
+	}
+	if tr := log.wait(t, 1)[0]; !errors.Is(tr.Err, ErrClientBusy) {
+		t.Errorf("report err = %v, want ErrClientBusy", tr.Err)
+	}
+	// Another address is served while 127.0.0.1 is at its cap.
+	res, err := (&testClient{local: net.IPv4(127, 0, 0, 2)}).get(addr, "f")
+	if err != nil || !bytes.Equal(res.data, want) {
+		t.Fatalf("transfer from 127.0.0.2: %v", err)
+	}
+	// The server counts that transfer once our last ACK arrives.
+	log.wait(t, 2)
+	if st := srv.Stats(); st.RefusedPerClient != 1 || st.RefusedBusy != 0 || st.Active != 2 {
+		t.Errorf("stats = %+v, want 1 refused per client, 0 busy, 2 active", st)
+	}
+	// Free one slot: 127.0.0.1 is served again.
+	held[0].conn.WriteToUDP(appendError(nil, errUndefined, "bye"), held[0].server)
+	held[0].conn.Close()
+	log.wait(t, 3)
+	res, err = (&testClient{}).get(addr, "f")
+	if err != nil || !bytes.Equal(res.data, want) {
+		t.Fatalf("transfer after the slot freed: %v", err)
+	}
+	held[1].conn.Close()
 }
 
 // Cancelling Serve ends transfers that outlive the drain bound with an

@@ -45,6 +45,12 @@ func writeServerMetrics(mw *metrics.Writer, mode string, d *dhcp.Server, t *tftp
 	}{{"ok", ts.TransfersOK}, {"failed", ts.TransfersFailed}, {"aborted", ts.TransfersAborted}} {
 		mw.Counter("stagehand_tftp_transfers_total", "TFTP transfers by result (aborted: the client sent ERROR, e.g. a tsize probe).", metrics.L("result", r.result), float64(r.n))
 	}
+	for _, r := range []struct {
+		reason string
+		n      uint64
+	}{{"busy", ts.RefusedBusy}, {"per_client", ts.RefusedPerClient}} {
+		mw.Counter("stagehand_tftp_refused_total", "TFTP read requests refused, by reason (busy: --tftp-max-transfers running; per_client: --tftp-max-per-client running from that address).", metrics.L("reason", r.reason), float64(r.n))
+	}
 	mw.Counter("stagehand_tftp_bytes_total", "TFTP file bytes acknowledged.", nil, float64(ts.Bytes))
 	mw.Counter("stagehand_tftp_retransmits_total", "TFTP packets sent again after a timeout.", nil, float64(ts.Retransmits))
 	mw.Counter("stagehand_tftp_bad_packets_total", "Malformed or unexpected TFTP packets dropped.", nil, float64(ts.BadPackets))

@@ -32,6 +32,8 @@ type serveOpts struct {
 	leaseTime                       time.Duration
 	unknownShare                    int
 	httpPort, tftpPort              int
+	tftpMaxTransfers, tftpPerClient int
+	tftpMaxIdle                     time.Duration
 	ipxeDir, efiBinary              string
 	unknown                         string
 	logLevel, logFormat             string
@@ -51,6 +53,9 @@ func serveFlags(fs *flag.FlagSet) *serveOpts {
 	fs.IntVar(&o.unknownShare, "dhcp-unknown-share", dhcp.DefaultUnknownShare, "full mode: percent of --dhcp-range that MACs not in the inventory may hold at once (1-100), so a flood of strangers cannot starve known hosts; reserved addresses (host --dhcp-address) are never given to others")
 	fs.IntVar(&o.httpPort, "http-port", 8080, "HTTP port for scripts, artifacts, user-data, callbacks and the API")
 	fs.IntVar(&o.tftpPort, "tftp-port", 69, "TFTP port for the iPXE binaries")
+	fs.IntVar(&o.tftpMaxTransfers, "tftp-max-transfers", tftp.DefaultMaxTransfers, "TFTP: concurrent transfers at most; more are refused with an ERROR the firmware retries")
+	fs.IntVar(&o.tftpPerClient, "tftp-max-per-client", defaultTFTPPerClient, "TFTP: concurrent transfers from one IP address at most (0: no cap), so one client that never ACKs cannot hold every slot")
+	fs.DurationVar(&o.tftpMaxIdle, "tftp-max-idle", tftp.DefaultMaxIdle, "TFTP: how long a transfer may go without a new ACK before it is dropped (resends back off 1,1,1,2,4,8 s meanwhile)")
 	fs.StringVar(&o.ipxeDir, "ipxe-dir", ipxe.DefaultDir, "directory with undionly.kpxe and the EFI binary (Debian package ipxe)")
 	fs.StringVar(&o.efiBinary, "efi-binary", ipxe.FileEFISNPOnly, "iPXE binary for UEFI x64 clients: snponly.efi or ipxe.efi")
 	fs.StringVar(&o.unknown, "unknown-hosts", "ignore", "what to do with MACs not in the inventory: ignore, discover, or the name of a profile to install")
@@ -190,6 +195,27 @@ func loadToken(dataDir string) (string, error) {
 	return t, nil
 }
 
+// defaultTFTPPerClient leaves room for a PXE ROM's aborted tsize probe
+// and a retry from a new port beside its real transfer, while keeping a
+// single address to a sliver of the 512 slots.
+const defaultTFTPPerClient = 8
+
+// checkTFTP refuses TFTP bounds that would stop the server from serving.
+func (o *serveOpts) checkTFTP() error {
+	if o.tftpMaxTransfers < 1 {
+		return fmt.Errorf("--tftp-max-transfers %d: want at least 1", o.tftpMaxTransfers)
+	}
+	if o.tftpPerClient < 0 {
+		return fmt.Errorf("--tftp-max-per-client %d: want 0 (no cap) or more", o.tftpPerClient)
+	}
+	// Below the first resend intervals, a transfer behind one lost
+	// packet would be dropped before it could recover.
+	if o.tftpMaxIdle < 5*time.Second {
+		return fmt.Errorf("--tftp-max-idle %s: want at least 5s", o.tftpMaxIdle)
+	}
+	return nil
+}
+
 func runServe(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	o := serveFlags(fs)
@@ -210,6 +236,9 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	if o.efiBinary != ipxe.FileEFISNPOnly && o.efiBinary != ipxe.FileEFIFull {
 		return fmt.Errorf("--efi-binary %q: want %s or %s", o.efiBinary, ipxe.FileEFISNPOnly, ipxe.FileEFIFull)
+	}
+	if err := o.checkTFTP(); err != nil {
+		return err
 	}
 	if err := ipxe.CheckBinaries(o.ipxeDir, ipxe.FileBIOS, o.efiBinary); err != nil {
 		return err
@@ -350,7 +379,10 @@ func runServe(ctx context.Context, args []string) error {
 			}
 			return f, st.Size(), nil
 		}),
-		Log: log.With().Str("svc", "tftp").Logger(),
+		Log:          log.With().Str("svc", "tftp").Logger(),
+		MaxTransfers: o.tftpMaxTransfers,
+		MaxPerClient: o.tftpPerClient,
+		MaxIdle:      o.tftpMaxIdle,
 		// The same bound as the HTTP shutdown below: SIGTERM lets a host
 		// finish its iPXE binary, and both drain at once.
 		DrainTimeout: 10 * time.Second,

@@ -89,6 +89,9 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"--log-format", "xml"}, `--log-format "xml"`},
 		{[]string{"--unknown-hosts", "nosuchprofile"}, `--unknown-hosts "nosuchprofile"`},
 		{[]string{"--listen-address", "192.0.2.77"}, "not assigned to any interface"},
+		{[]string{"--tftp-max-transfers", "0"}, "--tftp-max-transfers 0: want at least 1"},
+		{[]string{"--tftp-max-per-client", "-1"}, "--tftp-max-per-client -1: want 0 (no cap) or more"},
+		{[]string{"--tftp-max-idle", "2s"}, "--tftp-max-idle 2s: want at least 5s"},
 	} {
 		args := append([]string{"--listen-address", "127.0.0.1", "--dhcp-mode", "off", "--http-port", "0", "--tftp-port", "0",
 			"--ipxe-dir", ipxeDir, "--data-dir", t.TempDir(), "--log-level", "error"}, tc.args...)
