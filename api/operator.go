@@ -16,27 +16,35 @@ import (
 // maxBody bounds operator request bodies.
 const maxBody = 1 << 20
 
+// operatorRoutes adds the operator API under /api/v1, each route behind
+// the bearer token. They sit on the top router rather than a subrouter:
+// gorilla/mux answers a wrong method on a subrouter's route with 404, as
+// if the route did not exist (gorilla/mux#751), where the top router
+// says 405.
 func (s *Server) operatorRoutes(r *mux.Router) {
-	r.HandleFunc("/hosts", s.listHosts).Methods(http.MethodGet)
-	r.HandleFunc("/hosts", s.createHost).Methods(http.MethodPost)
+	handle := func(path string, h http.HandlerFunc) *mux.Route {
+		return r.Handle("/api/v1"+path, s.auth(h))
+	}
+	handle("/hosts", s.listHosts).Methods(http.MethodGet)
+	handle("/hosts", s.createHost).Methods(http.MethodPost)
 	// Before /hosts/{mac}, which would match these names as MACs.
-	r.HandleFunc("/hosts/import", s.importHosts).Methods(http.MethodPost)
-	r.HandleFunc("/hosts/export", s.exportHosts).Methods(http.MethodGet)
-	r.HandleFunc("/hosts/reprovision", s.reprovisionMany).Methods(http.MethodPost)
-	r.HandleFunc("/hosts/assign", s.assignMany).Methods(http.MethodPost)
-	r.HandleFunc("/hosts/{mac}", s.getHost).Methods(http.MethodGet)
-	r.HandleFunc("/hosts/{mac}", s.updateHost).Methods(http.MethodPatch, http.MethodPut)
-	r.HandleFunc("/hosts/{mac}", s.deleteHost).Methods(http.MethodDelete)
-	r.HandleFunc("/hosts/{mac}/reprovision", s.reprovisionHost).Methods(http.MethodPost)
-	r.HandleFunc("/hosts/{mac}/events", s.hostEvents).Methods(http.MethodGet)
-	r.HandleFunc("/hosts/{mac}/userdata", s.previewUserData).Methods(http.MethodGet)
-	r.HandleFunc("/hosts/{mac}/cidata.iso", s.cidata).Methods(http.MethodGet)
-	r.HandleFunc("/profiles", s.listProfiles).Methods(http.MethodGet)
-	r.HandleFunc("/profiles", s.putProfile).Methods(http.MethodPost)
-	r.HandleFunc("/profiles/{name}", s.getProfile).Methods(http.MethodGet)
-	r.HandleFunc("/profiles/{name}", s.putProfile).Methods(http.MethodPut)
-	r.HandleFunc("/profiles/{name}", s.deleteProfile).Methods(http.MethodDelete)
-	r.HandleFunc("/status", s.status).Methods(http.MethodGet)
+	handle("/hosts/import", s.importHosts).Methods(http.MethodPost)
+	handle("/hosts/export", s.exportHosts).Methods(http.MethodGet)
+	handle("/hosts/reprovision", s.reprovisionMany).Methods(http.MethodPost)
+	handle("/hosts/assign", s.assignMany).Methods(http.MethodPost)
+	handle("/hosts/{mac}", s.getHost).Methods(http.MethodGet)
+	handle("/hosts/{mac}", s.updateHost).Methods(http.MethodPatch, http.MethodPut)
+	handle("/hosts/{mac}", s.deleteHost).Methods(http.MethodDelete)
+	handle("/hosts/{mac}/reprovision", s.reprovisionHost).Methods(http.MethodPost)
+	handle("/hosts/{mac}/events", s.hostEvents).Methods(http.MethodGet)
+	handle("/hosts/{mac}/userdata", s.previewUserData).Methods(http.MethodGet)
+	handle("/hosts/{mac}/cidata.iso", s.cidata).Methods(http.MethodGet)
+	handle("/profiles", s.listProfiles).Methods(http.MethodGet)
+	handle("/profiles", s.putProfile).Methods(http.MethodPost)
+	handle("/profiles/{name}", s.getProfile).Methods(http.MethodGet)
+	handle("/profiles/{name}", s.putProfile).Methods(http.MethodPut)
+	handle("/profiles/{name}", s.deleteProfile).Methods(http.MethodDelete)
+	handle("/status", s.status).Methods(http.MethodGet)
 }
 
 // decode reads one bounded JSON object, refusing unknown fields so a

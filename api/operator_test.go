@@ -57,6 +57,42 @@ func TestOperatorAuth(t *testing.T) {
 	}
 }
 
+// Every operator route, each method, refuses a request without the
+// token and changes nothing; a wrong method on an operator route is 405
+// and an unknown path under /api/v1 is 404.
+func TestOperatorRoutesNeedToken(t *testing.T) {
+	e := newEnv(t, nil)
+	e.addHost(inventory.Host{MAC: mac1, Profile: "edge"})
+	before := e.hosts()
+	for _, rt := range []struct{ method, path string }{
+		{http.MethodGet, "/hosts"}, {http.MethodPost, "/hosts"},
+		{http.MethodPost, "/hosts/import"}, {http.MethodGet, "/hosts/export"},
+		{http.MethodPost, "/hosts/reprovision?all=true"}, {http.MethodPost, "/hosts/assign?all=true"},
+		{http.MethodGet, "/hosts/" + mac1}, {http.MethodPatch, "/hosts/" + mac1}, {http.MethodPut, "/hosts/" + mac1},
+		{http.MethodDelete, "/hosts/" + mac1}, {http.MethodPost, "/hosts/" + mac1 + "/reprovision"},
+		{http.MethodGet, "/hosts/" + mac1 + "/events"}, {http.MethodGet, "/hosts/" + mac1 + "/userdata"},
+		{http.MethodGet, "/hosts/" + mac1 + "/cidata.iso"},
+		{http.MethodGet, "/profiles"}, {http.MethodPost, "/profiles"},
+		{http.MethodGet, "/profiles/edge"}, {http.MethodPut, "/profiles/edge"}, {http.MethodDelete, "/profiles/edge"},
+		{http.MethodGet, "/status"},
+	} {
+		r := e.request(rt.method, "/api/v1"+rt.path, strings.NewReader(`{"profile":"x"}`), nil)
+		if r.status != http.StatusUnauthorized {
+			t.Errorf("%s %s without a token: %d %s, want 401", rt.method, rt.path, r.status, r.body)
+		}
+	}
+	e.unchanged(before)
+
+	for _, rt := range []struct{ method, path string }{
+		{http.MethodDelete, "/hosts"}, {http.MethodPut, "/hosts"}, {http.MethodPost, "/hosts/export"},
+		{http.MethodPost, "/hosts/" + mac1}, {http.MethodDelete, "/status"}, {http.MethodGet, "/hosts/" + mac1 + "/reprovision"},
+	} {
+		wantError(t, e.op(rt.method, rt.path, ""), http.StatusMethodNotAllowed, "method_not_allowed")
+	}
+	wantError(t, e.op(http.MethodGet, "/nosuch", ""), http.StatusNotFound, "not_found")
+	e.unchanged(before)
+}
+
 func TestEmptyTokenDisablesOperatorAPI(t *testing.T) {
 	e := newEnv(t, func(c *api.Config) { c.Token = "" })
 	for _, h := range []map[string]string{nil, {"Authorization": "Bearer "}, {"Authorization": "Bearer"}} {
@@ -161,9 +197,7 @@ func TestHostRejectsLeaveStoreUnchanged(t *testing.T) {
 		{"reprovision discovered", "POST", "/hosts/52:54:00:aa:00:02/reprovision", "", 409, "conflict"},
 		{"reprovision unknown", "POST", "/hosts/52:54:00:aa:00:99/reprovision", "", 404, "not_found"},
 		{"events unknown", "GET", "/hosts/52:54:00:aa:00:99/events", "", 404, "not_found"},
-		// 404, not 405: gorilla/mux loses the method mismatch inside a
-		// PathPrefix subrouter (gorilla/mux#751). Nothing changes either way.
-		{"wrong method", "POST", "/hosts/" + mac1, "{}", 404, "not_found"},
+		{"wrong method", "POST", "/hosts/" + mac1, "{}", 405, "method_not_allowed"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -93,9 +93,7 @@ func New(cfg Config) *Server {
 	r.HandleFunc("/callback/{token}/{result:done|failed}", s.limitTokens(s.handleCallback)).Methods(http.MethodPost)
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) }).Methods(http.MethodGet)
 
-	v1 := r.PathPrefix("/api/v1").Subrouter()
-	v1.Use(s.auth)
-	s.operatorRoutes(v1)
+	s.operatorRoutes(r)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no route for "+r.Method+" "+r.URL.Path)
 	})
