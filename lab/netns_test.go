@@ -62,14 +62,14 @@ func TestNamespaceIsolation(t *testing.T) {
 		},
 	}, Timeout: 5 * time.Second}
 	var body []byte
-	for i := 0; i < 50; i++ { // httpd binds shortly after it starts
+	// httpd binds shortly after it starts; on a loaded machine, later.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		resp, err := client.Get("http://10.99.0.1:8081/f.txt")
 		if err == nil {
 			body, _ = io.ReadAll(resp.Body)
 			resp.Body.Close()
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	if string(body) != "from-busybox" {
 		t.Fatalf("GET through InNS = %q", body)
