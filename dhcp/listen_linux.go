@@ -2,6 +2,7 @@ package dhcp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -38,14 +39,16 @@ func ListenUDP(ifname string, port int) (net.PacketConn, error) {
 			// A boot storm arrives faster than a GC pause or a busy
 			// CPU drains: the default receive buffer (~200 KB, a few
 			// hundred requests) overflowed within 20 ms at 10 000
-			// DISCOVERs/s in the benchmark. FORCE needs CAP_NET_ADMIN
-			// (the server runs as root to bind port 67); without it,
-			// SO_RCVBUF is capped by net.core.rmem_max.
+			// DISCOVERs/s in the benchmark. FORCE needs CAP_NET_ADMIN;
+			// without it, SO_RCVBUF is capped by net.core.rmem_max and
+			// ReceiveBuffer tells the caller so.
 			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvBuf) != nil {
 				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, rcvBuf)
 			}
 			if ifname != "" {
-				serr = unix.BindToDevice(int(fd), ifname)
+				if serr = unix.BindToDevice(int(fd), ifname); errors.Is(serr, unix.EPERM) {
+					serr = fmt.Errorf("SO_BINDTODEVICE %s: %w (pinning the socket to the interface needs root or CAP_NET_RAW)", ifname, serr)
+				}
 			}
 		})
 		if err != nil {
@@ -58,4 +61,27 @@ func ListenUDP(ifname string, port int) (net.PacketConn, error) {
 		return nil, fmt.Errorf("dhcp: listen on %q port %d: %w", ifname, port, err)
 	}
 	return c, nil
+}
+
+// ReceiveBufferWanted is the receive buffer ListenUDP asks for.
+const ReceiveBufferWanted = rcvBuf
+
+// ReceiveBuffer returns the receive buffer c got, as the kernel accounts
+// it (twice what was set, for its bookkeeping), or 0 if it cannot be read.
+// Below ReceiveBufferWanted, the process had no CAP_NET_ADMIN and
+// net.core.rmem_max capped the request.
+func ReceiveBuffer(c net.PacketConn) int {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return 0
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	var n int
+	if rc.Control(func(fd uintptr) { n, err = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF) }) != nil || err != nil {
+		return 0
+	}
+	return n
 }

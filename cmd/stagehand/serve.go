@@ -362,6 +362,10 @@ func runServe(ctx context.Context, args []string) error {
 				}
 				return portError("DHCP", p, iface, err)
 			}
+			if got := dhcp.ReceiveBuffer(c); got > 0 && got < dhcp.ReceiveBufferWanted {
+				log.Warn().Int("port", p).Int("bytes", got).Int("wanted", dhcp.ReceiveBufferWanted).
+					Msg("DHCP receive buffer is small, so a rack powering on at once may overflow it: give the server CAP_NET_ADMIN, or raise net.core.rmem_max to 4194304")
+			}
 			dhcpConns = append(dhcpConns, c)
 		}
 	}
