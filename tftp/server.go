@@ -84,12 +84,14 @@ type Server struct {
 	// 0 means DefaultDrainTimeout; a negative value ends them at once.
 	DrainTimeout time.Duration
 	// OnTransfer, when set, is called once per read request after it
-	// finished, failed or was refused. It runs on the transfer's goroutine
+	// finished or failed, and for requests refused because MaxTransfers
+	// were running (not for those over MaxPerClient: see refuse). It runs on the transfer's goroutine
 	// (on the read loop for refusals), so it must be quick and safe for
 	// concurrent use.
 	OnTransfer func(Transfer)
 
-	stats counters
+	stats          counters
+	lastRefuseWarn atomic.Int64 // Unix nanoseconds of the last refusal warning
 }
 
 // Transfer describes one finished read request.
@@ -106,7 +108,7 @@ type Transfer struct {
 // Stats is a snapshot of a Server's counters since it was created.
 type Stats struct {
 	TransfersOK      uint64 // completed, last block acknowledged
-	TransfersFailed  uint64 // not found, refused, timed out, read errors, shutdown
+	TransfersFailed  uint64 // not found, access, timed out, read errors, shutdown (refusals: RefusedBusy, RefusedPerClient)
 	TransfersAborted uint64 // the client sent ERROR (includes PXE tsize probes)
 	Active           int64  // transfers running now
 	Bytes            uint64 // file bytes acknowledged
@@ -343,12 +345,30 @@ func (s *Server) reply(conn net.PacketConn, to net.Addr, code errorCode, msg str
 }
 
 // finish counts, logs and reports one finished request.
+// refuseWarnEvery rate-limits the warning about refused requests: a
+// flood is refused thousands of times a second, and one log line per
+// refusal would turn it into a flood of the log.
+const refuseWarnEvery = time.Minute
+
 // refuse answers a request that may not start with an ERROR from the
 // listening socket (opening a socket per refusal is the work an overload
-// should not cause) and reports it as a failed transfer.
+// should not cause). It is counted (Stats), logged at debug level, and
+// warned about at most once per refuseWarnEvery. OnTransfer hears of
+// ErrBusy refusals, which a rack's storm causes, but not of ErrClientBusy
+// ones: those come from one address flooding, and reporting each would
+// let it flood whatever OnTransfer writes to (the inventory's events).
 func (s *Server) refuse(conn net.PacketConn, to *net.UDPAddr, req request, msg string, err error) {
 	s.reply(conn, to, errUndefined, msg)
-	s.finish(Transfer{Remote: to, File: req.filename, Err: err, BlockSize: defaultBlockSize, WindowSize: 1})
+	s.Log.Debug().Stringer("remote", to).Str("file", sanitize(req.filename)).Err(err).Msg("tftp: request refused")
+	now := time.Now().UnixNano()
+	if last := s.lastRefuseWarn.Load(); now-last >= int64(refuseWarnEvery) && s.lastRefuseWarn.CompareAndSwap(last, now) {
+		s.Log.Warn().Stringer("remote", to).Err(err).Uint64("refusedBusy", s.stats.refusedBusy.Load()).
+			Uint64("refusedPerClient", s.stats.refusedPerClient.Load()).
+			Msg("tftp: refusing requests (logged at most once a minute; see the counters)")
+	}
+	if s.OnTransfer != nil && errors.Is(err, ErrBusy) {
+		s.OnTransfer(Transfer{Remote: to, File: req.filename, Err: err, BlockSize: defaultBlockSize, WindowSize: 1})
+	}
 }
 
 func (s *Server) finish(res Transfer) {

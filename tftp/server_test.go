@@ -504,29 +504,80 @@ func TestPerClientCap(t *testing.T) {
 	if !errors.As(err, &re) || re.code != errUndefined || !strings.Contains(re.msg, "your address") {
 		t.Fatalf("third transfer from 127.0.0.1: %v, want ERROR 0 too many from your address", err)
 	}
-	if tr := log.wait(t, 1)[0]; !errors.Is(tr.Err, ErrClientBusy) {
-		t.Errorf("report err = %v, want ErrClientBusy", tr.Err)
-	}
 	// Another address is served while 127.0.0.1 is at its cap.
 	res, err := (&testClient{local: net.IPv4(127, 0, 0, 2)}).get(addr, "f")
 	if err != nil || !bytes.Equal(res.data, want) {
 		t.Fatalf("transfer from 127.0.0.2: %v", err)
 	}
-	// The server counts that transfer once our last ACK arrives.
-	log.wait(t, 2)
-	if st := srv.Stats(); st.RefusedPerClient != 1 || st.RefusedBusy != 0 || st.Active != 2 {
-		t.Errorf("stats = %+v, want 1 refused per client, 0 busy, 2 active", st)
+	// The server counts that transfer once our last ACK arrives. It is
+	// the only report: a per-address refusal is not passed to OnTransfer
+	// (a flood would otherwise flood the inventory's events).
+	if ts := log.wait(t, 1); len(ts) != 1 || ts[0].Err != nil || ts[0].Remote.(*net.UDPAddr).IP.String() != "127.0.0.2" {
+		t.Errorf("reports = %+v, want one: the transfer to 127.0.0.2", ts)
+	}
+	if st := srv.Stats(); st.RefusedPerClient != 1 || st.RefusedBusy != 0 || st.Active != 2 || st.TransfersFailed != 0 {
+		t.Errorf("stats = %+v, want 1 refused per client, 0 busy, 2 active, 0 failed", st)
 	}
 	// Free one slot: 127.0.0.1 is served again.
 	held[0].conn.WriteToUDP(appendError(nil, errUndefined, "bye"), held[0].server)
 	held[0].conn.Close()
-	log.wait(t, 3)
+	log.wait(t, 2)
 	res, err = (&testClient{}).get(addr, "f")
 	if err != nil || !bytes.Equal(res.data, want) {
 		t.Fatalf("transfer after the slot freed: %v", err)
 	}
 	held[1].conn.Close()
 }
+
+// A run of refused requests is one warning in the log, not one line
+// each: each refusal is still answered with an ERROR and counted, and a
+// busy refusal still reaches OnTransfer.
+func TestRefusalsWarnOnce(t *testing.T) {
+	dir := t.TempDir()
+	randomFile(t, dir, "f", 3000)
+	var out bytes.Buffer
+	var mu sync.Mutex
+	w := zerolog.SyncWriter(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return out.Write(p)
+	}))
+	var log transferLog
+	srv := &Server{Handler: Dir(dir), Log: zerolog.New(w).Level(zerolog.InfoLevel), MaxTransfers: 1, Timeout: 5 * time.Second, OnTransfer: log.add}
+	addr := testServer(t, srv)
+	held, err := (&testClient{options: []option{{"tsize", "0"}}, stallAfterOACK: true}).get(addr, "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.conn.Close()
+	const n = 30
+	for i := range n {
+		c, raddr := rawClient(t, addr)
+		c.WriteToUDP(appendRequest(nil, opRRQ, "f", "octet", nil), raddr)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 100)
+		m, _, err := c.ReadFromUDP(buf)
+		if err != nil || m < 4 || buf[1] != byte(opERROR) {
+			t.Fatalf("request %d: %q, %v; want ERROR busy", i, buf[:max(m, 0)], err)
+		}
+	}
+	if st := srv.Stats(); st.RefusedBusy != n {
+		t.Errorf("refused busy = %d, want %d", st.RefusedBusy, n)
+	}
+	if got := len(log.wait(t, n)); got != n {
+		t.Errorf("%d OnTransfer reports, want %d", got, n)
+	}
+	mu.Lock()
+	logged := out.String()
+	mu.Unlock()
+	if c := strings.Count(logged, "refusing requests"); c != 1 || strings.Count(logged, "\n") != 1 {
+		t.Errorf("log has %d refusal warnings in %d lines, want 1 line:\n%s", c, strings.Count(logged, "\n"), logged)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // Cancelling Serve ends transfers that outlive the drain bound with an
 // ERROR, returns nil and leaves no goroutine behind.
