@@ -284,3 +284,29 @@ func TestLoadToken(t *testing.T) {
 		t.Fatal("missing data dir accepted")
 	}
 }
+
+// The shipped example config parses: every key is a serve flag, and its
+// values take effect; uncommenting the TFTP bounds works too.
+func TestExampleConfig(t *testing.T) {
+	raw, err := os.ReadFile("../../examples/stagehand.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, o := newServeFlags()
+	if err := parseFlags(fs, []string{"--config", "../../examples/stagehand.yaml"}); err != nil {
+		t.Fatalf("examples/stagehand.yaml: %v", err)
+	}
+	if o.iface != "eth1" || o.dhcpMode != "proxy" || o.logFormat != "json" || o.tftpPerClient != defaultTFTPPerClient {
+		t.Errorf("example config gave %+v", *o)
+	}
+	uncommented := strings.NewReplacer("# tftp-max-transfers: 512", "tftp-max-transfers: 100",
+		"# tftp-max-per-client: 8", "tftp-max-per-client: 2", "# tftp-max-idle: 30s", "tftp-max-idle: 45s").Replace(string(raw))
+	cfg := writeFile(t, t.TempDir(), "stagehand.yaml", uncommented)
+	fs, o = newServeFlags()
+	if err := parseFlags(fs, []string{"--config", cfg}); err != nil {
+		t.Fatal(err)
+	}
+	if o.tftpMaxTransfers != 100 || o.tftpPerClient != 2 || o.tftpMaxIdle != 45*time.Second || o.checkTFTP() != nil {
+		t.Errorf("uncommented TFTP bounds gave %d, %d, %v", o.tftpMaxTransfers, o.tftpPerClient, o.tftpMaxIdle)
+	}
+}
