@@ -74,7 +74,7 @@ func TestOperatorRoutesNeedToken(t *testing.T) {
 		{http.MethodGet, "/hosts/" + mac1 + "/cidata.iso"},
 		{http.MethodGet, "/profiles"}, {http.MethodPost, "/profiles"},
 		{http.MethodGet, "/profiles/edge"}, {http.MethodPut, "/profiles/edge"}, {http.MethodDelete, "/profiles/edge"},
-		{http.MethodGet, "/status"},
+		{http.MethodGet, "/status"}, {http.MethodGet, "/backup"},
 	} {
 		r := e.request(rt.method, "/api/v1"+rt.path, strings.NewReader(`{"profile":"x"}`), nil)
 		if r.status != http.StatusUnauthorized {

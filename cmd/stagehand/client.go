@@ -73,6 +73,17 @@ func (c *client) raw(ctx context.Context, method, path string, body any) ([]byte
 // send is one API call with a body of the given type (none when
 // contentType is empty); errors carry the server's message.
 func (c *client) send(ctx context.Context, method, path, contentType string, body []byte) ([]byte, error) {
+	resp, err := c.open(ctx, c.http, method, path, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+}
+
+// open sends a request and returns the response if it succeeded, for
+// the caller to read and close; otherwise the server's error message.
+func (c *client) open(ctx context.Context, hc *http.Client, method, path, contentType string, body []byte) (*http.Response, error) {
 	var rd io.Reader
 	if contentType != "" {
 		rd = bytes.NewReader(body)
@@ -85,31 +96,31 @@ func (c *client) send(ctx context.Context, method, path, contentType string, bod
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := c.http.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach the stagehand server at %s: %w", c.server, err)
 	}
+	if resp.StatusCode < 300 {
+		return resp, nil
+	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return nil, err
 	}
-	if resp.StatusCode >= 300 {
-		var e api.ErrorBody
-		if json.Unmarshal(raw, &e) == nil && e.Error.Message != "" {
-			if len(e.Error.Rows) > 0 {
-				// One line per bad manifest row reads better than one long line.
-				msg := fmt.Sprintf("manifest rejected, nothing imported (%d problem(s)):", len(e.Error.Rows))
-				for _, r := range e.Error.Rows {
-					msg += "\n  " + r.Error()
-				}
-				return nil, errors.New(msg)
+	var e api.ErrorBody
+	if json.Unmarshal(raw, &e) == nil && e.Error.Message != "" {
+		if len(e.Error.Rows) > 0 {
+			// One line per bad manifest row reads better than one long line.
+			msg := fmt.Sprintf("manifest rejected, nothing imported (%d problem(s)):", len(e.Error.Rows))
+			for _, r := range e.Error.Rows {
+				msg += "\n  " + r.Error()
 			}
-			return nil, errors.New(e.Error.Message)
+			return nil, errors.New(msg)
 		}
-		return nil, fmt.Errorf("%s %s: %s", method, path, resp.Status)
+		return nil, errors.New(e.Error.Message)
 	}
-	return raw, nil
+	return nil, fmt.Errorf("%s %s: %s", method, path, resp.Status)
 }
 
 func (c *client) printJSON(out io.Writer, v any) error {

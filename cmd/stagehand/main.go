@@ -44,6 +44,7 @@ usage:
   stagehand host delete MAC
   stagehand status                        counts by state; failed and stalled hosts named
   stagehand watch [--interval 2s] [--timeout D]   live progress until every host is done
+  stagehand backup -o FILE                a consistent copy of the inventory, verified
 
 Every command takes --output table|json, --server URL (STAGEHAND_SERVER),
 --token T (STAGEHAND_TOKEN) and --data-dir DIR (where serve wrote its
@@ -77,6 +78,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return runHost(ctx, args[1:], out)
 	case "status":
 		return runStatus(ctx, args[1:], out)
+	case "backup":
+		return runBackup(ctx, args[1:], out)
 	case "watch":
 		return runWatch(ctx, args[1:], out)
 	case "help", "-h", "--help":

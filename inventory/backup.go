@@ -1,0 +1,138 @@
+package inventory
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Backup writes a consistent copy of the database to a new file in dir
+// and returns it open at offset 0, unlinked, so it disappears when the
+// caller closes it. The copy is taken in one read transaction, while the
+// server goes on writing.
+//
+// It goes to a local file first, not straight to a client: a bbolt read
+// transaction holds the lock a writer needs to grow the file, so a
+// snapshot streamed at a slow client's pace could hold up lease commits
+// (and so DHCP ACKs) for as long as the download took. Copying to disk
+// takes a moment, and the download then reads the file.
+func (s *Store) Backup(dir string) (*os.File, int64, error) {
+	f, err := os.CreateTemp(dir, ".backup-*")
+	if err != nil {
+		return nil, 0, fmt.Errorf("backup: %w", err)
+	}
+	// Unlinked at once: nothing is left behind if we fail or crash.
+	os.Remove(f.Name())
+	var n int64
+	err = s.db.View(func(tx *bolt.Tx) error {
+		n, err = tx.WriteTo(f)
+		return err
+	})
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("backup: %w", err)
+	}
+	return f, n, nil
+}
+
+// BackupSummary describes a verified backup file.
+type BackupSummary struct {
+	Hosts, Profiles, Leases int
+}
+
+// VerifyBackup opens the database file at path read-only, runs bbolt's
+// consistency check over every page, and counts what it holds: a backup
+// that passes can replace a data dir's stagehand.db.
+func VerifyBackup(path string) (BackupSummary, error) {
+	var sum BackupSummary
+	// bbolt maps the file and trusts its header: a truncated copy would
+	// crash the process (SIGBUS) rather than fail, so its length is
+	// checked against the header first.
+	if err := checkLength(path); err != nil {
+		return sum, fmt.Errorf("backup %s: %w", path, err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return sum, fmt.Errorf("backup %s: not a stagehand database: %w", path, err)
+	}
+	defer db.Close()
+	err = db.View(func(tx *bolt.Tx) error {
+		var errs []error
+		for e := range tx.Check() {
+			errs = append(errs, e)
+		}
+		if len(errs) > 0 {
+			return fmt.Errorf("consistency check: %w", errors.Join(errs...))
+		}
+		for _, c := range []struct {
+			bucket []byte
+			n      *int
+		}{{bucketHosts, &sum.Hosts}, {bucketProfiles, &sum.Profiles}, {bucketLeases, &sum.Leases}} {
+			b := tx.Bucket(c.bucket)
+			if b == nil {
+				return fmt.Errorf("bucket %s missing", c.bucket)
+			}
+			*c.n = b.Stats().KeyN
+		}
+		return nil
+	})
+	if err != nil {
+		return sum, fmt.Errorf("backup %s: %w", path, err)
+	}
+	return sum, nil
+}
+
+// bbolt's file header, as bbolt 1.x writes it (little-endian here): each
+// of the two meta pages starts with a 16-byte page header, then magic,
+// version, page size, flags, the root bucket (16 bytes), the freelist
+// page and the high-water page id.
+const (
+	boltMagic      = 0xED0CDAED
+	metaMagicOff   = 16
+	metaPageSzOff  = 24
+	metaHighOff    = 56
+	metaHeaderSize = 64
+)
+
+// checkLength refuses a file shorter than the pages its meta pages say it
+// holds, or with no valid meta page.
+func checkLength(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	var hdr [metaHeaderSize]byte
+	if _, err := f.ReadAt(hdr[:], 0); err != nil {
+		return fmt.Errorf("not a stagehand database: %d bytes, no bbolt header", st.Size())
+	}
+	le := binary.LittleEndian
+	if le.Uint32(hdr[metaMagicOff:]) != boltMagic {
+		return errors.New("not a stagehand database: no bbolt magic number")
+	}
+	pageSize := int64(le.Uint32(hdr[metaPageSzOff:]))
+	if pageSize < 512 || pageSize > 1<<20 {
+		return fmt.Errorf("not a stagehand database: page size %d", pageSize)
+	}
+	high := le.Uint64(hdr[metaHighOff:])
+	// The second meta page, if the file reaches it, may be the newer.
+	if _, err := f.ReadAt(hdr[:], pageSize); err == nil && le.Uint32(hdr[metaMagicOff:]) == boltMagic {
+		high = max(high, le.Uint64(hdr[metaHighOff:]))
+	}
+	if want := int64(high) * pageSize; high > 1<<40 || st.Size() < want {
+		return fmt.Errorf("truncated: %d bytes, its header says %d", st.Size(), want)
+	}
+	return nil
+}

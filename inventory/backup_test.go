@@ -1,0 +1,126 @@
+package inventory
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// A backup taken while events are being written is a consistent
+// database: it passes bbolt's check, opens as a store, and holds every
+// host; the temporary copy leaves nothing in the directory.
+func TestBackupUnderWrites(t *testing.T) {
+	s := openTestStore(t)
+	if err := s.PutProfile(testProfile(t, "edge")); err != nil {
+		t.Fatal(err)
+	}
+	const hosts = 50
+	for i := range hosts {
+		mustHost(t, s, Host{MAC: fmt.Sprintf("aa:bb:cc:00:01:%02x", i), Name: fmt.Sprintf("n%d", i), Profile: "edge"})
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var writes atomic.Int64
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := s.AddEvent(fmt.Sprintf("aa:bb:cc:00:01:%02x", i%hosts), "dhcp", strings.Repeat("x", 200)); err != nil {
+				t.Error(err)
+				return
+			}
+			writes.Add(1)
+		}
+	}()
+	dir := t.TempDir()
+	for round := range 5 {
+		// Each backup starts with writes in flight and some done since
+		// the last one.
+		for w := writes.Load(); writes.Load() < w+5; {
+			time.Sleep(time.Millisecond)
+		}
+		f, n, err := s.Backup(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(t.TempDir(), DBFile)
+		dst, err := os.Create(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copied, err := io.Copy(dst, f)
+		f.Close()
+		dst.Close()
+		if err != nil || copied != n {
+			t.Fatalf("round %d: copied %d of %d bytes: %v", round, copied, n, err)
+		}
+		sum, err := VerifyBackup(out)
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if sum.Hosts != hosts || sum.Profiles != 1 {
+			t.Fatalf("round %d: backup holds %+v, want %d hosts and 1 profile", round, sum, hosts)
+		}
+		// And it is a data dir a server could start on.
+		b, err := Open(filepath.Dir(out), Options{})
+		if err != nil {
+			t.Fatalf("round %d: open the backup as a store: %v", round, err)
+		}
+		if hs, err := b.Hosts(Filter{}); err != nil || len(hs) != hosts {
+			t.Errorf("round %d: restored store has %d hosts, %v", round, len(hs), err)
+		}
+		b.Close()
+	}
+	close(stop)
+	wg.Wait()
+	if writes.Load() == 0 {
+		t.Fatal("no event was written during the backups")
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("backup left %d files behind", len(ents))
+	}
+	t.Logf("5 backups while %d events were written", writes.Load())
+}
+
+// A file that is not a database, or a truncated one, fails verification
+// with the path in the error.
+func TestVerifyBackupRejects(t *testing.T) {
+	s := openTestStore(t)
+	f, n, err := s.Backup(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, _ := io.ReadAll(f)
+	f.Close()
+	if int64(len(whole)) != n {
+		t.Fatalf("read %d of %d bytes", len(whole), n)
+	}
+	dir := t.TempDir()
+	for name, tc := range map[string]struct {
+		b    []byte
+		want string
+	}{
+		"text":      {[]byte(strings.Repeat("mac,name\naa:bb:cc:dd:ee:ff,x\n", 10)), "no bbolt magic"},
+		"short":     {[]byte("mac,name\n"), "no bbolt header"},
+		"truncated": {whole[:len(whole)/2], "truncated"},
+		"one page":  {whole[:4096], "truncated"},
+		"empty":     {nil, "no bbolt header"},
+	} {
+		p := filepath.Join(dir, name+".db")
+		os.WriteFile(p, tc.b, 0o600)
+		if _, err := VerifyBackup(p); err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: VerifyBackup = %v, want an error naming the file and saying %q", name, err, tc.want)
+		}
+	}
+}
