@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -135,4 +136,75 @@ func checkLength(path string) error {
 		return fmt.Errorf("truncated: %d bytes, its header says %d", st.Size(), want)
 	}
 	return nil
+}
+
+// Restore replaces dir's database with the backup at path, which must
+// verify first. It refuses while a server holds dir's database (the
+// file lock), and keeps the database it replaces as
+// stagehand.db.replaced-TIMESTAMP beside it. The new file is copied in
+// and synced under a temporary name, then renamed over stagehand.db, so
+// a crash leaves either the old database or the new one.
+func Restore(path, dir string, now time.Time) (BackupSummary, string, error) {
+	sum, err := VerifyBackup(path)
+	if err != nil {
+		return sum, "", err
+	}
+	dst := filepath.Join(dir, DBFile)
+	kept := ""
+	if _, err := os.Stat(dst); err == nil {
+		// Taking the lock proves no server is using the file; it is
+		// released before the rename.
+		db, err := bolt.Open(dst, 0o600, &bolt.Options{Timeout: time.Second})
+		if errors.Is(err, bolt.ErrTimeout) {
+			return sum, "", fmt.Errorf("%w: %s is held by a running stagehand: stop it first", ErrLocked, dst)
+		}
+		if err == nil {
+			db.Close()
+		}
+		kept = dst + ".replaced-" + now.UTC().Format("20060102T150405Z")
+		if err := copyFile(dst, kept); err != nil {
+			return sum, "", fmt.Errorf("restore: keeping the old database: %w", err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return sum, "", fmt.Errorf("restore: %w", err)
+	} else if err := os.MkdirAll(dir, 0o750); err != nil {
+		return sum, "", fmt.Errorf("restore: %w", err)
+	}
+	tmp := dst + ".restoring"
+	if err := copyFile(path, tmp); err != nil {
+		os.Remove(tmp)
+		return sum, "", fmt.Errorf("restore: %w", err)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		os.Remove(tmp)
+		return sum, "", fmt.Errorf("restore: %w", err)
+	}
+	// The rename is durable once the directory is.
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return sum, kept, nil
+}
+
+// copyFile copies src to a new file dst (mode 0600) and syncs it.
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }

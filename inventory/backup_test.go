@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -122,5 +123,75 @@ func TestVerifyBackupRejects(t *testing.T) {
 		if _, err := VerifyBackup(p); err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: VerifyBackup = %v, want an error naming the file and saying %q", name, err, tc.want)
 		}
+	}
+}
+
+// Restore puts a backup in place of a data dir's database, keeping the
+// old one; it refuses while a store holds the database, and refuses a
+// file that does not verify, changing nothing either way.
+func TestRestore(t *testing.T) {
+	src := openTestStore(t)
+	if err := src.PutProfile(testProfile(t, "edge")); err != nil {
+		t.Fatal(err)
+	}
+	mustHost(t, src, Host{MAC: "aa:bb:cc:00:02:01", Name: "from-backup", Profile: "edge"})
+	f, _, err := src.Backup(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	backup := filepath.Join(t.TempDir(), "inv.db")
+	b, _ := io.ReadAll(f)
+	f.Close()
+	os.WriteFile(backup, b, 0o600)
+
+	dir := t.TempDir()
+	old, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.CreateHost(Host{MAC: "aa:bb:cc:00:02:99", Name: "old"}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 24, 6, 0, 0, 0, time.UTC)
+	if _, _, err := Restore(backup, dir, now); !errors.Is(err, ErrLocked) {
+		t.Fatalf("restore under a running store: %v, want ErrLocked", err)
+	}
+	old.Close()
+	bogus := filepath.Join(t.TempDir(), "bogus.db")
+	os.WriteFile(bogus, b[:len(b)/2], 0o600)
+	if _, _, err := Restore(bogus, dir, now); err == nil || !strings.Contains(err.Error(), "truncated") {
+		t.Fatalf("restore of a truncated file: %v", err)
+	}
+	if sum, err := VerifyBackup(filepath.Join(dir, DBFile)); err != nil || sum.Hosts != 1 {
+		t.Fatalf("after refused restores the database holds %+v, %v; want the old host", sum, err)
+	}
+
+	sum, kept, err := Restore(backup, dir, now)
+	if err != nil || sum.Hosts != 1 || kept != filepath.Join(dir, DBFile+".replaced-20261124T060000Z") {
+		t.Fatalf("restore: %+v, %q, %v", sum, kept, err)
+	}
+	st, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs, _ := st.Hosts(Filter{})
+	st.Close()
+	if len(hs) != 1 || hs[0].Name != "from-backup" {
+		t.Errorf("restored hosts %+v", hs)
+	}
+	// The replaced database is kept whole.
+	keptDir := t.TempDir()
+	os.Rename(kept, filepath.Join(keptDir, DBFile))
+	if ks, err := Open(keptDir, Options{}); err != nil {
+		t.Fatal(err)
+	} else if h, err := ks.Host("aa:bb:cc:00:02:99"); err != nil || h.Name != "old" {
+		t.Errorf("kept database: %+v, %v", h, err)
+	} else {
+		ks.Close()
+	}
+	// Into a data dir that has no database yet: nothing to keep.
+	fresh := filepath.Join(t.TempDir(), "new")
+	if _, kept, err := Restore(backup, fresh, now); err != nil || kept != "" {
+		t.Errorf("restore into a new dir: %q, %v", kept, err)
 	}
 }

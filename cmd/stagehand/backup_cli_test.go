@@ -29,10 +29,15 @@ func TestBackupCommand(t *testing.T) {
 	if !strings.HasPrefix(out, file+": ") || !strings.Contains(out, "2 hosts, 1 profiles") || !strings.HasSuffix(out, "verified\n") {
 		t.Errorf("backup said %q", out)
 	}
-	// The file is a data dir's database: the installed host is there.
+	// stagehand restore puts it in place as a data dir's database: the
+	// installed host is there.
 	data := t.TempDir()
-	if err := os.Rename(file, filepath.Join(data, inventory.DBFile)); err != nil {
-		t.Fatal(err)
+	out = mustCLI(t, "restore", file, "--data-dir", data)
+	if out != "restored "+file+" into "+filepath.Join(data, inventory.DBFile)+": 2 hosts, 1 profiles, 0 leases\n" {
+		t.Errorf("restore said %q", out)
+	}
+	if _, err := cli(t, "restore", filepath.Join(dir, "missing.db"), "--data-dir", data); err == nil {
+		t.Error("restore of a missing file succeeded")
 	}
 	st, err := inventory.Open(data, inventory.Options{})
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/stagehand-dev/stagehand/inventory"
 )
@@ -77,4 +78,28 @@ func runBackup(ctx context.Context, args []string, out io.Writer) error {
 	}
 	_, err = fmt.Fprintf(out, "%s: %d bytes, %d hosts, %d profiles, %d leases, verified\n", file, n, sum.Hosts, sum.Profiles, sum.Leases)
 	return err
+}
+
+// runRestore puts a backup in place as the data dir's database. It works
+// on the files, not through the server, which must be stopped: it
+// refuses while a server holds the database.
+func runRestore(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
+	dataDir := fs.String("data-dir", "/var/lib/stagehand", "the server's data dir")
+	pos, err := parseCommand(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New("restore: want one FILE (a backup from stagehand backup)")
+	}
+	sum, kept, err := inventory.Restore(pos[0], *dataDir, time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "restored %s into %s: %d hosts, %d profiles, %d leases\n", pos[0], filepath.Join(*dataDir, inventory.DBFile), sum.Hosts, sum.Profiles, sum.Leases)
+	if kept != "" {
+		fmt.Fprintf(out, "the database it replaced is kept as %s\n", kept)
+	}
+	return nil
 }

@@ -45,6 +45,7 @@ usage:
   stagehand status                        counts by state; failed and stalled hosts named
   stagehand watch [--interval 2s] [--timeout D]   live progress until every host is done
   stagehand backup -o FILE                a consistent copy of the inventory, verified
+  stagehand restore FILE [--data-dir DIR]  put a backup in place (server stopped)
 
 Every command takes --output table|json, --server URL (STAGEHAND_SERVER),
 --token T (STAGEHAND_TOKEN) and --data-dir DIR (where serve wrote its
@@ -80,6 +81,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return runStatus(ctx, args[1:], out)
 	case "backup":
 		return runBackup(ctx, args[1:], out)
+	case "restore":
+		return runRestore(args[1:], out)
 	case "watch":
 		return runWatch(ctx, args[1:], out)
 	case "help", "-h", "--help":
