@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"os"
 	"path/filepath"
@@ -94,17 +95,23 @@ func VerifyBackup(path string) (BackupSummary, error) {
 // bbolt's file header, as bbolt 1.x writes it (little-endian here): each
 // of the two meta pages starts with a 16-byte page header, then magic,
 // version, page size, flags, the root bucket (16 bytes), the freelist
-// page and the high-water page id.
+// page, the high-water page id, the transaction id, and an FNV-64a
+// checksum of the meta fields before it.
 const (
 	boltMagic      = 0xED0CDAED
-	metaMagicOff   = 16
-	metaPageSzOff  = 24
-	metaHighOff    = 56
-	metaHeaderSize = 64
+	metaStart      = 16
+	metaMagicOff   = metaStart
+	metaPageSzOff  = metaStart + 8
+	metaHighOff    = metaStart + 40
+	metaTxidOff    = metaStart + 48
+	metaSumOff     = metaStart + 56
+	metaHeaderSize = metaStart + 64
 )
 
-// checkLength refuses a file shorter than the pages its meta pages say it
-// holds, or with no valid meta page.
+// checkLength refuses a file shorter than the pages its current meta
+// page says it holds, or with no valid meta page. Like bbolt, it trusts
+// the valid meta page (magic and checksum) with the higher transaction
+// id, so a torn write of the other one does not count against the file.
 func checkLength(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -115,24 +122,40 @@ func checkLength(path string) error {
 	if err != nil {
 		return err
 	}
-	var hdr [metaHeaderSize]byte
-	if _, err := f.ReadAt(hdr[:], 0); err != nil {
+	le := binary.LittleEndian
+	// meta reads the meta page at off: its page size, high-water page id
+	// and transaction id, and whether it is valid.
+	meta := func(off int64) (pageSize, high, txid uint64, ok bool) {
+		var h [metaHeaderSize]byte
+		if _, err := f.ReadAt(h[:], off); err != nil || le.Uint32(h[metaMagicOff:]) != boltMagic {
+			return 0, 0, 0, false
+		}
+		sum := fnv.New64a()
+		sum.Write(h[metaStart:metaSumOff])
+		if sum.Sum64() != le.Uint64(h[metaSumOff:]) {
+			return 0, 0, 0, false
+		}
+		return uint64(le.Uint32(h[metaPageSzOff:])), le.Uint64(h[metaHighOff:]), le.Uint64(h[metaTxidOff:]), true
+	}
+	if st.Size() < metaHeaderSize {
 		return fmt.Errorf("not a stagehand database: %d bytes, no bbolt header", st.Size())
 	}
-	le := binary.LittleEndian
-	if le.Uint32(hdr[metaMagicOff:]) != boltMagic {
-		return errors.New("not a stagehand database: no bbolt magic number")
+	pageSize, high, txid, ok := meta(0)
+	if !ok {
+		// The first meta page is torn or this is not bbolt: the second
+		// sits one OS page in (bbolt's default page size).
+		pageSize = uint64(os.Getpagesize())
 	}
-	pageSize := int64(le.Uint32(hdr[metaPageSzOff:]))
 	if pageSize < 512 || pageSize > 1<<20 {
 		return fmt.Errorf("not a stagehand database: page size %d", pageSize)
 	}
-	high := le.Uint64(hdr[metaHighOff:])
-	// The second meta page, if the file reaches it, may be the newer.
-	if _, err := f.ReadAt(hdr[:], pageSize); err == nil && le.Uint32(hdr[metaMagicOff:]) == boltMagic {
-		high = max(high, le.Uint64(hdr[metaHighOff:]))
+	if ps2, high2, txid2, ok2 := meta(int64(pageSize)); ok2 && ps2 == pageSize && (!ok || txid2 > txid) {
+		high, ok = high2, true
 	}
-	if want := int64(high) * pageSize; high > 1<<40 || st.Size() < want {
+	if !ok {
+		return errors.New("not a stagehand database: no valid bbolt meta page")
+	}
+	if want := high * pageSize; high > 1<<40 || uint64(st.Size()) < want {
 		return fmt.Errorf("truncated: %d bytes, its header says %d", st.Size(), want)
 	}
 	return nil

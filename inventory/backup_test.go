@@ -112,7 +112,7 @@ func TestVerifyBackupRejects(t *testing.T) {
 		b    []byte
 		want string
 	}{
-		"text":      {[]byte(strings.Repeat("mac,name\naa:bb:cc:dd:ee:ff,x\n", 10)), "no bbolt magic"},
+		"text":      {[]byte(strings.Repeat("mac,name\naa:bb:cc:dd:ee:ff,x\n", 10)), "no valid bbolt meta page"},
 		"short":     {[]byte("mac,name\n"), "no bbolt header"},
 		"truncated": {whole[:len(whole)/2], "truncated"},
 		"one page":  {whole[:4096], "truncated"},
@@ -123,6 +123,20 @@ func TestVerifyBackupRejects(t *testing.T) {
 		if _, err := VerifyBackup(p); err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: VerifyBackup = %v, want an error naming the file and saying %q", name, err, tc.want)
 		}
+	}
+	// A torn first meta page is survivable, as bbolt survives it: the
+	// second one is used. Both torn is not a database.
+	torn := append([]byte(nil), whole...)
+	torn[metaStart+4] ^= 0xff // meta 0's version: its checksum fails
+	p := filepath.Join(dir, "torn.db")
+	os.WriteFile(p, torn, 0o600)
+	if _, err := VerifyBackup(p); err != nil {
+		t.Errorf("first meta page torn: %v, want the second one used", err)
+	}
+	torn[os.Getpagesize()+metaStart+4] ^= 0xff
+	os.WriteFile(p, torn, 0o600)
+	if _, err := VerifyBackup(p); err == nil || !strings.Contains(err.Error(), "no valid bbolt meta page") {
+		t.Errorf("both meta pages torn: %v", err)
 	}
 }
 
@@ -193,5 +207,25 @@ func TestRestore(t *testing.T) {
 	fresh := filepath.Join(t.TempDir(), "new")
 	if _, kept, err := Restore(backup, fresh, now); err != nil || kept != "" {
 		t.Errorf("restore into a new dir: %q, %v", kept, err)
+	}
+}
+
+// A truncated database in a data dir is an error naming the file, not a
+// SIGBUS when bbolt maps it.
+func TestOpenTruncatedDatabase(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateHost(Host{MAC: "aa:bb:cc:00:03:01"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	p := filepath.Join(dir, DBFile)
+	b, _ := os.ReadFile(p)
+	os.WriteFile(p, b[:len(b)/2], 0o600)
+	if _, err := Open(dir, Options{}); err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "truncated") {
+		t.Fatalf("Open of a truncated database: %v", err)
 	}
 }

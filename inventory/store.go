@@ -66,6 +66,14 @@ func Open(dir string, o Options) (*Store, error) {
 		o.Now = time.Now
 	}
 	path := filepath.Join(dir, DBFile)
+	// bbolt maps the file and trusts its header: a truncated database
+	// (a full disk, a bad copy) would kill the process with SIGBUS
+	// instead of failing. An empty file is a new database.
+	if st, err := os.Stat(path); err == nil && st.Size() > 0 {
+		if err := checkLength(path); err != nil {
+			return nil, fmt.Errorf("open %s: %w (restore a backup with stagehand restore)", path, err)
+		}
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout})
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, fmt.Errorf("%w: %s is held by another stagehand process (stop it, or use another --data-dir)", ErrLocked, path)
