@@ -138,7 +138,7 @@ func (l *lab) expectNothing(to net.Addr, req []byte) {
 // stats returns the server's counters once ok accepts them, or after a
 // few seconds: a reply reaches the client before the worker counts it.
 func (l *lab) stats(ok func(Stats) bool) Stats {
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		st := l.s.Stats()
 		if ok(st) || time.Now().After(deadline) {
@@ -186,7 +186,9 @@ func TestProxyDiscoverOffer(t *testing.T) {
 			t.Errorf("%s: reply %v", tt.packet, r.Summary())
 		}
 	}
-	st := l.stats(func(st Stats) bool { return st.Offers == 4 })
+	st := l.stats(func(st Stats) bool {
+		return !(st.Offers != 4 || st.ByArch[ipxe.ArchBIOS] != 2 || st.ByArch[ipxe.ArchEFI64] != 1 || st.ByArch[ipxe.ArchEFI64HTTP] != 1)
+	})
 	if st.Offers != 4 || st.ByArch[ipxe.ArchBIOS] != 2 || st.ByArch[ipxe.ArchEFI64] != 1 || st.ByArch[ipxe.ArchEFI64HTTP] != 1 {
 		t.Errorf("stats = %+v", st)
 	}
@@ -269,7 +271,9 @@ func TestProxyIgnores(t *testing.T) {
 	if r := l.expect(l.dhcp, site); r.MessageType() != dhcpv4.MessageTypeAck || r.BootFileName != "undionly.kpxe" || !r.YourIPAddr.IsUnspecified() {
 		t.Errorf("REQUEST to us: %v", r.Summary())
 	}
-	st := l.stats(func(st Stats) bool { return st.Acks == 1 })
+	st := l.stats(func(st Stats) bool {
+		return !(st.NonPXE != 1 || st.UnknownArch != 2 || st.Ignored != 2 || st.Offers != 0 || st.Acks != 1)
+	})
 	if st.NonPXE != 1 || st.UnknownArch != 2 || st.Ignored != 2 || st.Offers != 0 || st.Acks != 1 {
 		t.Errorf("stats = %+v", st)
 	}
@@ -373,7 +377,9 @@ func TestFullDORA(t *testing.T) {
 	if l2, _ := store.Lease(np.ClientHWAddr); l2.Hostname != "rack1-node5" {
 		t.Errorf("hostname not stored: %+v", l2)
 	}
-	st := l.stats(func(st Stats) bool { return st.Acks == 2 })
+	st := l.stats(func(st Stats) bool {
+		return !(st.Offers != 3 || st.Acks != 2 || st.ByArch[ipxe.ArchBIOS] != 3 || st.ByArch[ipxe.ArchUnknown] != 2)
+	})
 	if st.Offers != 3 || st.Acks != 2 || st.ByArch[ipxe.ArchBIOS] != 3 || st.ByArch[ipxe.ArchUnknown] != 2 {
 		t.Errorf("stats = %+v", st)
 	}
