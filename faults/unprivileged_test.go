@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -63,22 +62,19 @@ func must(t *testing.T, err error) {
 	}
 }
 
-// serve starts `stagehand serve` in full DHCP mode on the namespace's
-// bridge as user nobody with exactly caps (setpriv names, e.g.
-// "net_raw"): no other capability is permitted, inheritable or in the
-// bounding set.
-func (p *privLab) serve(caps ...string) *exec.Cmd { return p.serveCtx(p.t.Context(), caps...) }
-
-func (p *privLab) serveCtx(ctx context.Context, caps ...string) *exec.Cmd {
+// serveArgs is `setpriv ... stagehand serve` in full DHCP mode on the
+// namespace's bridge, as user nobody with exactly caps (setpriv names,
+// e.g. "net_admin"): no other capability is permitted, inheritable or in
+// the bounding set.
+func (p *privLab) serveArgs(caps ...string) []string {
 	set := "-all"
 	for _, c := range caps {
 		set += ",+" + c
 	}
-	cmd := p.net.Command(ctx, "setpriv", fmt.Sprintf("--reuid=%d", nobody), fmt.Sprintf("--regid=%d", nobody), "--clear-groups",
-		"--inh-caps="+set, "--ambient-caps="+set, "--bounding-set="+set, "--",
+	return []string{fmt.Sprintf("--reuid=%d", nobody), fmt.Sprintf("--regid=%d", nobody), "--clear-groups",
+		"--inh-caps=" + set, "--ambient-caps=" + set, "--bounding-set=" + set, "--",
 		p.bin, "serve", "--interface", p.net.Bridge, "--dhcp-mode", "full", "--dhcp-range", "10.77.0.100-10.77.0.150",
-		"--unknown-hosts", "discover", "--data-dir", p.dataDir, "--ipxe-dir", p.ipxeDir, "--log-format", "json")
-	return cmd
+		"--unknown-hosts", "discover", "--data-dir", p.dataDir, "--ipxe-dir", p.ipxeDir, "--log-format", "json"}
 }
 
 // TestUnprivilegedServe runs the server as an unprivileged user with
@@ -95,7 +91,7 @@ func TestUnprivilegedServe(t *testing.T) {
 	// Bounded: a server that starts after all would otherwise hold
 	// CombinedOutput until the test's deadline.
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	out, err := p.serveCtx(ctx, "net_admin").CombinedOutput()
+	out, err := p.net.Command(ctx, "setpriv", p.serveArgs("net_admin")...).CombinedOutput()
 	timedOut := ctx.Err() != nil
 	cancel()
 	if err == nil || !strings.Contains(string(out), "CAP_NET_BIND_SERVICE") || timedOut {
@@ -118,32 +114,14 @@ func TestUnprivilegedServe(t *testing.T) {
 		{"bind+admin", []string{"net_bind_service", "net_admin"}, 2 * wanted},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cmd := p.serve(tc.caps...)
-			var log syncBuffer
-			cmd.Stdout, cmd.Stderr = &log, &log
-			must(t, cmd.Start())
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
-			defer func() {
-				cmd.Process.Kill()
-				<-done
-				if t.Failed() {
-					t.Logf("server log:\n%s", tail(log.String(), 30))
-				}
-			}()
-			for deadline := time.Now().Add(15 * time.Second); !strings.Contains(log.String(), "stagehand serving"); time.Sleep(50 * time.Millisecond) {
-				select {
-				case err := <-done:
-					done <- err
-					t.Fatalf("server exited at start: %v", err)
-				default:
-				}
-				if time.Now().After(deadline) {
-					t.Fatal("server not serving after 15 s")
-				}
+			// lab.Start stops it (by PID) and shows its log if the test failed.
+			srv := lab.Start(t, p.net.NS, "setpriv", p.serveArgs(tc.caps...)...)
+			defer srv.Stop()
+			if !srv.WaitOutput("stagehand serving", 15*time.Second) {
+				t.Fatal("server not serving after 15 s")
 			}
 
-			status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+			status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", srv.Pid()))
 			must(t, err)
 			wantEff := map[bool]string{true: "0000000000001400", false: "0000000000000400"}[len(tc.caps) == 2]
 			if !strings.Contains(string(status), fmt.Sprintf("Uid:\t%d\t%d", nobody, nobody)) || !strings.Contains(string(status), "CapEff:\t"+wantEff) {
@@ -175,7 +153,7 @@ func TestUnprivilegedServe(t *testing.T) {
 				t.Errorf("DHCP socket: %q, want receive buffer rb%d", ss, tc.rb)
 			}
 			// The warning is given exactly when the buffer came out short.
-			if warned, short := strings.Contains(log.String(), "DHCP receive buffer is small"), tc.rb < wanted; warned != short {
+			if warned, short := strings.Contains(srv.Output(), "DHCP receive buffer is small"), tc.rb < wanted; warned != short {
 				t.Errorf("receive-buffer warning given: %v, want %v (net.core.rmem_max %d)", warned, short, capped)
 			}
 		})
@@ -219,23 +197,4 @@ func lineOf(s, prefix string) string {
 		}
 	}
 	return ""
-}
-
-// syncBuffer is a bytes.Buffer the server's output goroutine and the
-// test may use at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -49,6 +49,10 @@ func Start(t testing.TB, ns, name string, args ...string) *Process {
 	return p
 }
 
+// Pid is the process's ID. "ip netns exec" execs the command, so it is
+// the command's own (and that of whatever the command execs in turn).
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
 // Output returns what the process has written so far.
 func (p *Process) Output() string {
 	b, _ := os.ReadFile(p.LogPath)
