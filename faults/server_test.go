@@ -2,7 +2,6 @@ package faults
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -14,8 +13,7 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
+	"github.com/stagehand-dev/stagehand/inventory"
 	"github.com/stagehand-dev/stagehand/lab"
 )
 
@@ -132,32 +130,16 @@ func (s *server) cli(args ...string) (string, error) {
 	return string(out), err
 }
 
-// checkDB opens the database while the server is down and runs bbolt's
-// consistency check over every page; it returns the number of hosts
-// and of events.
+// checkDB checks the database while the server is down: its length
+// against its header, bbolt's consistency check over every page; it
+// returns the number of hosts and of events.
 func (s *server) checkDB() (hosts, events int) {
 	s.t.Helper()
-	db, err := bolt.Open(filepath.Join(s.dataDir, "stagehand.db"), 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: true})
+	sum, err := inventory.VerifyBackup(filepath.Join(s.dataDir, inventory.DBFile))
 	if err != nil {
 		s.t.Fatalf("reopen after crash: %v", err)
 	}
-	defer db.Close()
-	err = db.View(func(tx *bolt.Tx) error {
-		var errs []error
-		for e := range tx.Check() {
-			errs = append(errs, e)
-		}
-		if len(errs) > 0 {
-			return fmt.Errorf("bbolt check: %v", errors.Join(errs...))
-		}
-		hosts = tx.Bucket([]byte("hosts")).Stats().KeyN
-		events = tx.Bucket([]byte("events")).Stats().KeyN
-		return nil
-	})
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	return hosts, events
+	return sum.Hosts, sum.Events
 }
 
 func tail(s string, n int) string {

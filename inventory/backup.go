@@ -45,14 +45,18 @@ func (s *Store) Backup(dir string) (*os.File, int64, error) {
 	return f, n, nil
 }
 
-// BackupSummary describes a verified backup file.
+// BackupSummary describes a verified database file.
 type BackupSummary struct {
-	Hosts, Profiles, Leases int
+	Hosts    int `json:"hosts"`
+	Profiles int `json:"profiles"`
+	Leases   int `json:"leases"`
+	Events   int `json:"events"`
 }
 
 // VerifyBackup opens the database file at path read-only, runs bbolt's
 // consistency check over every page, and counts what it holds: a backup
-// that passes can replace a data dir's stagehand.db.
+// that passes can replace a data dir's stagehand.db. It also serves to
+// check a data dir's own database while no server holds it.
 func VerifyBackup(path string) (BackupSummary, error) {
 	var sum BackupSummary
 	// bbolt maps the file and trusts its header: a truncated copy would
@@ -77,7 +81,7 @@ func VerifyBackup(path string) (BackupSummary, error) {
 		for _, c := range []struct {
 			bucket []byte
 			n      *int
-		}{{bucketHosts, &sum.Hosts}, {bucketProfiles, &sum.Profiles}, {bucketLeases, &sum.Leases}} {
+		}{{bucketHosts, &sum.Hosts}, {bucketProfiles, &sum.Profiles}, {bucketLeases, &sum.Leases}, {bucketEvents, &sum.Events}} {
 			b := tx.Bucket(c.bucket)
 			if b == nil {
 				return fmt.Errorf("bucket %s missing", c.bucket)
