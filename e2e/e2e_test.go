@@ -152,7 +152,8 @@ func countKind(ev []event, kind string) int {
 // tftpBeforeBooting reports whether a TFTP transfer of file is recorded
 // before the host's first "booting" event: the first boot's transfer,
 // which in proxy mode is tied to the host by the address its REQUEST to
-// the site server named (dhcp.Config.OnSiteAddress).
+// the site server named (dhcp.Config.OnSiteAddress), or, when that frame
+// was not overheard, by the kernel's neighbour table (package neigh).
 func tftpBeforeBooting(ev []event, file string) bool {
 	for _, e := range ev {
 		switch {

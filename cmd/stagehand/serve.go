@@ -22,6 +22,7 @@ import (
 	"github.com/stagehand-dev/stagehand/inventory"
 	"github.com/stagehand-dev/stagehand/ipxe"
 	"github.com/stagehand-dev/stagehand/metrics"
+	"github.com/stagehand-dev/stagehand/neigh"
 	"github.com/stagehand-dev/stagehand/tftp"
 )
 
@@ -392,7 +393,16 @@ func runServe(ctx context.Context, args []string) error {
 		DrainTimeout: 10 * time.Second,
 		OnTransfer: func(t tftp.Transfer) {
 			ip, _, _ := net.SplitHostPort(t.Remote.String())
-			if mac := web.MACAt(ip); mac != "" {
+			mac := web.MACAt(ip)
+			// A transfer that ran has been ARP-resolved: when the DHCP
+			// frame that would have named the host was lost (proxy mode
+			// overhears one broadcast REQUEST), the kernel still knows.
+			// Not for busy refusals, which never waited for an answer.
+			if mac == "" && !errors.Is(t.Err, tftp.ErrBusy) {
+				mac = neighbourMAC(ip)
+				web.Observe(ip, mac)
+			}
+			if mac != "" {
 				detail := fmt.Sprintf("%s %d bytes", t.File, t.Bytes)
 				if t.Err != nil {
 					detail += " failed: " + t.Err.Error()
@@ -433,6 +443,18 @@ func runServe(ctx context.Context, args []string) error {
 	err = g.Wait()
 	log.Info().Msg("stagehand stopped")
 	return err
+}
+
+// neighbourMAC is the kernel's answer for which MAC is at ip, or "".
+func neighbourMAC(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ""
+	}
+	if mac, ok, err := neigh.Lookup(a.Unmap()); err == nil && ok {
+		return mac.String()
+	}
+	return ""
 }
 
 // admitPolicy is the DHCP gate: with --unknown-hosts ignore, only MACs in
