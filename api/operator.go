@@ -32,6 +32,11 @@ func (s *Server) operatorRoutes(r *mux.Router) {
 	handle("/hosts/export", s.exportHosts).Methods(http.MethodGet)
 	handle("/hosts/reprovision", s.reprovisionMany).Methods(http.MethodPost)
 	handle("/hosts/assign", s.assignMany).Methods(http.MethodPost)
+	// Any other method on those four is 405, not a lookup of a host whose
+	// "MAC" is "import" (400) by the routes below.
+	for _, p := range []string{"/hosts/import", "/hosts/export", "/hosts/reprovision", "/hosts/assign"} {
+		handle(p, methodNotAllowed)
+	}
 	handle("/hosts/{mac}", s.getHost).Methods(http.MethodGet)
 	handle("/hosts/{mac}", s.updateHost).Methods(http.MethodPatch, http.MethodPut)
 	handle("/hosts/{mac}", s.deleteHost).Methods(http.MethodDelete)

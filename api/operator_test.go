@@ -86,6 +86,9 @@ func TestOperatorRoutesNeedToken(t *testing.T) {
 	for _, rt := range []struct{ method, path string }{
 		{http.MethodDelete, "/hosts"}, {http.MethodPut, "/hosts"}, {http.MethodPost, "/hosts/export"},
 		{http.MethodPost, "/hosts/" + mac1}, {http.MethodDelete, "/status"}, {http.MethodGet, "/hosts/" + mac1 + "/reprovision"},
+		// Collection actions are not MACs: not "400 bad MAC import".
+		{http.MethodGet, "/hosts/import"}, {http.MethodDelete, "/hosts/export"},
+		{http.MethodGet, "/hosts/reprovision"}, {http.MethodPut, "/hosts/assign"},
 	} {
 		wantError(t, e.op(rt.method, rt.path, ""), http.StatusMethodNotAllowed, "method_not_allowed")
 	}
