@@ -93,3 +93,55 @@ func (p retryPolicy) oackResend(since time.Duration) bool {
 func answerRRQ(since time.Duration) bool {
 	return since >= rrqGap
 }
+
+// rrqAction is what the read loop does with an RRQ from a client address
+// and port that already has a transfer running.
+type rrqAction int
+
+const (
+	// rrqRepeat: the client has not heard from the transfer yet and asks
+	// the same again; the transfer resends its OACK if one is due
+	// (answerRRQ).
+	rrqRepeat rrqAction = iota
+	// rrqCopy: a copy of the request being served, duplicated by the
+	// network and read by us after the client had already answered the
+	// transfer; dropped.
+	rrqCopy
+	// rrqNew: a new request from the same port; a new transfer.
+	rrqNew
+)
+
+// classifyRRQ decides for an RRQ from the port of a running transfer that
+// has heard from the client (heard), whose client ended it with an ERROR
+// (clientEnded), that is byte-identical to the request being served
+// (same), the transfer having last heard from the client sinceHeard ago.
+//
+// A client retransmits its request unchanged, so a different one is a
+// new request whatever the transfer has heard: a PXE ROM that asked for
+// tsize alone, sent ERROR, and asks for the file (its ERROR may not have
+// been read yet). Once the client has answered us it has locked onto our
+// TID, and the same RRQ again from that port usually is a new request
+// too: the client gave up on a stalled transfer (silent for its own
+// timer, a second or more) or ended it with ERROR, and starts over. But a
+// copy the network made of the first RRQ arrives at once, and when the
+// read loop is behind (a loaded server) the transfer may already have
+// heard the client's ACK when the copy is read: the same bytes while the
+// client is still answering within rrqGap is that copy.
+//
+// Left as it is: the same RRQ sent right after an ERROR, read before the
+// transfer reads that ERROR, counts as a repeat, and the client is
+// answered when it asks again after its timer.
+func classifyRRQ(heard, clientEnded, same bool, sinceHeard time.Duration) rrqAction {
+	switch {
+	case !same:
+		return rrqNew
+	case !heard:
+		return rrqRepeat
+	case clientEnded:
+		return rrqNew
+	case sinceHeard < rrqGap:
+		return rrqCopy
+	default:
+		return rrqNew
+	}
+}

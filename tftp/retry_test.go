@@ -202,3 +202,28 @@ func TestOACKOnlyOnRepeatedRRQ(t *testing.T) {
 		t.Errorf("stats = %+v, want 2 duplicate RRQs and 1 retransmission", st)
 	}
 }
+
+func TestClassifyRRQ(t *testing.T) {
+	tests := []struct {
+		name                     string
+		heard, clientEnded, same bool
+		sinceHeard               time.Duration
+		want                     rrqAction
+	}{
+		{"client has not heard from us: its own retransmission", false, false, true, 0, rrqRepeat},
+		{"not heard, different options: the client moved on (probe, then the file)", false, false, false, 0, rrqNew},
+		{"network copy read after the client's ACK (loaded read loop)", true, false, true, 3 * time.Millisecond, rrqCopy},
+		{"copy read while the client still answers", true, false, true, rrqGap - time.Millisecond, rrqCopy},
+		{"client silent for its own timer, then asks again: new", true, false, true, rrqGap, rrqNew},
+		{"tsize probe ended with ERROR, then the real request: new", true, true, true, time.Millisecond, rrqNew},
+		{"different request from the same port: new", true, false, false, time.Millisecond, rrqNew},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := classifyRRQ(tc.heard, tc.clientEnded, tc.same, tc.sinceHeard); got != tc.want {
+				t.Fatalf("classifyRRQ(heard %v, ended %v, same %v, %v) = %d, want %d",
+					tc.heard, tc.clientEnded, tc.same, tc.sinceHeard, got, tc.want)
+			}
+		})
+	}
+}

@@ -265,16 +265,26 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 		}
 
 		mu.Lock()
-		if t := active[remote]; t != nil && !t.heard.Load() {
-			// The client resent its RRQ before our first packet reached it.
-			// A second transfer would race the first for the same client
-			// port and double the traffic, as in.tftpd's duplicate children
-			// do under load. If the client repeated it because our OACK was
-			// lost, the transfer answers with the OACK again.
-			mu.Unlock()
-			s.stats.dupRRQ.Add(1)
-			t.repeatedRRQ(time.Now())
-			continue
+		if t := active[remote]; t != nil {
+			// A second transfer to the same client port would race the
+			// first and double the traffic, as in.tftpd's duplicate
+			// children do under load, and a client that gets answers from
+			// two TIDs can lose both (curl did, in CI).
+			now := time.Now()
+			heard := t.lastHeard.Load()
+			switch classifyRRQ(heard != 0, t.clientEnded.Load(), t.raw == string(buf[:n]), now.Sub(time.Unix(0, heard))) {
+			case rrqRepeat:
+				// If the client repeated it because our OACK was lost, the
+				// transfer answers with the OACK again.
+				mu.Unlock()
+				s.stats.dupRRQ.Add(1)
+				t.repeatedRRQ(now)
+				continue
+			case rrqCopy:
+				mu.Unlock()
+				s.stats.dupRRQ.Add(1)
+				continue
+			}
 		}
 		ip := remote.Addr().Unmap()
 		if cfg.perClient > 0 && perIP[ip] >= cfg.perClient {
@@ -290,7 +300,7 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 			s.refuse(conn, ua, req, "server busy, retry later", ErrBusy)
 			continue
 		}
-		t := &transfer{s: s, cfg: &cfg, remote: ua, req: req, start: time.Now()}
+		t := &transfer{s: s, cfg: &cfg, remote: ua, req: req, raw: string(buf[:n]), start: time.Now()}
 		active[remote] = t
 		perIP[ip]++
 		mu.Unlock()

@@ -449,6 +449,143 @@ func TestDuplicateRequest(t *testing.T) {
 	}
 }
 
+// session is a hand-driven transfer for the RRQ-classification tests.
+type session struct {
+	t     *testing.T
+	c     *net.UDPConn
+	srv   *net.UDPAddr
+	tid   *net.UDPAddr // the transfer's address, from its first answer
+	rrq   []byte
+	buf   []byte
+	data  []byte
+	block uint16
+}
+
+// start sends the RRQ and takes the OACK; ack0 then sends ACK 0 and
+// reads DATA 1, which proves the transfer has heard the client.
+func (e *session) start() {
+	e.t.Helper()
+	e.c.WriteToUDP(e.rrq, e.srv)
+	p, from := e.read(time.Second)
+	if p == nil || p[1] != byte(opOACK) {
+		e.t.Fatalf("no OACK after the RRQ: %v", p)
+	}
+	e.tid = from
+}
+
+// read returns the next packet and its source within d (nil on timeout).
+func (e *session) read(d time.Duration) ([]byte, *net.UDPAddr) {
+	e.c.SetReadDeadline(time.Now().Add(d))
+	n, from, err := e.c.ReadFromUDP(e.buf)
+	if err != nil {
+		return nil, nil
+	}
+	return e.buf[:n], from
+}
+
+// ack acknowledges block b on the transfer and returns the next DATA,
+// failing on a packet from any other TID.
+func (e *session) ack(b uint16) []byte {
+	e.t.Helper()
+	e.c.WriteToUDP([]byte{0, byte(opACK), byte(b >> 8), byte(b)}, e.tid)
+	p, from := e.read(time.Second)
+	if p == nil {
+		return nil
+	}
+	if from.String() != e.tid.String() {
+		e.t.Fatalf("a packet from %s while the transfer is %s: a second transfer answered the same client port", from, e.tid)
+	}
+	return p
+}
+
+// finish acks DATA from block 1 to the end and returns the file's bytes.
+func (e *session) finish(first []byte) []byte {
+	e.t.Helper()
+	p := first
+	for b := uint16(1); ; b++ {
+		if p == nil || p[1] != byte(opDATA) || uint16(p[2])<<8|uint16(p[3]) != b {
+			e.t.Fatalf("want DATA %d, got %v", b, p)
+		}
+		e.data = append(e.data, p[4:]...)
+		if len(p)-4 < 512 {
+			e.c.WriteToUDP([]byte{0, byte(opACK), byte(b >> 8), byte(b)}, e.tid)
+			return e.data
+		}
+		p = e.ack(b)
+	}
+}
+
+// A copy of the RRQ read after the client already answered the transfer
+// (the network duplicated it and a loaded read loop got to it late) is
+// dropped: no second transfer answers the same client port (curl, given
+// two, completed neither in CI). The same RRQ after the client fell
+// silent for rrqGap is a new request, and so is a different one sent
+// right after the client's ERROR (a PXE ROM's tsize probe, then the file):
+// both are served.
+func TestRepeatedRRQAfterClientAnswered(t *testing.T) {
+	dir := t.TempDir()
+	want := randomFile(t, dir, "f", 5000)
+	var log transferLog
+	srv := &Server{Handler: Dir(dir), Log: testLogger(t), Timeout: 5 * time.Second, OnTransfer: log.add}
+	addr := testServer(t, srv)
+	newSession := func() *session {
+		c, raddr := rawClient(t, addr)
+		return &session{t: t, c: c, srv: raddr, rrq: appendRequest(nil, opRRQ, "f", "octet", []option{{"tsize", "0"}}), buf: make([]byte, 600)}
+	}
+
+	t.Run("copy after ACK 0", func(t *testing.T) {
+		e := newSession()
+		e.t = t
+		e.start()
+		d1 := e.ack(0)
+		e.c.WriteToUDP(e.rrq, e.srv) // the late copy
+		if p, from := e.read(300 * time.Millisecond); p != nil {
+			t.Fatalf("the copied RRQ was answered by %s: % x", from, p[:min(len(p), 8)])
+		}
+		if got := e.finish(d1); !bytes.Equal(got, want) {
+			t.Fatalf("got %d bytes, want %d identical", len(got), len(want))
+		}
+		tr := log.wait(t, 1)
+		if len(tr) != 1 || tr[0].Err != nil || tr[0].Bytes != int64(len(want)) {
+			t.Fatalf("transfers %+v, want one complete", tr)
+		}
+		if st := srv.Stats(); st.DuplicateRRQs != 1 {
+			t.Errorf("duplicate RRQs = %d, want 1", st.DuplicateRRQs)
+		}
+	})
+
+	t.Run("same RRQ after silence", func(t *testing.T) {
+		e := newSession()
+		e.t = t
+		e.start()
+		e.ack(0)
+		first := e.tid
+		time.Sleep(rrqGap + 100*time.Millisecond)
+		e.start()
+		if e.tid.String() == first.String() {
+			t.Fatalf("the new request was answered by the stalled transfer %s", first)
+		}
+		e.c.WriteToUDP(appendError(nil, errUndefined, "done"), e.tid)
+		e.c.WriteToUDP(appendError(nil, errUndefined, "done"), first)
+	})
+
+	t.Run("tsize probe, ERROR, then the file from the same port", func(t *testing.T) {
+		e := newSession()
+		e.t = t
+		e.start()
+		e.c.WriteToUDP(appendError(nil, errUndefined, "tsize probe done"), e.tid)
+		first := e.tid
+		e.rrq = appendRequest(nil, opRRQ, "f", "octet", []option{{"blksize", "512"}, {"tsize", "0"}})
+		e.start()
+		if e.tid.String() == first.String() {
+			t.Fatalf("the new request was answered by the ended transfer %s", first)
+		}
+		if got := e.finish(e.ack(0)); !bytes.Equal(got, want) {
+			t.Fatalf("got %d bytes, want %d identical", len(got), len(want))
+		}
+	})
+}
+
 func TestConcurrencyCap(t *testing.T) {
 	dir := t.TempDir()
 	want := randomFile(t, dir, "f", 3000)

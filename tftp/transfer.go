@@ -42,11 +42,16 @@ type transfer struct {
 	req    request
 	start  time.Time
 
-	// heard is set once any packet from the client reaches conn: from then
-	// on the client has locked onto our TID and a new RRQ from the same
-	// port is a new request, not a retransmission.
-	heard    atomic.Bool
-	canceled atomic.Bool
+	// raw is the request as it came, to tell a copy of it from a new one.
+	raw string
+	// lastHeard is when a packet from the client last reached conn (Unix
+	// nanoseconds; 0 until the first), and clientEnded is set when that
+	// packet was an ERROR. From the first one on, the client has locked
+	// onto our TID; what the read loop makes of a later RRQ from the same
+	// port is classifyRRQ's decision.
+	lastHeard   atomic.Int64
+	clientEnded atomic.Bool
+	canceled    atomic.Bool
 	// oack is set while the transfer waits for ACK 0, for the read loop
 	// to resend on a repeated RRQ; oackSent is when an OACK last went out
 	// (Unix nanoseconds), from either goroutine.
@@ -297,9 +302,7 @@ func (t *transfer) await(deadline time.Time) (uint16, error) {
 			// Typically ECONNREFUSED: the client's port is gone.
 			return 0, fmt.Errorf("tftp: client unreachable: %w", err)
 		}
-		if !t.heard.Load() {
-			t.heard.Store(true)
-		}
+		t.lastHeard.Store(time.Now().UnixNano())
 		r, err := parseReply(t.rbuf[:n])
 		switch {
 		case err != nil:
@@ -307,6 +310,7 @@ func (t *transfer) await(deadline time.Time) (uint16, error) {
 		case r.op == opACK:
 			return r.block, nil
 		case r.op == opERROR:
+			t.clientEnded.Store(true)
 			return 0, fmt.Errorf("%w: code %d: %s", ErrClientAbort, r.code, sanitize(r.msg))
 		default:
 			t.s.stats.bad.Add(1)
