@@ -44,11 +44,12 @@ type transfer struct {
 
 	// raw is the request as it came, to tell a copy of it from a new one.
 	raw string
-	// lastHeard is when a packet from the client last reached conn (Unix
-	// nanoseconds; 0 until the first), and clientEnded is set when that
-	// packet was an ERROR. From the first one on, the client has locked
-	// onto our TID; what the read loop makes of a later RRQ from the same
-	// port is classifyRRQ's decision.
+	// lastHeard is when the client was last heard from (Unix nanoseconds;
+	// 0 until its first packet reaches conn, then the time of each ACK
+	// that moved the transfer on, which sendFile reads the clock for
+	// anyway), and clientEnded is set when it sent ERROR. From its first
+	// packet on, the client has locked onto our TID; what the read loop
+	// makes of a later RRQ from the same port is classifyRRQ's decision.
 	lastHeard   atomic.Int64
 	clientEnded atomic.Bool
 	canceled    atomic.Bool
@@ -251,6 +252,7 @@ func (t *transfer) sendFile(p params, pol retryPolicy, size int64) (int64, error
 				continue
 			}
 			tries, progress = 0, time.Now()
+			t.lastHeard.Store(progress.UnixNano())
 			base += d
 			if base > last {
 				return size, nil
@@ -302,7 +304,9 @@ func (t *transfer) await(deadline time.Time) (uint16, error) {
 			// Typically ECONNREFUSED: the client's port is gone.
 			return 0, fmt.Errorf("tftp: client unreachable: %w", err)
 		}
-		t.lastHeard.Store(time.Now().UnixNano())
+		if t.lastHeard.Load() == 0 {
+			t.lastHeard.Store(time.Now().UnixNano())
+		}
 		r, err := parseReply(t.rbuf[:n])
 		switch {
 		case err != nil:
