@@ -29,9 +29,54 @@ func parseCommand(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 	fs.SetOutput(io.Discard)
 	if err := parseFlags(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, commandHelp(fs)
+		}
 		return nil, err
 	}
 	return append(pos, fs.Args()...), nil
+}
+
+// helpText is the answer to "stagehand VERB... -h", returned as an error
+// that matches flag.ErrHelp so the command stops there; main prints it
+// to stdout and exits 0.
+type helpText struct{ text string }
+
+func (h *helpText) Error() string { return h.text }
+func (h *helpText) Unwrap() error { return flag.ErrHelp }
+
+// commandHelp is the command's lines of the usage text (its group's when
+// it has none of its own, e.g. "profile show"), then its flags.
+func commandHelp(fs *flag.FlagSet) error {
+	var b strings.Builder
+	if usageLines(&b, "stagehand "+fs.Name()) == 0 {
+		group, _, _ := strings.Cut(fs.Name(), " ")
+		usageLines(&b, "stagehand "+group)
+	}
+	b.WriteString("\nflags:\n")
+	fs.SetOutput(&b)
+	fs.PrintDefaults()
+	return &helpText{b.String()}
+}
+
+// usageLines prints the lines of the usage text for commands starting
+// with prefix ("stagehand host", "stagehand host list") and says how many:
+// -h on a group or a command shows what it takes, with no API call and
+// no token needed.
+func usageLines(w io.Writer, prefix string) int {
+	n := 0
+	for _, l := range strings.Split(usage, "\n") {
+		if t := strings.TrimSpace(l); t == prefix || strings.HasPrefix(t, prefix+" ") {
+			fmt.Fprintln(w, l)
+			n++
+		}
+	}
+	return n
+}
+
+// isHelp reports whether a group's verb asks for help.
+func isHelp(verb string) bool {
+	return verb == "-h" || verb == "--help" || verb == "-help" || verb == "help"
 }
 
 func wantArgs(cmd string, pos []string, n int, what string) error {
@@ -68,6 +113,10 @@ func runProfile(ctx context.Context, args []string, out io.Writer) error {
 		return errors.New("profile: want add, list, show or delete")
 	}
 	verb := args[0]
+	if isHelp(verb) {
+		usageLines(out, "stagehand profile")
+		return nil
+	}
 	fs := flag.NewFlagSet("profile "+verb, flag.ContinueOnError)
 	co := clientFlags(fs)
 	var kernel, initrd, rootfs, cmdline, udFile, local, iso, timeout string
@@ -175,6 +224,10 @@ func runHost(ctx context.Context, args []string, out io.Writer) error {
 		return errors.New("host: want add, update, list, show, events, userdata, reprovision, assign, import, export, cidata or delete")
 	}
 	verb := args[0]
+	if isHelp(verb) {
+		usageLines(out, "stagehand host")
+		return nil
+	}
 	switch verb {
 	case "import", "export", "assign", "update", "cidata":
 		return runHostRack(ctx, verb, args[1:], out)

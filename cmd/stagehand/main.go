@@ -28,7 +28,8 @@ const usage = `stagehand — network-boot provisioning for bare-metal racks
 
 usage:
   stagehand serve [flags]                 run DHCP, TFTP and HTTP
-  stagehand profile add NAME --kernel FILE --initrd FILE [--rootfs FILE] [--cmdline ARGS] [--userdata FILE] [--local-boot exit|sanboot]
+  stagehand profile add NAME --kernel FILE --initrd FILE [--rootfs FILE] [--cmdline ARGS] [--userdata FILE] [--local-boot exit|sanboot] [--install-timeout D]
+  stagehand profile add NAME --iso FILE.iso [same flags]   the installer ISO's kernel, initrd and root image
   stagehand profile list|show NAME|delete NAME
   stagehand host add MAC --profile NAME [--serial S] [--name N] [--site FILE.yaml] [--userdata FILE]
   stagehand host update MAC [--name N] [--serial S] [--profile P] [--site FILE.yaml] [--userdata FILE]
@@ -50,17 +51,23 @@ usage:
 Every command takes --output table|json, --server URL (STAGEHAND_SERVER),
 --token T (STAGEHAND_TOKEN) and --data-dir DIR (where serve wrote its
 api-token). Every flag can also come from STAGEHAND_<FLAG> or a --config
-YAML file. Run "stagehand serve -h" for the server's flags.
+YAML file. "stagehand COMMAND -h" shows a command's flags.
 `
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout)
 	stop()
+	var help *helpText
+	if errors.As(err, &help) {
+		fmt.Print(help.text)
+		return
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return // serve's flag set printed its own help
+	}
 	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "stagehand:", err)
-		}
+		fmt.Fprintln(os.Stderr, "stagehand:", err)
 		os.Exit(1)
 	}
 }
