@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -52,15 +53,60 @@ func (s *Store) seen(tx *bolt.Tx, h *Host, ip string, f Facts) error {
 
 // Discover records an unknown host that PXE-booted, in state discovered.
 // A host already known is returned unchanged.
+//
+// When the serial it reports is a manifest serial of another host, both
+// get a "serial-match" event: a machine with several NICs often PXE-boots
+// from a port other than the one the manifest lists, and then shows up
+// as a stranger while its own record waits in ready. The operator
+// decides; nothing is moved or reassigned on a self-reported serial.
 func (s *Store) Discover(mac, ip string, f Facts) (Host, error) {
 	h, err := s.CreateHost(Host{MAC: mac, LastIP: ip, Facts: f})
 	if err == nil || !isErr(err, ErrExists) {
-		if err == nil {
-			return s.Seen(mac, ip, f)
+		if err != nil {
+			return h, err
 		}
-		return h, err
+		if h, err = s.Seen(mac, ip, f); err != nil {
+			return h, err
+		}
+		return h, s.noteSerialMatch(h, f.Serial)
 	}
 	return s.Host(mac)
+}
+
+// noteSerialMatch adds the serial-match events of Discover: one read of
+// the hosts, once per discovered machine.
+func (s *Store) noteSerialMatch(h Host, serial string) error {
+	if strings.TrimSpace(serial) == "" {
+		return nil
+	}
+	return s.db.Batch(func(tx *bolt.Tx) error {
+		var matches []Host
+		err := tx.Bucket(bucketHosts).ForEach(func(k, v []byte) error {
+			var o Host
+			if err := json.Unmarshal(v, &o); err != nil {
+				return fmt.Errorf("decode host %s: %w", k, err)
+			}
+			if o.MAC != h.MAC && o.Serial != "" && strings.EqualFold(o.Serial, serial) {
+				matches = append(matches, o)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		now := s.now().UTC()
+		for _, o := range matches {
+			if err := s.addEvent(tx, h.MAC, Event{Time: now, Kind: "serial-match",
+				Detail: fmt.Sprintf("reports serial %q, the manifest serial of %s: is this that machine's other NIC?", serial, o.Ident())}); err != nil {
+				return err
+			}
+			if err := s.addEvent(tx, o.MAC, Event{Time: now, Kind: "serial-match", Attempt: o.Attempt,
+				Detail: fmt.Sprintf("discovered %s reports this host's serial %q: the machine may be booting from another NIC", h.MAC, serial)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // BeginInstall moves a host to booting for the install script being

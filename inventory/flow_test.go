@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -303,5 +304,66 @@ func TestDiscover(t *testing.T) {
 
 	if _, err := s.Discover("not-a-mac", "10.0.0.1", Facts{}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("Discover(bad mac) err = %v", err)
+	}
+}
+
+// A discovered machine reporting a manifest host's serial (booting from a
+// NIC the manifest does not list) is pointed out on both records, once;
+// nothing else changes.
+func TestDiscoverSerialMatch(t *testing.T) {
+	s := openTestStore(t)
+	mustProfile(t, s, "edge")
+	mustHost(t, s, Host{MAC: "52:54:00:00:00:01", Profile: "edge", Name: "rack1-n1", Serial: "SN-A1"})
+	mustHost(t, s, Host{MAC: "52:54:00:00:00:02", Profile: "edge", Name: "rack1-n2", Serial: "SN-A2"})
+	kinds := func(mac string) []Event {
+		t.Helper()
+		evs, err := s.Events(mac)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []Event
+		for _, e := range evs {
+			if e.Kind == "serial-match" {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+
+	// The second NIC of rack1-n1 boots; the serial's case differs.
+	h, err := s.Discover("52:54:00:00:00:a1", "10.0.0.21", Facts{Serial: "sn-a1"})
+	if err != nil || h.State != StateDiscovered {
+		t.Fatalf("Discover = %+v, %v", h, err)
+	}
+	if ev := kinds("52:54:00:00:00:a1"); len(ev) != 1 || !strings.Contains(ev[0].Detail, "52:54:00:00:00:01 (rack1-n1)") {
+		t.Fatalf("events on the discovered NIC: %+v", ev)
+	}
+	if ev := kinds("52:54:00:00:00:01"); len(ev) != 1 || !strings.Contains(ev[0].Detail, "52:54:00:00:00:a1") {
+		t.Fatalf("events on the manifest host: %+v", ev)
+	}
+	if ev := kinds("52:54:00:00:00:02"); len(ev) != 0 {
+		t.Fatalf("events on an unrelated host: %+v", ev)
+	}
+	if m, _ := s.Host("52:54:00:00:00:01"); m.State != StateReady || m.Attempt != 0 {
+		t.Fatalf("the manifest host changed: %+v", m)
+	}
+
+	// Its next boots (stage 2 again while it waits) add nothing.
+	if _, err := s.Discover("52:54:00:00:00:a1", "10.0.0.21", Facts{Serial: "sn-a1"}); err != nil {
+		t.Fatal(err)
+	}
+	if n1, n2 := len(kinds("52:54:00:00:00:a1")), len(kinds("52:54:00:00:00:01")); n1 != 1 || n2 != 1 {
+		t.Fatalf("after a second discovery: %d and %d serial-match events, want 1 and 1", n1, n2)
+	}
+
+	// No serial, or one no manifest lists: no event.
+	for i, serial := range []string{"", "  ", "SN-ZZ"} {
+		mac := fmt.Sprintf("52:54:00:00:00:b%d", i)
+		if _, err := s.Discover(mac, "10.0.0.30", Facts{Serial: serial}); err != nil {
+			t.Fatal(err)
+		}
+		if ev := kinds(mac); len(ev) != 0 {
+			t.Fatalf("serial %q: %+v", serial, ev)
+		}
 	}
 }
