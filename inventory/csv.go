@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 
@@ -25,7 +26,7 @@ var csvColumns = []string{
 	"mac", "name", "serial", "profile",
 	"paletteEndpoint", "registrationURL", "projectUid", "edgeHostToken", "tags",
 	"networkType", "ipAddress", "mask", "gateway", "nameserver", "httpProxy",
-	"userdata", "dhcpAddress",
+	"userdata", "dhcpAddress", "otherMACs",
 }
 
 // Bounds on a manifest.
@@ -222,6 +223,14 @@ func parseRow(row int, cols, fields []string) (Record, []RowError) {
 			h.UserData = v
 		case "dhcpAddress":
 			h.DHCPAddress = v
+		case "otherMACs":
+			// "mac;mac", like tags; validated with the host.
+			h.OtherMACs = nil
+			for _, m := range strings.Split(v, ";") {
+				if m = strings.TrimSpace(m); m != "" {
+					h.OtherMACs = append(h.OtherMACs, m)
+				}
+			}
 		}
 	}
 	if *net != (userdata.Network{}) {
@@ -319,6 +328,9 @@ func (s *Store) ImportParsed(recs []Record, parsed error) (ImportResult, error) 
 		// Likewise reserved DHCP addresses.
 		leavingAddr := map[string]string{}
 		rowOfAddr := map[string]int{}
+		// And other NICs' MACs (Host.OtherMACs).
+		leavingOther := map[string]string{}
+		rowOfOther := map[string]int{}
 		for _, rec := range recs {
 			old, err := get[Host](tx.Bucket(bucketHosts), rec.Host.MAC, "host")
 			if err == nil && rec.Set["name"] && old.Name != "" && old.Name != rec.Host.Name {
@@ -326,6 +338,13 @@ func (s *Store) ImportParsed(recs []Record, parsed error) (ImportResult, error) 
 			}
 			if err == nil && rec.Set["dhcpAddress"] && old.DHCPAddress != "" && old.DHCPAddress != rec.Host.DHCPAddress {
 				leavingAddr[old.DHCPAddress] = old.MAC
+			}
+			if err == nil && rec.Set["otherMACs"] {
+				for _, m := range old.OtherMACs {
+					if !slices.ContainsFunc(rec.Host.OtherMACs, func(n string) bool { k, _ := NormalizeMAC(n); return k == m }) {
+						leavingOther[m] = old.MAC
+					}
+				}
 			}
 		}
 		for i, rec := range recs {
@@ -368,6 +387,12 @@ func (s *Store) ImportParsed(recs []Record, parsed error) (ImportResult, error) 
 				}
 				rowOfAddr[a] = rec.Row
 			}
+			for _, m := range h.OtherMACs {
+				if prev, dup := rowOfOther[m]; dup {
+					fail("otherMACs", fmt.Sprintf("%s is also listed by row %d", m, prev))
+				}
+				rowOfOther[m] = rec.Row
+			}
 			chk := h
 			if mac, ok := leaving[h.Name]; ok && mac != h.MAC {
 				chk.Name = "" // its holder renames away in this import
@@ -375,6 +400,10 @@ func (s *Store) ImportParsed(recs []Record, parsed error) (ImportResult, error) 
 			if mac, ok := leavingAddr[h.DHCPAddress]; ok && mac != h.MAC {
 				chk.DHCPAddress = "" // its holder gives it up in this import
 			}
+			chk.OtherMACs = slices.DeleteFunc(slices.Clone(h.OtherMACs), func(m string) bool {
+				holder, ok := leavingOther[m]
+				return ok && holder != h.MAC // its holder gives it up in this import
+			})
 			if err := s.checkRefs(tx, &chk, oldName); err != nil {
 				msg := err.Error()
 				for _, p := range []string{ErrInvalid.Error() + ": ", ErrExists.Error() + ": "} {
@@ -471,5 +500,8 @@ func mergeRecord(h *Host, rec Record) {
 	}
 	if set["dhcpAddress"] {
 		h.DHCPAddress = r.DHCPAddress
+	}
+	if set["otherMACs"] {
+		h.OtherMACs = r.OtherMACs
 	}
 }

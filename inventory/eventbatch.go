@@ -21,10 +21,13 @@ type HostEvent struct {
 func (s *Store) AddEvents(evs []HostEvent) (int, error) {
 	known := make([]HostEvent, 0, len(evs))
 	if err := s.db.View(func(tx *bolt.Tx) error {
-		hosts := tx.Bucket(bucketHosts)
 		for _, e := range evs {
 			mac, err := NormalizeMAC(e.MAC)
-			if err != nil || hosts.Get([]byte(mac)) == nil {
+			if err != nil {
+				continue
+			}
+			// Another NIC of a host records on that host.
+			if mac = resolve(tx, mac); mac == "" {
 				continue
 			}
 			e.MAC = mac

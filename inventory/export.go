@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -47,6 +48,9 @@ type ReportRow struct {
 	// DHCPAddress is the host's full-DHCP reservation: the address a
 	// shipping label or the site's own DHCP plan may need.
 	DHCPAddress string `json:"dhcpAddress,omitempty"`
+	// OtherMACs are the host's other NICs (Host.OtherMACs); CSV column
+	// other_macs, ";"-separated.
+	OtherMACs []string `json:"otherMACs,omitempty"`
 }
 
 // Report builds the ready-to-ship report for hosts, judging stalls with
@@ -65,7 +69,7 @@ func Report(hosts []Host, profiles []Profile, now time.Time) []ReportRow {
 		r := ReportRow{
 			MAC: h.MAC, Name: h.Name, Serial: h.Serial, SMBIOSSerial: h.Facts.Serial, Profile: h.Profile,
 			State: h.State.String(), Stalled: Stalled(h, to, now), Attempt: h.Attempt,
-			FirstBoot: h.FirstBootAt, LastIP: h.LastIP, FailedMessage: h.FailedMsg, DHCPAddress: h.DHCPAddress,
+			FirstBoot: h.FirstBootAt, LastIP: h.LastIP, FailedMessage: h.FailedMsg, DHCPAddress: h.DHCPAddress, OtherMACs: h.OtherMACs,
 		}
 		if h.State == StateInstalled {
 			r.InstalledAt = h.InstalledAt
@@ -83,7 +87,7 @@ func Report(hosts []Host, profiles []Profile, now time.Time) []ReportRow {
 // reportHeader only ever grows at the end, so scripts reading columns by
 // position keep working.
 var reportHeader = []string{"mac", "name", "serial", "smbios_serial", "profile", "state", "stalled", "attempt",
-	"first_boot", "installed_at", "install_duration_s", "last_ip", "failed_message", "dhcp_address"}
+	"first_boot", "installed_at", "install_duration_s", "last_ip", "failed_message", "dhcp_address", "other_macs"}
 
 func fmtTime(t time.Time) string {
 	if t.IsZero() {
@@ -102,7 +106,8 @@ func WriteReportCSV(w io.Writer, rows []ReportRow) error {
 			secs = strconv.FormatFloat(r.InstallSeconds, 'f', 0, 64)
 		}
 		cw.Write([]string{r.MAC, r.Name, r.Serial, r.SMBIOSSerial, r.Profile, r.State, strconv.FormatBool(r.Stalled),
-			strconv.Itoa(r.Attempt), fmtTime(r.FirstBoot), fmtTime(r.InstalledAt), secs, r.LastIP, r.FailedMessage, r.DHCPAddress})
+			strconv.Itoa(r.Attempt), fmtTime(r.FirstBoot), fmtTime(r.InstalledAt), secs, r.LastIP, r.FailedMessage, r.DHCPAddress,
+			strings.Join(r.OtherMACs, ";")})
 	}
 	cw.Flush()
 	return cw.Error()

@@ -134,7 +134,7 @@ func TestReport(t *testing.T) {
 	if err != nil {
 		t.Fatalf("report CSV does not parse: %v\n%s", err, buf.String())
 	}
-	if len(recs) != 4 || strings.Join(recs[0], ",") != "mac,name,serial,smbios_serial,profile,state,stalled,attempt,first_boot,installed_at,install_duration_s,last_ip,failed_message,dhcp_address" {
+	if len(recs) != 4 || strings.Join(recs[0], ",") != "mac,name,serial,smbios_serial,profile,state,stalled,attempt,first_boot,installed_at,install_duration_s,last_ip,failed_message,dhcp_address,other_macs" {
 		t.Fatalf("report CSV:\n%s", buf.String())
 	}
 	if r := recs[1]; r[0] != "aa:bb:cc:00:00:01" || r[5] != "installed" || r[6] != "false" || r[10] != "1" || r[9] == "" || r[11] != "10.0.0.1" || r[13] != "10.0.0.21" {

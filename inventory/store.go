@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -26,6 +27,7 @@ var (
 	bucketRetired  = []byte("retired")   // mac + 0x00 + seq(8) → hash of a retired token, oldest first
 	bucketNames    = []byte("names")     // host name → mac, for uniqueness
 	bucketDHCP     = []byte("dhcpaddrs") // reserved DHCP address → mac, for uniqueness and the DHCP server's lookups
+	bucketOtherMAC = []byte("othermacs") // a host's other NIC's MAC → the host's MAC (Host.OtherMACs)
 )
 
 // MaxEventsPerHost caps each host's history; the oldest events go first.
@@ -82,7 +84,7 @@ func Open(dir string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketHosts, bucketProfiles, bucketEvents, bucketLeases, bucketTokens, bucketRetired, bucketNames, bucketDHCP} {
+		for _, b := range [][]byte{bucketHosts, bucketProfiles, bucketEvents, bucketLeases, bucketTokens, bucketRetired, bucketNames, bucketDHCP, bucketOtherMAC} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -379,6 +381,12 @@ func (s *Store) DeleteHost(mac string) error {
 		if h.DHCPAddress != "" && string(tx.Bucket(bucketDHCP).Get([]byte(h.DHCPAddress))) == mac {
 			tx.Bucket(bucketDHCP).Delete([]byte(h.DHCPAddress))
 		}
+		others := tx.Bucket(bucketOtherMAC)
+		for _, m := range h.OtherMACs {
+			if string(others.Get([]byte(m))) == mac {
+				others.Delete([]byte(m))
+			}
+		}
 		if err := deleteTokens(tx, &h); err != nil {
 			return err
 		}
@@ -390,7 +398,8 @@ func (s *Store) DeleteHost(mac string) error {
 	})
 }
 
-// checkRefs enforces the profile reference and name uniqueness.
+// checkRefs enforces the profile reference and the uniqueness of names,
+// reserved addresses and MACs (a host's own and its other NICs').
 func (s *Store) checkRefs(tx *bolt.Tx, h *Host, oldName string) error {
 	if h.Profile != "" && tx.Bucket(bucketProfiles).Get([]byte(h.Profile)) == nil {
 		return fmt.Errorf("%w: host %s: field profile: no profile named %q", ErrInvalid, h.Ident(), h.Profile)
@@ -403,6 +412,17 @@ func (s *Store) checkRefs(tx *bolt.Tx, h *Host, oldName string) error {
 	if h.DHCPAddress != "" {
 		if other := tx.Bucket(bucketDHCP).Get([]byte(h.DHCPAddress)); other != nil && string(other) != h.MAC {
 			return fmt.Errorf("%w: host %s: field dhcpAddress: %s is already reserved for host %s", ErrExists, h.Ident(), h.DHCPAddress, s.ident(tx, string(other)))
+		}
+	}
+	if owner := tx.Bucket(bucketOtherMAC).Get([]byte(h.MAC)); owner != nil && string(owner) != h.MAC {
+		return fmt.Errorf("%w: host %s: field mac: %s is listed as another NIC of host %s", ErrExists, h.Ident(), h.MAC, s.ident(tx, string(owner)))
+	}
+	for _, m := range h.OtherMACs {
+		if tx.Bucket(bucketHosts).Get([]byte(m)) != nil {
+			return fmt.Errorf("%w: host %s: field otherMACs: %s is the MAC of host %s", ErrExists, h.Ident(), m, s.ident(tx, m))
+		}
+		if other := tx.Bucket(bucketOtherMAC).Get([]byte(m)); other != nil && string(other) != h.MAC {
+			return fmt.Errorf("%w: host %s: field otherMACs: %s is already another NIC of host %s", ErrExists, h.Ident(), m, s.ident(tx, string(other)))
 		}
 	}
 	return nil
@@ -443,7 +463,52 @@ func (s *Store) saveHost(tx *bolt.Tx, h *Host, oldName string) error {
 			return err
 		}
 	}
+	// The other-NIC index, the same way: drop what the host no longer
+	// lists (unless another host took it over), then claim the new set.
+	others := tx.Bucket(bucketOtherMAC)
+	if old, err := get[Host](tx.Bucket(bucketHosts), h.MAC, "host"); err == nil {
+		for _, m := range old.OtherMACs {
+			if !slices.Contains(h.OtherMACs, m) && string(others.Get([]byte(m))) == h.MAC {
+				if err := others.Delete([]byte(m)); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for _, m := range h.OtherMACs {
+		if err := others.Put([]byte(m), []byte(h.MAC)); err != nil {
+			return err
+		}
+	}
 	return put(tx.Bucket(bucketHosts), h.MAC, h)
+}
+
+// Resolve returns the MAC a host is keyed by for mac, in any accepted
+// spelling: mac itself when it is a host's, the host's when it is one of
+// that host's OtherMACs, else ErrNotFound. One read of two small
+// buckets, cheap enough per DHCP packet.
+func (s *Store) Resolve(mac string) (string, error) {
+	mac, err := NormalizeMAC(mac)
+	if err != nil {
+		return "", err
+	}
+	var key string
+	err = s.db.View(func(tx *bolt.Tx) error {
+		key = resolve(tx, mac)
+		if key == "" {
+			return fmt.Errorf("%w: host %s", ErrNotFound, mac)
+		}
+		return nil
+	})
+	return key, err
+}
+
+// resolve is Resolve inside tx for a normalized mac; "" when unknown.
+func resolve(tx *bolt.Tx, mac string) string {
+	if tx.Bucket(bucketHosts).Get([]byte(mac)) != nil {
+		return mac
+	}
+	return string(tx.Bucket(bucketOtherMAC).Get([]byte(mac)))
 }
 
 // ReservedFor returns the MAC of the host the DHCP address ip is
@@ -477,9 +542,12 @@ func (s *Store) AddEvent(mac, kind, detail string) error {
 	// inventory) are turned away without joining a write batch, where
 	// their failure would make bbolt re-run the whole batch.
 	if err := s.db.View(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketHosts).Get([]byte(mac)) == nil {
+		// Another NIC of a host records on that host.
+		key := resolve(tx, mac)
+		if key == "" {
 			return fmt.Errorf("%w: host %s", ErrNotFound, mac)
 		}
+		mac = key
 		return nil
 	}); err != nil {
 		return err

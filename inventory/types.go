@@ -43,6 +43,12 @@ type Host struct {
 	// mode (dnsmasq's dhcp-host): always offered to it, never to another
 	// client. Unique across hosts; "" means none. Operator-owned.
 	DHCPAddress string `json:"dhcpAddress,omitempty"`
+	// OtherMACs are the machine's other NICs: a server with several
+	// ports may PXE-boot from one the manifest does not key it by. DHCP,
+	// stage 2 and events from any of them act on this host. Each is
+	// unique across the inventory (no host's MAC, no other host's
+	// other MAC). Operator-owned.
+	OtherMACs []string `json:"otherMACs,omitempty"`
 
 	State   State `json:"state"`
 	Attempt int   `json:"attempt"`

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -105,10 +106,47 @@ func (h *Host) validate() error {
 		}
 		h.DHCPAddress = a
 	}
+	if macs, reason := normalizeOtherMACs(h.MAC, h.OtherMACs); reason != "" {
+		add("otherMACs", reason)
+	} else {
+		h.OtherMACs = macs
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: host %s: %s", ErrInvalid, h.Ident(), strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// MaxOtherMACs bounds a host's other NICs: servers have a handful of
+// ports, and each one is an index entry.
+const MaxOtherMACs = 8
+
+// normalizeOtherMACs returns the canonical, sorted form of a host's
+// other MACs (nil for none), or why they cannot be: not a MAC, the host's
+// own MAC, listed twice, or too many.
+func normalizeOtherMACs(own string, macs []string) ([]string, string) {
+	if len(macs) == 0 {
+		return nil, ""
+	}
+	if len(macs) > MaxOtherMACs {
+		return nil, fmt.Sprintf("at most %d, got %d", MaxOtherMACs, len(macs))
+	}
+	out := make([]string, 0, len(macs))
+	for _, m := range macs {
+		n, err := NormalizeMAC(m)
+		if err != nil {
+			return nil, fmt.Sprintf("%q is not a MAC address", m)
+		}
+		if n == own {
+			return nil, n + " is the host's own MAC"
+		}
+		if slices.Contains(out, n) {
+			return nil, n + " is listed twice"
+		}
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out, ""
 }
 
 // normalizeDHCPAddress returns the canonical form of a reserved address,
