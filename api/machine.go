@@ -42,6 +42,11 @@ func (s *Server) handleStage2(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "validation", err.Error())
 		return
 	}
+	// A machine booting from one of its other NICs is that host: every
+	// record below is keyed by the host's own MAC.
+	if key, err := s.cfg.Store.Resolve(mac); err == nil {
+		mac = key
+	}
 	ip := remoteIP(r)
 	facts := inventory.Facts{UUID: q.UUID, Serial: q.Serial, Manufacturer: q.Manufacturer, Product: q.Product, BuildArch: q.BuildArch, Platform: q.Platform}
 	st := s.cfg.Store

@@ -444,3 +444,24 @@ func TestInvalidConfigRefusedAtWrite(t *testing.T) {
 		t.Fatalf("live token after rejected writes: %d %s", r.status, r.body)
 	}
 }
+
+// A machine that PXE-boots from one of its other NICs (Host.OtherMACs) is
+// its host: stage 2 installs it under the host's record, the user-data is
+// the host's, and nothing is created for the NIC's MAC.
+func TestStage2FromOtherNIC(t *testing.T) {
+	e := newEnv(t, nil)
+	e.addHost(inventory.Host{MAC: mac1, Name: "rack1-node01", Profile: "edge", OtherMACs: []string{"52:54:00:aa:00:f1"}})
+	script, token := e.stage2(strings.Replace(query1, "mac=52-54-00-aa-00-01", "mac=52-54-00-AA-00-F1", 1))
+	if token == "" || !strings.Contains(script, "echo stagehand: installing "+mac1+" (rack1-node01) (attempt 1)") {
+		t.Fatalf("stage 2 from the other NIC:\n%s", script)
+	}
+	if h := e.host(mac1); h.State != inventory.StateBooting || h.Attempt != 1 {
+		t.Fatalf("host after stage 2 from its other NIC: %+v", h)
+	}
+	if r := e.get("/userdata/" + token); r.status != http.StatusOK || !strings.Contains(r.text(), "rack1-node01") {
+		t.Fatalf("user-data: %d\n%s", r.status, r.body)
+	}
+	if hs := e.hosts(); len(hs) != 1 {
+		t.Fatalf("hosts after the boot: %+v, want only the one", hs)
+	}
+}

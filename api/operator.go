@@ -123,6 +123,8 @@ type HostSpec struct {
 	// DHCPAddress is the address reserved for the host in full DHCP
 	// mode; "" clears the reservation.
 	DHCPAddress *string `json:"dhcpAddress,omitempty"`
+	// OtherMACs are the machine's other NICs; [] clears them.
+	OtherMACs *[]string `json:"otherMACs,omitempty"`
 }
 
 func (spec HostSpec) apply(h *inventory.Host) {
@@ -143,6 +145,9 @@ func (spec HostSpec) apply(h *inventory.Host) {
 	}
 	if spec.DHCPAddress != nil {
 		h.DHCPAddress = *spec.DHCPAddress
+	}
+	if spec.OtherMACs != nil {
+		h.OtherMACs = *spec.OtherMACs
 	}
 }
 

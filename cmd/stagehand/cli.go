@@ -235,6 +235,7 @@ func runHost(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("host "+verb, flag.ContinueOnError)
 	co := clientFlags(fs)
 	var profile, serial, name, siteFile, udFile, dhcpAddr string
+	var otherMACs optString
 	var secrets bool
 	var ff *filterFlags
 	switch verb {
@@ -243,6 +244,7 @@ func runHost(ctx context.Context, args []string, out io.Writer) error {
 		fs.StringVar(&serial, "serial", "", "serial number from the manifest")
 		fs.StringVar(&name, "name", "", "host name (unique; becomes stylus.site.name)")
 		fs.StringVar(&dhcpAddr, "dhcp-address", "", "IPv4 address reserved for the host in full DHCP mode (unique)")
+		fs.Var(&otherMACs, "other-macs", "the machine's other NICs, MAC,MAC: it may PXE-boot from any of them (each unique)")
 		fs.StringVar(&siteFile, "site", "", "YAML file with the host's stylus.site fields")
 		fs.StringVar(&udFile, "userdata", "", "YAML file with per-host user-data overrides")
 	case "list", "reprovision":
@@ -269,7 +271,7 @@ func runHost(ctx context.Context, args []string, out io.Writer) error {
 		if err := wantArgs("host add", pos, 1, "MAC"); err != nil {
 			return err
 		}
-		spec := api.HostSpec{MAC: pos[0], Profile: &profile, Serial: &serial, Name: &name, DHCPAddress: &dhcpAddr}
+		spec := api.HostSpec{MAC: pos[0], Profile: &profile, Serial: &serial, Name: &name, DHCPAddress: &dhcpAddr, OtherMACs: otherMACs.macList()}
 		if err := (*hostSpec)(&spec).readFiles(siteFile, udFile); err != nil {
 			return err
 		}

@@ -96,7 +96,7 @@ func runHostRack(ctx context.Context, verb string, args []string, out io.Writer)
 	co := clientFlags(fs)
 	var ff *filterFlags
 	var format, outFile, profile string
-	var name, serial, siteFile, udFile, dhcpAddr optString
+	var name, serial, siteFile, udFile, dhcpAddr, otherMACs optString
 	switch verb {
 	case "export":
 		ff = addFilterFlags(fs, false)
@@ -109,6 +109,7 @@ func runHostRack(ctx context.Context, verb string, args []string, out io.Writer)
 		fs.Var(&name, "name", "new host name")
 		fs.Var(&serial, "serial", "new serial")
 		fs.Var(&dhcpAddr, "dhcp-address", "IPv4 address reserved for the host in full DHCP mode (\"\" removes the reservation)")
+		fs.Var(&otherMACs, "other-macs", "the machine's other NICs, MAC,MAC (replaces them; \"\" removes them)")
 		fs.StringVar(&profile, "profile", "", "new profile")
 		fs.Var(&siteFile, "site", "YAML file with the host's stylus.site fields (replaces them)")
 		fs.Var(&udFile, "userdata", "YAML file with per-host user-data overrides (replaces them)")
@@ -183,7 +184,7 @@ func runHostRack(ctx context.Context, verb string, args []string, out io.Writer)
 		if err := wantArgs("host update", pos, 1, "MAC"); err != nil {
 			return err
 		}
-		spec := api.HostSpec{Name: name.ptr(), Serial: serial.ptr(), DHCPAddress: dhcpAddr.ptr()}
+		spec := api.HostSpec{Name: name.ptr(), Serial: serial.ptr(), DHCPAddress: dhcpAddr.ptr(), OtherMACs: otherMACs.macList()}
 		if profile != "" {
 			spec.Profile = &profile
 		}
@@ -225,6 +226,21 @@ func (o *optString) ptr() *string {
 		return nil
 	}
 	return &o.v
+}
+
+// macList returns the comma-separated MACs of an --other-macs flag, or
+// nil when the flag was not given ("" gives an empty list: none).
+func (o *optString) macList() *[]string {
+	if !o.set {
+		return nil
+	}
+	macs := []string{}
+	for _, m := range strings.Split(o.v, ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			macs = append(macs, m)
+		}
+	}
+	return &macs
 }
 
 func writeOut(out io.Writer, file string, b []byte) error {

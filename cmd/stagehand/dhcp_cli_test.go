@@ -5,6 +5,9 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/stagehand-dev/stagehand/dhcp"
+	"github.com/stagehand-dev/stagehand/ipxe"
 )
 
 // host add/update --dhcp-address store a reservation, refuse a taken or
@@ -40,5 +43,48 @@ func TestCLIDHCPAddress(t *testing.T) {
 	}
 	if a, known := h.Lookup(net.HardwareAddr{2, 0, 0, 0, 0, 9}); known || a.IsValid() {
 		t.Errorf("unknown MAC: %v, %v", a, known)
+	}
+}
+
+// host add/update --other-macs: stored normalized, refused when taken
+// (naming both hosts), cleared with ""; the DHCP gate (--unknown-hosts
+// ignore) admits the other NIC, and dhcpHosts knows it without handing
+// it the host's reservation.
+func TestCLIOtherMACs(t *testing.T) {
+	rs := newRackServer(t)
+	rs.profile("edge")
+	nic := "52:54:00:ee:00:f1"
+	mustCLI(t, rs.with("host", "add", cm1, "--profile", "edge", "--name", "a1", "--dhcp-address", "10.0.0.5", "--other-macs", "52-54-00-EE-00-F1, 52:54:00:ee:00:f2")...)
+	out := mustCLI(t, rs.with("host", "show", cm1, "--output", "json")...)
+	if !strings.Contains(out, `"otherMACs": [`) || !strings.Contains(out, `"`+nic+`"`) || !strings.Contains(out, `"52:54:00:ee:00:f2"`) {
+		t.Fatalf("host show: %s", out)
+	}
+	mustCLI(t, rs.with("host", "add", cm2, "--profile", "edge", "--name", "a2")...)
+	_, err := cli(t, rs.with("host", "update", cm2, "--other-macs", nic)...)
+	if err == nil || !strings.Contains(err.Error(), "field otherMACs: "+nic+" is already another NIC of host "+cm1+" (a1)") {
+		t.Fatalf("taken NIC: %v", err)
+	}
+
+	gate := admitPolicy(rs.st, ipxe.UnknownIgnore)
+	h := dhcpHosts{rs.st}
+	hwNIC, _ := net.ParseMAC(nic)
+	hw1, _ := net.ParseMAC(cm1)
+	if !gate.Admit(&dhcp.Client{MAC: hwNIC}) {
+		t.Errorf("the DHCP gate turned away %s, another NIC of %s", nic, cm1)
+	}
+	if a, known := h.Lookup(hwNIC); !known || a.IsValid() {
+		t.Errorf("Lookup(other NIC) = %v, %v; want known, no reservation", a, known)
+	}
+	if a, known := h.Lookup(hw1); !known || a != netip.MustParseAddr("10.0.0.5") {
+		t.Errorf("Lookup(%s) = %v, %v", cm1, a, known)
+	}
+
+	// Clearing them: the NIC is a stranger again.
+	mustCLI(t, rs.with("host", "update", cm1, "--other-macs", "")...)
+	if gate.Admit(&dhcp.Client{MAC: hwNIC}) {
+		t.Errorf("the DHCP gate still admits %s after its host dropped it", nic)
+	}
+	if out := mustCLI(t, rs.with("host", "show", cm1, "--output", "json")...); strings.Contains(out, "otherMACs") {
+		t.Fatalf("after clearing: %s", out)
 	}
 }

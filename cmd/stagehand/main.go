@@ -31,8 +31,8 @@ usage:
   stagehand profile add NAME --kernel FILE --initrd FILE [--rootfs FILE] [--cmdline ARGS] [--userdata FILE] [--local-boot exit|sanboot] [--install-timeout D]
   stagehand profile add NAME --iso FILE.iso [same flags]   the installer ISO's kernel, initrd and root image
   stagehand profile list|show NAME|delete NAME
-  stagehand host add MAC --profile NAME [--serial S] [--name N] [--site FILE.yaml] [--userdata FILE]
-  stagehand host update MAC [--name N] [--serial S] [--profile P] [--site FILE.yaml] [--userdata FILE]
+  stagehand host add MAC --profile NAME [--serial S] [--name N] [--other-macs MAC,MAC] [--site FILE.yaml] [--userdata FILE]
+  stagehand host update MAC [--name N] [--serial S] [--profile P] [--other-macs MAC,MAC] [--site FILE.yaml] [--userdata FILE]
   stagehand host list [--state S] [--profile P] [--tag k=v] [--stalled]
   stagehand host show MAC
   stagehand host events MAC

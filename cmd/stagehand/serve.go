@@ -465,7 +465,7 @@ func admitPolicy(store *inventory.Store, unknown ipxe.UnknownPolicy) dhcp.Policy
 		return nil
 	}
 	return dhcp.PolicyFunc(func(c *dhcp.Client) bool {
-		_, err := store.Host(c.MAC.String())
+		_, err := store.Resolve(c.MAC.String()) // a host's own MAC or one of its other NICs
 		return err == nil
 	})
 }
@@ -475,7 +475,17 @@ func admitPolicy(store *inventory.Store, unknown ipxe.UnknownPolicy) dhcp.Policy
 type dhcpHosts struct{ s *inventory.Store }
 
 func (d dhcpHosts) Lookup(mac net.HardwareAddr) (netip.Addr, bool) {
-	h, err := d.s.Host(mac.String())
+	key, err := d.s.Resolve(mac.String())
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	if key != mac.String() {
+		// One of the host's other NICs: known, but the reservation is its
+		// own MAC's (ReservedFor names that MAC), so this one takes a pool
+		// address.
+		return netip.Addr{}, true
+	}
+	h, err := d.s.Host(key)
 	if err != nil {
 		return netip.Addr{}, false
 	}
