@@ -464,4 +464,10 @@ func TestStage2FromOtherNIC(t *testing.T) {
 	if hs := e.hosts(); len(hs) != 1 {
 		t.Fatalf("hosts after the boot: %+v, want only the one", hs)
 	}
+	// The operator API looks the host up by either MAC.
+	var v api.HostView
+	e.opJSON(http.MethodGet, "/hosts/52-54-00-aa-00-f1", "", http.StatusOK, &v)
+	if v.MAC != mac1 || v.State != inventory.StateInstalling {
+		t.Fatalf("GET /hosts/<other NIC> = %+v", v)
+	}
 }

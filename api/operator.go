@@ -151,6 +151,17 @@ func (spec HostSpec) apply(h *inventory.Host) {
 	}
 }
 
+// hostMAC is the {mac} of a host route, resolved: one of a host's other
+// NICs (Host.OtherMACs) names that host, so an operator can look a
+// machine up by whichever MAC is on the label in front of them.
+func (s *Server) hostMAC(r *http.Request) string {
+	mac := mux.Vars(r)["mac"]
+	if key, err := s.cfg.Store.Resolve(mac); err == nil {
+		return key
+	}
+	return mac
+}
+
 func (s *Server) createHost(w http.ResponseWriter, r *http.Request) {
 	var spec HostSpec
 	if !decode(w, r, &spec) {
@@ -167,7 +178,7 @@ func (s *Server) createHost(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getHost(w http.ResponseWriter, r *http.Request) {
-	h, err := s.cfg.Store.Host(mux.Vars(r)["mac"])
+	h, err := s.cfg.Store.Host(s.hostMAC(r))
 	if err != nil {
 		writeStoreError(w, err)
 		return
@@ -185,7 +196,7 @@ func (s *Server) updateHost(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &spec) {
 		return
 	}
-	h, err := s.cfg.Store.UpdateHost(mux.Vars(r)["mac"], func(h *inventory.Host) error {
+	h, err := s.cfg.Store.UpdateHost(s.hostMAC(r), func(h *inventory.Host) error {
 		spec.apply(h)
 		return nil
 	})
@@ -197,7 +208,7 @@ func (s *Server) updateHost(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteHost(w http.ResponseWriter, r *http.Request) {
-	if err := s.cfg.Store.DeleteHost(mux.Vars(r)["mac"]); err != nil {
+	if err := s.cfg.Store.DeleteHost(s.hostMAC(r)); err != nil {
 		writeStoreError(w, err)
 		return
 	}
@@ -205,7 +216,7 @@ func (s *Server) deleteHost(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) reprovisionHost(w http.ResponseWriter, r *http.Request) {
-	h, err := s.cfg.Store.Reprovision(mux.Vars(r)["mac"])
+	h, err := s.cfg.Store.Reprovision(s.hostMAC(r))
 	if err != nil {
 		writeStoreError(w, err)
 		return
@@ -215,7 +226,7 @@ func (s *Server) reprovisionHost(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) hostEvents(w http.ResponseWriter, r *http.Request) {
-	ev, err := s.cfg.Store.Events(mux.Vars(r)["mac"])
+	ev, err := s.cfg.Store.Events(s.hostMAC(r))
 	if err != nil {
 		writeStoreError(w, err)
 		return
@@ -229,7 +240,7 @@ func (s *Server) hostEvents(w http.ResponseWriter, r *http.Request) {
 // hostAndProfile loads the {mac} host and its profile, answering the
 // error itself when either is missing.
 func (s *Server) hostAndProfile(w http.ResponseWriter, r *http.Request) (inventory.Host, inventory.Profile, bool) {
-	h, err := s.cfg.Store.Host(mux.Vars(r)["mac"])
+	h, err := s.cfg.Store.Host(s.hostMAC(r))
 	if err != nil {
 		writeStoreError(w, err)
 		return h, inventory.Profile{}, false
