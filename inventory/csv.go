@@ -331,7 +331,11 @@ func (s *Store) ImportParsed(recs []Record, parsed error) (ImportResult, error) 
 		// And other NICs' MACs (Host.OtherMACs).
 		leavingOther := map[string]string{}
 		rowOfOther := map[string]int{}
+		rowOfAnyMAC := map[string]int{} // every row's own MAC, for the other-NIC check
 		for _, rec := range recs {
+			if _, dup := rowOfAnyMAC[rec.Host.MAC]; !dup && !rec.bad {
+				rowOfAnyMAC[rec.Host.MAC] = rec.Row
+			}
 			old, err := get[Host](tx.Bucket(bucketHosts), rec.Host.MAC, "host")
 			if err == nil && rec.Set["name"] && old.Name != "" && old.Name != rec.Host.Name {
 				leaving[old.Name] = old.MAC
@@ -390,6 +394,9 @@ func (s *Store) ImportParsed(recs []Record, parsed error) (ImportResult, error) 
 			for _, m := range h.OtherMACs {
 				if prev, dup := rowOfOther[m]; dup {
 					fail("otherMACs", fmt.Sprintf("%s is also listed by row %d", m, prev))
+				}
+				if row, ok := rowOfAnyMAC[m]; ok {
+					fail("otherMACs", fmt.Sprintf("%s is the MAC of row %d", m, row))
 				}
 				rowOfOther[m] = rec.Row
 			}

@@ -136,7 +136,9 @@ func TestImportOtherMACs(t *testing.T) {
 		"aa:bb:cc:00:00:01,edge,aa:bb:cc:00:00:a1;aa:bb:cc:00:00:b1\n"+
 		"aa:bb:cc:00:00:02,edge,aa:bb:cc:00:00:b1\n"+
 		"aa:bb:cc:00:00:03,edge,aa:bb:cc:00:00:c9\n"+
-		"aa:bb:cc:00:00:04,edge,bogus\n"))
+		"aa:bb:cc:00:00:04,edge,bogus\n"+
+		"aa:bb:cc:00:00:05,edge,aa:bb:cc:00:00:06\n"+
+		"aa:bb:cc:00:00:06,edge,\n"))
 	var ie *ImportError
 	if !errors.As(err, &ie) {
 		t.Fatalf("bad manifest: %v", err)
@@ -146,6 +148,7 @@ func TestImportOtherMACs(t *testing.T) {
 		"aa:bb:cc:00:00:b1 is also listed by row 2",
 		"aa:bb:cc:00:00:c9 is already another NIC of host aa:bb:cc:00:00:09 (held)",
 		`"bogus" is not a MAC address`,
+		"aa:bb:cc:00:00:06 is the MAC of row 7",
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("import error does not say %q:\n%s", want, msg)
