@@ -27,6 +27,8 @@ func FuzzOperatorJSON(f *testing.F) {
 		`{"mac":"52:54:00:00:00:03","site":{"tags":{"a":"b"}},"userdata":"stylus: [1"}`,
 		`{"mac":1}`, `[]`, `{"mac":"x"}{"mac":"y"}`, `{"kernal":"/x"}`, ``, `null`,
 		`{"name":"p2","kernel":"/nonexistent","initrd":"/nonexistent"}`,
+		`{"mac":"52:54:00:00:00:04","profile":"edge","otherMACs":["52:54:00:00:00:f4","52-54-00-00-00-F5"]}`,
+		`{"otherMACs":["52:54:00:00:00:01"]}`, `{"otherMACs":"x"}`,
 	} {
 		f.Add(s)
 	}

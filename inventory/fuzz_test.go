@@ -18,6 +18,8 @@ func FuzzParseCSV(f *testing.F) {
 		"mac\n\"aa:bb:cc:00:00:01\n",
 		"\ufeffMAC,Name\naabbcc000003,x\n",
 		"mac,tags\nbad,=\n",
+		"mac,profile,otherMACs\naa:bb:cc:00:00:04,edge,aa:bb:cc:00:00:f4;aa:bb:cc:00:00:f5\naa:bb:cc:00:00:05,edge,aa:bb:cc:00:00:f4\n",
+		"mac,otherMACs\naa:bb:cc:00:00:06,aa:bb:cc:00:00:01\n",
 		"",
 	} {
 		f.Add(s)
@@ -48,6 +50,17 @@ func FuzzParseCSV(f *testing.F) {
 		}
 		if res.Created+res.Updated != len(recs) || len(after) != len(before)+res.Created {
 			t.Fatalf("import of %d rows: %+v, hosts %d → %d", len(recs), res, len(before), len(after))
+		}
+		// Every other NIC names its host and no host is keyed by one.
+		for _, h := range after {
+			for _, m := range h.OtherMACs {
+				if key, err := s.Resolve(m); err != nil || key != h.MAC {
+					t.Fatalf("other NIC %s of %s resolves to %q, %v", m, h.MAC, key, err)
+				}
+				if _, err := s.Host(m); !errors.Is(err, ErrNotFound) {
+					t.Fatalf("other NIC %s of %s is also a host: %v", m, h.MAC, err)
+				}
+			}
 		}
 	})
 }
