@@ -166,6 +166,21 @@ func tftpBeforeBooting(ev []event, file string) bool {
 	return false
 }
 
+// proxyLab is the set-up the proxyDHCP boots share: a lab network
+// 10.99.SUBNET.0/24 named name, the site's DHCP server (dnsmasq) on .2
+// handing out .100-.150, and stagehand on .1 in proxy mode (plus args)
+// with the lab profile "lab".
+func proxyLab(t *testing.T, name, subnet string, args ...string) *server {
+	t.Helper()
+	net := "10.99." + subnet + "."
+	n := lab.NewNet(t, name, net+"1/24")
+	site := n.AddPeer(t, "site", net+"2/24")
+	lab.RunDnsmasqSite(t, site, "eth0", net+"100", net+"150")
+	s := startServer(t, n, append([]string{"--dhcp-mode", "proxy"}, args...)...)
+	s.addLabProfile("lab", "")
+	return s
+}
+
 // addLabProfile registers the lab kernel and the installer stand-in.
 func (s *server) addLabProfile(name, extraCmdline string) {
 	kernel, initrd := lab.Artifacts(s.t)
@@ -244,11 +259,7 @@ func mustRead(t *testing.T, p string) string {
 // iPXE in QEMU's NIC ROM does the DHCP, takes its address from dnsmasq
 // and its boot script from stagehand.
 func TestBIOSProxy(t *testing.T) {
-	n := lab.NewNet(t, "bios", "10.99.1.1/24")
-	site := n.AddPeer(t, "site", "10.99.1.2/24")
-	lab.RunDnsmasqSite(t, site, "eth0", "10.99.1.100", "10.99.1.150")
-	s := startServer(t, n, "--dhcp-mode", "proxy")
-	s.addLabProfile("lab", "")
+	s := proxyLab(t, "bios", "1")
 	mac := "52:54:00:e2:01:01"
 	s.cli("host", "add", mac, "--profile", "lab", "--name", "rack1-node1", "--serial", "SN-BIOS-1")
 	installThenLocal(t, s, lab.VMOptions{Firmware: lab.BIOS, MAC: mac, NICROM: true}, "rack1-node1")
@@ -262,11 +273,7 @@ func TestBIOSProxy(t *testing.T) {
 // proxy offer from stagehand, fetches snponly.efi over stagehand's TFTP,
 // and that iPXE then asks again and gets the HTTP script.
 func TestUEFIProxyTFTP(t *testing.T) {
-	n := lab.NewNet(t, "uefi", "10.99.2.1/24")
-	site := n.AddPeer(t, "site", "10.99.2.2/24")
-	lab.RunDnsmasqSite(t, site, "eth0", "10.99.2.100", "10.99.2.150")
-	s := startServer(t, n, "--dhcp-mode", "proxy")
-	s.addLabProfile("lab", "")
+	s := proxyLab(t, "uefi", "2")
 	mac := "52:54:00:e2:02:01"
 	s.cli("host", "add", mac, "--profile", "lab", "--name", "rack1-node2")
 	installThenLocal(t, s, lab.VMOptions{Firmware: lab.UEFI, MAC: mac, NICROM: false}, "rack1-node2")

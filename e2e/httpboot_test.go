@@ -21,18 +21,14 @@ import (
 // and that iPXE goes on as in every other boot: stage 1, stage 2, the
 // installer, user-data, completion.
 func TestUEFIHTTPBoot(t *testing.T) {
-	n := lab.NewNet(t, "httpboot", "10.99.9.1/24")
-	site := n.AddPeer(t, "site", "10.99.9.2/24")
-	lab.RunDnsmasqSite(t, site, "eth0", "10.99.9.100", "10.99.9.150")
-	s := startServer(t, n, "--dhcp-mode", "proxy", "--tftp-port", "6969")
-	s.addLabProfile("lab", "")
+	s := proxyLab(t, "httpboot", "9", "--tftp-port", "6969")
 	mac, name := "52:54:00:e2:09:01", "rack1-httpboot"
 	s.cli("host", "add", mac, "--profile", "lab", "--name", name)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
 	defer cancel()
 	start := time.Now()
-	vm := lab.StartVM(t, n, lab.VMOptions{Firmware: lab.UEFI, MAC: mac, Timeout: 8 * time.Minute})
+	vm := lab.StartVM(t, s.n, lab.VMOptions{Firmware: lab.UEFI, MAC: mac, Timeout: 8 * time.Minute})
 	for _, p := range []struct{ name, pattern string }{
 		{"HTTP boot started", `Start HTTP Boot over IPv4`},
 		{"stage 2 script", `stagehand: installing`},

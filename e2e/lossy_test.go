@@ -41,18 +41,16 @@ func TestBootUnderLoss(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			bootUnderLoss(t, "10.99."+tc.subnet+".", tc.opts, tc.tftp)
+			bootUnderLoss(t, tc.subnet, tc.opts, tc.tftp)
 		})
 	}
 }
 
-func bootUnderLoss(t *testing.T, net string, opts lab.VMOptions, tftp string) {
+func bootUnderLoss(t *testing.T, subnet string, opts lab.VMOptions, tftp string) {
 	begin := time.Now()
-	n := lab.NewNet(t, "loss", net+"1/24")
-	site := n.AddPeer(t, "site", net+"2/24")
-	lab.RunDnsmasqSite(t, site, "eth0", net+"100", net+"150")
-	s := startServer(t, n, "--dhcp-mode", "proxy")
-	s.addLabProfile("lab", "")
+	net := "10.99." + subnet + "."
+	s := proxyLab(t, "loss", subnet)
+	n := s.n
 	mac, name := opts.MAC, "rack1-lossy"
 	s.cli("host", "add", mac, "--profile", "lab", "--name", name, "--serial", "SN-LOSS-1")
 	loss := n.SetLoss(5)

@@ -15,11 +15,7 @@ import (
 // otherMACs, it boots, installs and is recorded as that host (the second
 // boot goes to local disk), and no record is made for the NIC's own MAC.
 func TestBootFromOtherNIC(t *testing.T) {
-	n := lab.NewNet(t, "othernic", "10.99.10.1/24")
-	site := n.AddPeer(t, "site", "10.99.10.2/24")
-	lab.RunDnsmasqSite(t, site, "eth0", "10.99.10.100", "10.99.10.150")
-	s := startServer(t, n, "--dhcp-mode", "proxy")
-	s.addLabProfile("lab", "")
+	s := proxyLab(t, "othernic", "10")
 	manifestMAC, bootMAC, name := "52:54:00:e2:0a:01", "52:54:00:e2:0a:02", "rack1-twonic"
 	s.cli("host", "add", manifestMAC, "--profile", "lab", "--name", name, "--other-macs", bootMAC)
 
