@@ -40,6 +40,8 @@ type Store struct {
 	log    zerolog.Logger
 	now    func() time.Time
 	leases leaseWriter // group commit of PutLease/DeleteLease
+	// onEvents is Options.OnEvents; nil publishes nothing.
+	onEvents func([]StoredEvent)
 }
 
 // Options tune Open. The zero value is fine.
@@ -51,6 +53,20 @@ type Options struct {
 	// file. Default 1s: a second server on the same data dir must fail
 	// fast rather than hang.
 	LockTimeout time.Duration
+	// OnEvents, when set, is called after every commit that recorded
+	// events, with those events, outside any transaction and never for
+	// a transaction that rolled back. It is the store's event feed: the
+	// live stream that subscribers (host events --follow, watch) hang
+	// off. It must not block (hand off and return) and must not call
+	// back into the store.
+	OnEvents func([]StoredEvent)
+}
+
+// StoredEvent is a committed event and the MAC of the host it is on
+// (the host's own MAC, even when it came from one of its other NICs).
+type StoredEvent struct {
+	MAC string `json:"mac"`
+	Event
 }
 
 // DBFile is the database's name inside the data dir.
@@ -95,7 +111,7 @@ func Open(dir string, o Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("init %s: %w", path, err)
 	}
-	return &Store{db: db, log: o.Log, now: o.Now}, nil
+	return &Store{db: db, log: o.Log, now: o.Now, onEvents: o.OnEvents}, nil
 }
 
 // Close closes the database.
@@ -570,6 +586,9 @@ func (s *Store) addEvent(tx *bolt.Tx, mac string, e Event) error {
 	key := binary.BigEndian.AppendUint64(eventPrefix(mac), seq)
 	if err := put(b, string(key), e); err != nil {
 		return err
+	}
+	if s.onEvents != nil {
+		tx.OnCommit(func() { s.onEvents([]StoredEvent{{MAC: mac, Event: e}}) })
 	}
 	return deleteEvents(tx, mac, MaxEventsPerHost)
 }
