@@ -94,6 +94,10 @@ func TestBackupUnderWrites(t *testing.T) {
 	t.Logf("5 backups while %d events were written", writes.Load())
 }
 
+// metaStart is where a bbolt meta page's fields start, after its page
+// header (see storage/boltstore/file.go).
+const metaStart = 16
+
 // A file that is not a database, or a truncated one, fails verification
 // with the path in the error.
 func TestVerifyBackupRejects(t *testing.T) {

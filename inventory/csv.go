@@ -9,8 +9,7 @@ import (
 	"sort"
 	"strings"
 
-	bolt "go.etcd.io/bbolt"
-
+	"github.com/stagehand-dev/stagehand/inventory/storage"
 	"github.com/stagehand-dev/stagehand/userdata"
 )
 
@@ -292,10 +291,12 @@ type ImportResult struct {
 }
 
 // Import writes a parsed manifest in one transaction: every row is
-// validated first (fields, profile references, MAC and name uniqueness
-// within the file and against the store), and either all rows are
-// written or none is, with every problem listed. Rows for MACs already
-// in the store update those hosts in place; their state is kept.
+// validated first (fields, profile references, MAC, name and address
+// uniqueness within the file and against the store), and either all rows
+// are written or none is, with every problem listed. Rows for MACs
+// already in the store update those hosts in place; their state moves
+// only as Transition allows (a discovered host given a profile is
+// assigned), as with every other write.
 func (s *Store) Import(recs []Record) (ImportResult, error) { return s.ImportParsed(recs, nil) }
 
 // ImportParsed is Import for ParseCSV's records and error: the parse
@@ -316,131 +317,14 @@ func (s *Store) ImportParsed(recs []Record, parsed error) (ImportResult, error) 
 			}
 		}
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		bad := prior
-		rowOfMAC := map[string]int{}
-		rowOfName := map[string]int{}
-		hosts := make([]Host, len(recs))
-		exists := make([]bool, len(recs))
-		// Names this import takes away from hosts it also renames, so that
-		// a swap between two rows is not a collision with the store.
-		leaving := map[string]string{} // name → MAC giving it up
-		// Likewise reserved DHCP addresses.
-		leavingAddr := map[string]string{}
-		rowOfAddr := map[string]int{}
-		// And other NICs' MACs (Host.OtherMACs).
-		leavingOther := map[string]string{}
-		rowOfOther := map[string]int{}
-		rowOfAnyMAC := map[string]int{} // every row's own MAC, for the other-NIC check
-		for _, rec := range recs {
-			if _, dup := rowOfAnyMAC[rec.Host.MAC]; !dup && !rec.bad {
-				rowOfAnyMAC[rec.Host.MAC] = rec.Row
-			}
-			old, err := get[Host](tx.Bucket(bucketHosts), rec.Host.MAC, "host")
-			if err == nil && rec.Set["name"] && old.Name != "" && old.Name != rec.Host.Name {
-				leaving[old.Name] = old.MAC
-			}
-			if err == nil && rec.Set["dhcpAddress"] && old.DHCPAddress != "" && old.DHCPAddress != rec.Host.DHCPAddress {
-				leavingAddr[old.DHCPAddress] = old.MAC
-			}
-			if err == nil && rec.Set["otherMACs"] {
-				for _, m := range old.OtherMACs {
-					if !slices.ContainsFunc(rec.Host.OtherMACs, func(n string) bool { k, _ := NormalizeMAC(n); return k == m }) {
-						leavingOther[m] = old.MAC
-					}
-				}
-			}
-		}
-		for i, rec := range recs {
-			if rec.bad {
-				continue
-			}
-			fail := func(field, reason string) {
-				bad = append(bad, RowError{Row: rec.Row, MAC: rec.Host.MAC, Field: field, Reason: reason})
-			}
-			if prev, dup := rowOfMAC[rec.Host.MAC]; dup {
-				fail("mac", fmt.Sprintf("duplicate of row %d", prev))
-				continue
-			}
-			rowOfMAC[rec.Host.MAC] = rec.Row
-			h, err := get[Host](tx.Bucket(bucketHosts), rec.Host.MAC, "host")
-			exists[i] = err == nil
-			if !exists[i] {
-				h = Host{MAC: rec.Host.MAC}
-			}
-			oldName := h.Name
-			mergeRecord(&h, rec)
-			// As in UpdateHost: no transition leads back to discovered.
-			if exists[i] && h.Profile == "" && h.State != StateDiscovered {
-				fail("profile", "cannot be cleared in state "+h.State.String())
-				continue
-			}
-			if h.Name != "" {
-				if prev, dup := rowOfName[h.Name]; dup {
-					fail("name", fmt.Sprintf("%q is also used by row %d", h.Name, prev))
-				}
-				rowOfName[h.Name] = rec.Row
-			}
-			if err := h.validate(); err != nil {
-				fail("", strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": "))
-				continue
-			}
-			if a := h.DHCPAddress; a != "" {
-				if prev, dup := rowOfAddr[a]; dup {
-					fail("dhcpAddress", fmt.Sprintf("%s is also reserved by row %d", a, prev))
-				}
-				rowOfAddr[a] = rec.Row
-			}
-			for _, m := range h.OtherMACs {
-				if prev, dup := rowOfOther[m]; dup {
-					fail("otherMACs", fmt.Sprintf("%s is also listed by row %d", m, prev))
-				}
-				if row, ok := rowOfAnyMAC[m]; ok {
-					fail("otherMACs", fmt.Sprintf("%s is the MAC of row %d", m, row))
-				}
-				rowOfOther[m] = rec.Row
-			}
-			chk := h
-			if mac, ok := leaving[h.Name]; ok && mac != h.MAC {
-				chk.Name = "" // its holder renames away in this import
-			}
-			if mac, ok := leavingAddr[h.DHCPAddress]; ok && mac != h.MAC {
-				chk.DHCPAddress = "" // its holder gives it up in this import
-			}
-			chk.OtherMACs = slices.DeleteFunc(slices.Clone(h.OtherMACs), func(m string) bool {
-				holder, ok := leavingOther[m]
-				return ok && holder != h.MAC // its holder gives it up in this import
-			})
-			if err := s.checkRefs(tx, &chk, oldName); err != nil {
-				msg := err.Error()
-				for _, p := range []string{ErrInvalid.Error() + ": ", ErrExists.Error() + ": "} {
-					msg = strings.TrimPrefix(msg, p)
-				}
-				fail("", msg)
-				continue
-			}
-			if err := s.checkRender(tx, &h); err != nil {
-				fail("", err.Error())
-				continue
-			}
-			hosts[i] = h
-		}
+	err := s.write(func(w *wtx) (error, error) {
+		res = ImportResult{}
+		hosts, exists, bad := checkImport(w, recs, slices.Clone(prior))
 		if len(bad) > 0 {
 			sort.SliceStable(bad, func(i, j int) bool { return bad[i].Row < bad[j].Row })
-			return &ImportError{Rows: bad}
+			return &ImportError{Rows: bad}, nil
 		}
 		now := s.now().UTC()
-		// Names move between hosts within one import (a swap): clear
-		// every old name first, then write the new ones.
-		names := tx.Bucket(bucketNames)
-		for i := range hosts {
-			if exists[i] {
-				old, _ := get[Host](tx.Bucket(bucketHosts), hosts[i].MAC, "host")
-				if old.Name != "" {
-					names.Delete([]byte(old.Name))
-				}
-			}
-		}
 		for i := range hosts {
 			h := &hosts[i]
 			h.UpdatedAt = now
@@ -449,26 +333,180 @@ func (s *Store) ImportParsed(recs []Record, parsed error) (ImportResult, error) 
 				res.Updated++
 				kind = "reimported"
 				if h.State == StateDiscovered && h.Profile != "" {
-					h.State = StateReady
+					h.State, _ = Transition(h.State, TriggerAssign)
 				}
 			} else {
 				res.Created++
 				h.CreatedAt = now
-				h.State = StateReady
-				if h.Profile == "" {
-					h.State = StateDiscovered
-				}
+				h.State = initialState(h)
 			}
-			if err := s.saveHost(tx, h, ""); err != nil {
-				return err
+			if err := w.saveHost(h, nil); err != nil {
+				return nil, err
 			}
-			if err := s.addEvent(tx, h.MAC, Event{Time: now, Kind: kind, Attempt: h.Attempt, Detail: fmt.Sprintf("row %d, state %s", recs[i].Row, h.State)}); err != nil {
-				return err
+			if err := w.addEvent(h.MAC, Event{Time: now, Kind: kind, Attempt: h.Attempt, Detail: fmt.Sprintf("row %d, state %s", recs[i].Row, h.State)}); err != nil {
+				return nil, err
 			}
 		}
-		return nil
+		return nil, nil
 	})
 	return res, err
+}
+
+// importClaims are what the rows of one import claim (names, reserved
+// addresses, static site addresses, other NICs' MACs, own MACs), by row,
+// and what the hosts they update give up, so that a swap between two
+// rows is not a collision with the store.
+type importClaims struct {
+	row     map[string]map[string]int    // kind → value → first row claiming it
+	leaving map[string]map[string]string // kind → value → MAC giving it up
+}
+
+func (c *importClaims) claim(kind, v string, row int) (int, bool) {
+	if c.row[kind] == nil {
+		c.row[kind] = map[string]int{}
+	}
+	prev, dup := c.row[kind][v]
+	if !dup {
+		c.row[kind][v] = row
+	}
+	return prev, dup
+}
+
+func (c *importClaims) leave(kind, v, mac string) {
+	if v == "" {
+		return
+	}
+	if c.leaving[kind] == nil {
+		c.leaving[kind] = map[string]string{}
+	}
+	c.leaving[kind][v] = mac
+}
+
+// left reports whether v is given up by a host other than mac.
+func (c *importClaims) left(kind, v, mac string) bool {
+	holder, ok := c.leaving[kind][v]
+	return ok && holder != mac
+}
+
+// checkImport merges every good row onto its stored host (or a new one)
+// and checks the result; bad lists every problem found.
+func checkImport(tx storage.Tx, recs []Record, bad []RowError) (hosts []Host, exists []bool, _ []RowError) {
+	c := &importClaims{row: map[string]map[string]int{}, leaving: map[string]map[string]string{}}
+	for _, rec := range recs {
+		if !rec.bad {
+			c.claim("anyMAC", rec.Host.MAC, rec.Row)
+		}
+		old, err := get[Host](tx, colHosts, rec.Host.MAC, "host")
+		if err != nil {
+			continue
+		}
+		merged := old
+		mergeRecord(&merged, rec)
+		if rec.Set["name"] && old.Name != merged.Name {
+			c.leave("name", old.Name, old.MAC)
+		}
+		if rec.Set["dhcpAddress"] && old.DHCPAddress != merged.DHCPAddress {
+			c.leave("dhcpAddress", old.DHCPAddress, old.MAC)
+		}
+		if ip := siteIP(&old); ip != "" && ip != siteIP(&merged) {
+			c.leave("ipAddress", ip, old.MAC)
+		}
+		if rec.Set["otherMACs"] {
+			for _, m := range old.OtherMACs {
+				if !slices.ContainsFunc(rec.Host.OtherMACs, func(n string) bool { k, _ := NormalizeMAC(n); return k == m }) {
+					c.leave("otherMACs", m, old.MAC)
+				}
+			}
+		}
+	}
+	hosts = make([]Host, len(recs))
+	exists = make([]bool, len(recs))
+	for i, rec := range recs {
+		if rec.bad {
+			continue
+		}
+		fail := func(field, reason string) {
+			bad = append(bad, RowError{Row: rec.Row, MAC: rec.Host.MAC, Field: field, Reason: reason})
+		}
+		if prev, dup := c.claim("mac", rec.Host.MAC, rec.Row); dup {
+			fail("mac", fmt.Sprintf("duplicate of row %d", prev))
+			continue
+		}
+		h, err := get[Host](tx, colHosts, rec.Host.MAC, "host")
+		exists[i] = err == nil
+		if !exists[i] {
+			h = Host{MAC: rec.Host.MAC}
+		}
+		mergeRecord(&h, rec)
+		// As in UpdateHost: no transition leads back to discovered.
+		if exists[i] && h.Profile == "" && h.State != StateDiscovered {
+			fail("profile", "cannot be cleared in state "+h.State.String())
+			continue
+		}
+		if err := h.validate(); err != nil {
+			fail("", strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": "))
+			continue
+		}
+		if !checkImportRow(tx, c, &h, rec.Row, fail) {
+			continue
+		}
+		hosts[i] = h
+	}
+	return hosts, exists, bad
+}
+
+// checkImportRow checks one merged host against the other rows and the
+// store.
+func checkImportRow(tx storage.Tx, c *importClaims, h *Host, row int, fail func(field, reason string)) bool {
+	if h.Name != "" {
+		if prev, dup := c.claim("name", h.Name, row); dup {
+			fail("name", fmt.Sprintf("%q is also used by row %d", h.Name, prev))
+		}
+	}
+	if a := h.DHCPAddress; a != "" {
+		if prev, dup := c.claim("dhcpAddress", a, row); dup {
+			fail("dhcpAddress", fmt.Sprintf("%s is also reserved by row %d", a, prev))
+		}
+	}
+	if ip := siteIP(h); ip != "" {
+		if prev, dup := c.claim("ipAddress", ip, row); dup {
+			fail("ipAddress", fmt.Sprintf("%s is also the static address of row %d", ip, prev))
+		}
+	}
+	for _, m := range h.OtherMACs {
+		if prev, dup := c.claim("otherMACs", m, row); dup {
+			fail("otherMACs", fmt.Sprintf("%s is also listed by row %d", m, prev))
+		}
+		if prev, ok := c.row["anyMAC"][m]; ok {
+			fail("otherMACs", fmt.Sprintf("%s is the MAC of row %d", m, prev))
+		}
+	}
+	chk := *h
+	if c.left("name", h.Name, h.MAC) {
+		chk.Name = "" // its holder renames away in this import
+	}
+	if c.left("dhcpAddress", h.DHCPAddress, h.MAC) {
+		chk.DHCPAddress = "" // its holder gives it up in this import
+	}
+	if c.left("ipAddress", siteIP(h), h.MAC) {
+		chk.Site.Network = nil // its holder gives it up in this import
+	}
+	chk.OtherMACs = slices.DeleteFunc(slices.Clone(h.OtherMACs), func(m string) bool {
+		return c.left("otherMACs", m, h.MAC) // its holder gives it up in this import
+	})
+	if err := checkRefs(tx, &chk); err != nil {
+		msg := err.Error()
+		for _, p := range []string{ErrInvalid.Error() + ": ", ErrExists.Error() + ": "} {
+			msg = strings.TrimPrefix(msg, p)
+		}
+		fail("", msg)
+		return false
+	}
+	if err := checkRender(tx, h); err != nil {
+		fail("", err.Error())
+		return false
+	}
+	return true
 }
 
 // mergeRecord copies the columns a manifest row sets onto h.

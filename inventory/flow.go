@@ -1,12 +1,19 @@
 package inventory
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/stagehand-dev/stagehand/inventory/storage"
 )
+
+// The boot flow's writes run at the rate machines boot. Each decides its
+// refusals (unknown MAC or token, an attempt that is over, a state that
+// does not allow the step) read-only first and again inside the write,
+// and reports them through its result, never as the transaction's error:
+// the engine shares commits between concurrent callers, and one
+// caller's error would make the others' transactions run again.
 
 // Seen records what a host reported about itself on its way to stage 2:
 // its address and SMBIOS facts. It notes a serial that differs from the
@@ -17,22 +24,22 @@ func (s *Store) Seen(mac, ip string, f Facts) (Host, error) {
 		return Host{}, err
 	}
 	var h Host
-	err = s.db.Batch(func(tx *bolt.Tx) error {
-		h, err = get[Host](tx.Bucket(bucketHosts), mac, "host")
-		if err != nil {
-			return err
+	err = s.guarded(func(tx storage.Tx) error {
+		var err error
+		h, err = get[Host](tx, colHosts, mac, "host")
+		return err
+	}, func(w *wtx) (error, error) {
+		if err := w.seen(&h, ip, f); err != nil {
+			return nil, err
 		}
-		if err := s.seen(tx, &h, ip, f); err != nil {
-			return err
-		}
-		return put(tx.Bucket(bucketHosts), mac, h)
+		return nil, put(w, colHosts, mac, h)
 	})
 	return h, err
 }
 
-// seen applies Seen to h inside tx; the caller stores h.
-func (s *Store) seen(tx *bolt.Tx, h *Host, ip string, f Facts) error {
-	now := s.now().UTC()
+// seen applies Seen to h inside w; the caller stores h.
+func (w *wtx) seen(h *Host, ip string, f Facts) error {
+	now := w.s.now().UTC()
 	h.LastIP, h.Facts, h.UpdatedAt = ip, f, now
 	if f.BuildArch != "" || f.Platform != "" {
 		h.LastArch = strings.Trim(f.BuildArch+"-"+f.Platform, "-")
@@ -41,11 +48,11 @@ func (s *Store) seen(tx *bolt.Tx, h *Host, ip string, f Facts) error {
 	if f.Serial != "" {
 		detail += " serial " + f.Serial
 	}
-	if err := s.addEvent(tx, h.MAC, Event{Time: now, Kind: "script", Attempt: h.Attempt, Detail: "stage 2 requested, " + detail}); err != nil {
+	if err := w.addEvent(h.MAC, Event{Time: now, Kind: "script", Attempt: h.Attempt, Detail: "stage 2 requested, " + detail}); err != nil {
 		return err
 	}
 	if h.Serial != "" && f.Serial != "" && !strings.EqualFold(h.Serial, f.Serial) {
-		return s.addEvent(tx, h.MAC, Event{Time: now, Kind: "serial-mismatch", Attempt: h.Attempt,
+		return w.addEvent(h.MAC, Event{Time: now, Kind: "serial-mismatch", Attempt: h.Attempt,
 			Detail: fmt.Sprintf("inventory serial %q, host reports %q", h.Serial, f.Serial)})
 	}
 	return nil
@@ -61,16 +68,16 @@ func (s *Store) seen(tx *bolt.Tx, h *Host, ip string, f Facts) error {
 // decides; nothing is moved or reassigned on a self-reported serial.
 func (s *Store) Discover(mac, ip string, f Facts) (Host, error) {
 	h, err := s.CreateHost(Host{MAC: mac, LastIP: ip, Facts: f})
-	if err == nil || !isErr(err, ErrExists) {
-		if err != nil {
-			return h, err
-		}
-		if h, err = s.Seen(mac, ip, f); err != nil {
-			return h, err
-		}
-		return h, s.noteSerialMatch(h, f.Serial)
+	if isErr(err, ErrExists) {
+		return s.Host(mac)
 	}
-	return s.Host(mac)
+	if err != nil {
+		return h, err
+	}
+	if h, err = s.Seen(mac, ip, f); err != nil {
+		return h, err
+	}
+	return h, s.noteSerialMatch(h, f.Serial)
 }
 
 // noteSerialMatch adds the serial-match events of Discover: one read of
@@ -79,42 +86,36 @@ func (s *Store) noteSerialMatch(h Host, serial string) error {
 	if strings.TrimSpace(serial) == "" {
 		return nil
 	}
-	return s.db.Batch(func(tx *bolt.Tx) error {
+	return s.write(func(w *wtx) (error, error) {
 		var matches []Host
-		err := tx.Bucket(bucketHosts).ForEach(func(k, v []byte) error {
-			var o Host
-			if err := json.Unmarshal(v, &o); err != nil {
-				return fmt.Errorf("decode host %s: %w", k, err)
-			}
+		if err := scan(w, colHosts, "", "host", func(o Host) {
 			if o.MAC != h.MAC && o.Serial != "" && strings.EqualFold(o.Serial, serial) {
 				matches = append(matches, o)
 			}
-			return nil
-		})
-		if err != nil {
-			return err
+		}); err != nil {
+			return nil, err
 		}
 		now := s.now().UTC()
 		for _, o := range matches {
-			if err := s.addEvent(tx, h.MAC, Event{Time: now, Kind: "serial-match",
+			if err := w.addEvent(h.MAC, Event{Time: now, Kind: "serial-match",
 				Detail: fmt.Sprintf("reports serial %q, the manifest serial of %s: is this that machine's other NIC?", serial, o.Ident())}); err != nil {
-				return err
+				return nil, err
 			}
-			if err := s.addEvent(tx, o.MAC, Event{Time: now, Kind: "serial-match", Attempt: o.Attempt,
+			if err := w.addEvent(o.MAC, Event{Time: now, Kind: "serial-match", Attempt: o.Attempt,
 				Detail: fmt.Sprintf("discovered %s reports this host's serial %q: the machine may be booting from another NIC", h.MAC, serial)}); err != nil {
-				return err
+				return nil, err
 			}
 		}
-		return nil
+		return nil, nil
 	})
 }
 
 // BeginInstall moves a host to booting for the install script being
 // served right now to ip, and returns the token for its user-data URL.
-// A ready host starts a new attempt; a host already booting or
-// installing (iPXE retried, the VM reset) keeps its attempt but gets a
-// fresh token, and the previous one is retired: only the newest script
-// is live. ip is recorded as the attempt's ScriptIP, the one address
+// A ready host starts a new attempt with a new token. A host already
+// booting or installing (iPXE retried, the VM reset, a second NoCloud
+// seed) keeps its attempt and its token (see tokens.go for the rule).
+// ip is recorded as the attempt's ScriptIP, the one address
 // FetchUserData serves under BindToScriptIP ("" leaves it unbound).
 func (s *Store) BeginInstall(mac, ip string) (Host, string, error) {
 	return s.beginInstall(mac, ip, nil)
@@ -132,50 +133,56 @@ func (s *Store) beginInstall(mac, ip string, facts *Facts) (Host, string, error)
 	if err != nil {
 		return Host{}, "", err
 	}
-	token := newToken()
+	nonce := randomHex(16)
 	var h Host
-	// Batch: concurrent hosts share one commit. The function may run
-	// more than once; it starts from the stored host every time.
-	err = s.db.Batch(func(tx *bolt.Tx) error {
-		h, err = get[Host](tx.Bucket(bucketHosts), mac, "host")
-		if err != nil {
+	var next State
+	var token string
+	err = s.guarded(func(tx storage.Tx) error {
+		var err error
+		if h, err = get[Host](tx, colHosts, mac, "host"); err != nil {
 			return err
 		}
-		if facts != nil {
-			if err := s.seen(tx, &h, ip, *facts); err != nil {
-				return err
-			}
-		}
-		next, err := Transition(h.State, TriggerScript)
-		if err != nil {
+		if next, err = Transition(h.State, TriggerScript); err != nil {
 			return fmt.Errorf("host %s: %w", h.Ident(), err)
 		}
-		if err := retireToken(tx, &h); err != nil {
-			return err
+		return nil
+	}, func(w *wtx) (error, error) {
+		if facts != nil {
+			if err := w.seen(&h, ip, *facts); err != nil {
+				return nil, err
+			}
 		}
 		now := s.now().UTC()
 		to := ""
 		if ip != "" {
 			to = " to " + ip
 		}
-		detail := "install script served" + to + " (token rotated)"
-		if h.State == StateReady {
-			h.Attempt++
-			h.InstalledAt = timeZero
-			h.FailedMsg = ""
-			detail = "install script served" + to + ", new attempt"
-			if h.FirstBootAt.IsZero() {
-				h.FirstBootAt = now
+		detail := "install script served again" + to + " (same attempt, same token)"
+		var ok bool
+		if token, ok = s.liveToken(&h); !ok {
+			if err := retireToken(w, &h); err != nil {
+				return nil, err
+			}
+			detail = "install script served" + to + " (token rotated)"
+			if h.State == StateReady {
+				h.Attempt++
+				h.InstalledAt = timeZero
+				h.FailedMsg = ""
+				detail = "install script served" + to + ", new attempt"
+				if h.FirstBootAt.IsZero() {
+					h.FirstBootAt = now
+				}
+			}
+			var err error
+			if token, err = s.issueToken(w, &h, nonce); err != nil {
+				return nil, err
 			}
 		}
-		if err := issueToken(tx, &h, token); err != nil {
-			return err
-		}
 		h.State, h.ScriptIP, h.BootAt, h.UpdatedAt = next, ip, now, now
-		if err := put(tx.Bucket(bucketHosts), mac, h); err != nil {
-			return err
+		if err := put(w, colHosts, mac, h); err != nil {
+			return nil, err
 		}
-		return s.addEvent(tx, mac, Event{Time: now, Kind: "booting", Attempt: h.Attempt, Detail: detail})
+		return nil, w.addEvent(mac, Event{Time: now, Kind: "booting", Attempt: h.Attempt, Detail: detail})
 	})
 	if err != nil {
 		return Host{}, "", err
@@ -185,8 +192,9 @@ func (s *Store) beginInstall(mac, ip string, facts *Facts) (Host, string, error)
 
 // FetchUserData is the installer at ip asking for its configuration: it
 // moves the host to installing. render runs inside the transaction with
-// the host and its profile; if it fails (the configuration does not
-// validate), nothing changes and its error is returned.
+// the host and its profile (and may run more than once); if it fails
+// (the configuration does not validate), nothing changes and its error
+// is returned.
 //
 // Only a live attempt's token works: ErrNotFound for a token never
 // issued, ErrGone for one superseded or whose attempt is over
@@ -197,49 +205,47 @@ func (s *Store) beginInstall(mac, ip string, facts *Facts) (Host, string, error)
 func (s *Store) FetchUserData(token, ip string, bind Binding, render func(Host, Profile) error) (Host, Profile, error) {
 	var h Host
 	var p Profile
-	var refused error
-	err := s.db.Batch(func(tx *bolt.Tx) error {
-		refused = nil // Batch may run this more than once
+	var next State
+	err := s.guarded(func(tx storage.Tx) error {
 		var err error
-		h, err = byToken(tx, token)
-		if err != nil {
+		if h, err = byToken(tx, token); err != nil {
 			return err
 		}
-		next, err := Transition(h.State, TriggerUserData)
-		if err != nil {
+		if next, err = Transition(h.State, TriggerUserData); err != nil {
 			return fmt.Errorf("%w: attempt %d of %s is over (host is %s)", ErrGone, h.Attempt, h.Ident(), h.State)
 		}
+		return nil
+	}, func(w *wtx) (error, error) {
 		now := s.now().UTC()
 		if bind == BindToScriptIP && h.ScriptIP != "" && !sameIP(ip, h.ScriptIP) {
-			refused = fmt.Errorf("%w: user-data of attempt %d of %s requested from %s, but the attempt is bound to %s, which fetched its install script",
-				ErrForbidden, h.Attempt, h.Ident(), ip, h.ScriptIP)
 			// Committed on purpose: the refusal is the audit trail.
-			return s.addEvent(tx, h.MAC, Event{Time: now, Kind: "userdata-refused", Attempt: h.Attempt,
-				Detail: "user-data refused to " + ip + ": the attempt is bound to " + h.ScriptIP})
+			return fmt.Errorf("%w: user-data of attempt %d of %s requested from %s, but the attempt is bound to %s, which fetched its install script",
+					ErrForbidden, h.Attempt, h.Ident(), ip, h.ScriptIP),
+				w.addEvent(h.MAC, Event{Time: now, Kind: "userdata-refused", Attempt: h.Attempt,
+					Detail: "user-data refused to " + ip + ": the attempt is bound to " + h.ScriptIP})
 		}
-		p, err = get[Profile](tx.Bucket(bucketProfiles), h.Profile, "profile")
-		if err != nil {
-			return err
+		var err error
+		if p, err = get[Profile](w, colProfiles, h.Profile, "profile"); err != nil {
+			return refusedOr(err)
 		}
 		if err := render(h, p); err != nil {
-			return err
+			return err, nil
 		}
-		first := h.State != next
+		detail := "user-data served to " + ip
+		if h.State == next {
+			detail = "user-data served again to " + ip
+		}
 		h.State, h.UpdatedAt = next, now
 		if ip != "" {
 			h.LastIP = ip
 		}
-		if err := put(tx.Bucket(bucketHosts), h.MAC, h); err != nil {
-			return err
+		if err := put(w, colHosts, h.MAC, h); err != nil {
+			return nil, err
 		}
-		detail := "user-data served to " + ip
-		if !first {
-			detail = "user-data served again to " + ip
-		}
-		return s.addEvent(tx, h.MAC, Event{Time: now, Kind: "userdata", Attempt: h.Attempt, Detail: detail})
+		return nil, w.addEvent(h.MAC, Event{Time: now, Kind: "userdata", Attempt: h.Attempt, Detail: detail})
 	})
-	if err == nil && refused != nil {
-		return h, Profile{}, refused
+	if isErr(err, ErrForbidden) {
+		return h, Profile{}, err
 	}
 	return h, p, err
 }
@@ -249,28 +255,10 @@ func (s *Store) FetchUserData(token, ip string, bind Binding, render func(Host, 
 // the host with changed=false. A superseded token is ErrGone; a failed
 // attempt cannot turn into a success (ErrConflict).
 func (s *Store) Complete(token string) (h Host, changed bool, err error) {
-	err = s.db.Batch(func(tx *bolt.Tx) error {
-		changed = false // Batch may run this more than once
-		h, err = byToken(tx, token)
-		if err != nil {
-			return err
-		}
-		if h.State == StateInstalled {
-			return nil
-		}
-		next, err := Transition(h.State, TriggerDone)
-		if err != nil {
-			return fmt.Errorf("host %s: %w", h.Ident(), err)
-		}
-		now := s.now().UTC()
-		h.State, h.InstalledAt, h.UpdatedAt, changed = next, now, now, true
-		if err := put(tx.Bucket(bucketHosts), h.MAC, h); err != nil {
-			return err
-		}
-		return s.addEvent(tx, h.MAC, Event{Time: now, Kind: "installed", Attempt: h.Attempt,
-			Detail: "installer reported completion after " + now.Sub(h.BootAt).Round(1e9).String()})
+	return s.finish(token, TriggerDone, func(h *Host, now time.Time) string {
+		h.InstalledAt = now
+		return "installer reported completion after " + now.Sub(h.BootAt).Round(time.Second).String()
 	})
-	return h, changed, err
 }
 
 // Fail records the installer's failure with its message, cut to
@@ -278,27 +266,48 @@ func (s *Store) Complete(token string) (h Host, changed bool, err error) {
 // failure keeps the first message (changed=false).
 func (s *Store) Fail(token, msg string) (h Host, changed bool, err error) {
 	msg = cleanFailMessage(msg)
-	err = s.db.Batch(func(tx *bolt.Tx) error {
-		changed = false // Batch may run this more than once
-		h, err = byToken(tx, token)
-		if err != nil {
+	return s.finish(token, TriggerFailed, func(h *Host, now time.Time) string {
+		h.FailedMsg = msg
+		return msg
+	})
+}
+
+// finish ends the attempt holding token with trigger (done or failed):
+// the host moves to the trigger's state, apply records the outcome on it
+// and returns the detail of the event, whose kind is the new state. A
+// host already in that state is the installer repeating itself: nothing
+// is recorded and changed is false.
+func (s *Store) finish(token string, trigger Trigger, apply func(h *Host, now time.Time) string) (h Host, changed bool, err error) {
+	var next State
+	err = s.guarded(func(tx storage.Tx) error {
+		var err error
+		if h, err = byToken(tx, token); err != nil {
 			return err
 		}
-		if h.State == StateFailed {
-			return nil
-		}
-		next, err := Transition(h.State, TriggerFailed)
-		if err != nil {
+		if next, err = Transition(h.State, trigger); err != nil && h.State != stateAfter(trigger) {
 			return fmt.Errorf("host %s: %w", h.Ident(), err)
 		}
-		now := s.now().UTC()
-		h.State, h.FailedMsg, h.UpdatedAt, changed = next, msg, now, true
-		if err := put(tx.Bucket(bucketHosts), h.MAC, h); err != nil {
-			return err
+		return nil
+	}, func(w *wtx) (error, error) {
+		changed = false // a repeated run starts over
+		if h.State == stateAfter(trigger) {
+			return nil, nil
 		}
-		return s.addEvent(tx, h.MAC, Event{Time: now, Kind: "failed", Attempt: h.Attempt, Detail: msg})
+		now := s.now().UTC()
+		detail := apply(&h, now)
+		h.State, h.UpdatedAt, changed = next, now, true
+		if err := put(w, colHosts, h.MAC, h); err != nil {
+			return nil, err
+		}
+		return nil, w.addEvent(h.MAC, Event{Time: now, Kind: next.String(), Attempt: h.Attempt, Detail: detail})
 	})
 	return h, changed, err
+}
+
+// stateAfter is where an installer's report leaves a live attempt.
+func stateAfter(t Trigger) State {
+	st, _ := Transition(StateInstalling, t)
+	return st
 }
 
 // Reprovision sends a host back to ready: its token is retired (an
@@ -310,28 +319,28 @@ func (s *Store) Reprovision(mac string) (Host, error) {
 		return Host{}, err
 	}
 	var h Host
-	err = s.db.Update(func(tx *bolt.Tx) error {
-		h, err = get[Host](tx.Bucket(bucketHosts), mac, "host")
-		if err != nil {
-			return err
+	err = s.write(func(w *wtx) (error, error) {
+		var err error
+		if h, err = get[Host](w, colHosts, mac, "host"); err != nil {
+			return refusedOr(err)
 		}
 		next, err := Transition(h.State, TriggerReprovision)
 		if err != nil {
-			return fmt.Errorf("host %s: %w", h.Ident(), err)
+			return fmt.Errorf("host %s: %w", h.Ident(), err), nil
 		}
 		if h.Profile == "" {
-			return fmt.Errorf("%w: host %s has no profile", ErrConflict, h.Ident())
+			return fmt.Errorf("%w: host %s has no profile", ErrConflict, h.Ident()), nil
 		}
-		if err := retireToken(tx, &h); err != nil {
-			return err
+		if err := retireToken(w, &h); err != nil {
+			return nil, err
 		}
 		now := s.now().UTC()
 		prev := h.State
 		h.State, h.ScriptIP, h.UpdatedAt = next, "", now
-		if err := put(tx.Bucket(bucketHosts), mac, h); err != nil {
-			return err
+		if err := put(w, colHosts, mac, h); err != nil {
+			return nil, err
 		}
-		return s.addEvent(tx, mac, Event{Time: now, Kind: "reprovision", Attempt: h.Attempt, Detail: "from " + prev.String()})
+		return nil, w.addEvent(mac, Event{Time: now, Kind: "reprovision", Attempt: h.Attempt, Detail: "from " + prev.String()})
 	})
 	return h, err
 }

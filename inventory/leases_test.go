@@ -7,12 +7,12 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/stagehand-dev/stagehand/inventory/storage/boltstore"
 )
 
 // Many DHCP workers waiting for their leases at once share commits, and
 // every write lands, also with failing event writes (unknown MACs, which
-// used to share db.Batch transactions with leases) going on beside them.
+// used to share bbolt Batch transactions with leases) going on beside them.
 func TestPutLeaseConcurrentGroupCommit(t *testing.T) {
 	dir := t.TempDir()
 	s, err := Open(dir, Options{LockTimeout: 200 * time.Millisecond})
@@ -21,8 +21,8 @@ func TestPutLeaseConcurrentGroupCommit(t *testing.T) {
 	}
 	const n = 256
 	exp := time.Date(2025, 6, 1, 9, 0, 0, 0, time.UTC)
-	st := s.db.Stats()
-	before := st.TxStats.GetWrite()
+	eng := s.eng.(*boltstore.DB)
+	before := eng.Commits()
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*n)
 	for i := range n {
@@ -43,11 +43,9 @@ func TestPutLeaseConcurrentGroupCommit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// One commit per lease would write at least two pages each (data and
-	// meta); grouped, a handful of commits write a few pages each.
-	st = s.db.Stats()
-	if w := st.TxStats.GetWrite() - before; w >= n {
-		t.Errorf("%d page writes for %d concurrent leases: not grouped", w, n)
+	// Grouped, a handful of commits carry all the leases.
+	if c := eng.Commits() - before; c >= n {
+		t.Errorf("%d commits for %d concurrent leases: not grouped", c, n)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -68,51 +66,6 @@ func TestPutLeaseConcurrentGroupCommit(t *testing.T) {
 		if want := fmt.Sprintf("10.0.%d.%d", i>>8, i&0xff); l.IP != want || !l.Expiry.Equal(exp) {
 			t.Errorf("lease %d = %+v, want IP %s", i, l, want)
 		}
-	}
-}
-
-// Writes of one MAC from one caller apply in order, also when they land
-// in one group.
-func TestLeaseOpsApplyInOrder(t *testing.T) {
-	s := openTestStore(t)
-	ops := []leaseOp{
-		{mac: []byte("02:00:00:00:00:01"), val: []byte(`{"mac":"02:00:00:00:00:01","ip":"10.0.0.1"}`)},
-		{mac: []byte("02:00:00:00:00:01")},
-		{mac: []byte("02:00:00:00:00:02")},
-		{mac: []byte("02:00:00:00:00:02"), val: []byte(`{"mac":"02:00:00:00:00:02","ip":"10.0.0.2"}`)},
-	}
-	if err := s.db.Update(func(tx *bolt.Tx) error { return applyLeaseOps(tx, ops) }); err != nil {
-		t.Fatal(err)
-	}
-	ls, err := s.Leases()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ls) != 1 || ls[0].MAC != "02:00:00:00:00:02" || ls[0].IP != "10.0.0.2" {
-		t.Fatalf("leases = %+v, want only 02:00:00:00:00:02", ls)
-	}
-}
-
-// A bad write in a group fails alone; the rest of the group is stored.
-func TestLeaseGroupIsolatesFailure(t *testing.T) {
-	s := openTestStore(t)
-	var w leaseWriter
-	good := leaseOp{mac: []byte("02:00:00:00:00:03"), val: []byte(`{"mac":"02:00:00:00:00:03","ip":"10.0.0.3"}`), done: make(chan error, 1)}
-	bad := leaseOp{mac: []byte{}, val: []byte(`{}`), done: make(chan error, 1)} // bbolt refuses an empty key
-	w.pending = []leaseOp{bad, good}
-	w.busy = true
-	w.commit(s.db)
-	if err := <-bad.done; err == nil {
-		t.Error("empty key stored without error")
-	}
-	if err := <-good.done; err != nil {
-		t.Errorf("good write failed with its group: %v", err)
-	}
-	if ls, _ := s.Leases(); len(ls) != 1 || ls[0].IP != "10.0.0.3" {
-		t.Errorf("leases = %+v", ls)
-	}
-	if w.busy || len(w.pending) != 0 {
-		t.Errorf("writer left busy=%v pending=%d", w.busy, len(w.pending))
 	}
 }
 

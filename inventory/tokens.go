@@ -1,22 +1,38 @@
 package inventory
 
 import (
-	"bytes"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 	"unicode"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/stagehand-dev/stagehand/inventory/storage"
 )
 
-// tokenBytes of randomness per install token: 192 bits, URL-safe.
+// Install tokens. The rule: an attempt keeps its token for as long as it
+// is live. A repeated stage-2 script (iPXE retried, the VM reset) or a
+// second NoCloud seed of the same attempt hands out the same token, so
+// the installer holding the first one still gets its user-data and its
+// callback is still heard. The token ends when the attempt does
+// (installed, failed: the callbacks still answer idempotently) or when an
+// operator reprovisions the host (410 Gone from then on); the next
+// attempt gets a new one.
+//
+// Only the token's SHA-256 is stored, never the token: the token is
+// derived as HMAC-SHA256(secret, mac|attempt|nonce), with a random
+// secret per inventory (colMeta) and a random nonce per attempt
+// (Host.TokenNonce), so the same live attempt derives the same token
+// again while a deleted and re-created host, or another inventory,
+// never repeats one. Neither the secret nor the nonce leaves the store.
+
+// tokenBytes of the HMAC per install token: 192 bits, URL-safe.
 const tokenBytes = 24
 
 // maxTokenLen bounds what a client may present before we hash it; real
@@ -32,7 +48,10 @@ const MaxFailMessage = 1024
 // and then answer 404: a host reset in a loop must not grow the file.
 const MaxRetiredTokens = 8
 
-// tokenRecord is the value under a token's hash in bucketTokens. Stores
+// metaTokenSecret is the key of the token secret in colMeta.
+const metaTokenSecret = "tokenSecret"
+
+// tokenRecord is the value under a token's hash in colTokens. Stores
 // written before retired tokens were kept hold the bare MAC instead;
 // decodeTokenRecord reads both.
 type tokenRecord struct {
@@ -57,92 +76,88 @@ func hashToken(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func newToken() string {
-	b := make([]byte, tokenBytes)
+// randomHex is n random bytes, hex-encoded.
+func randomHex(n int) string {
+	b := make([]byte, n)
 	rand.Read(b) // never fails on Linux (Go 1.24+ crashes rather than return an error)
-	return base64.RawURLEncoding.EncodeToString(b)
+	return hex.EncodeToString(b)
 }
 
-// issueToken makes token the live one of h's current attempt. The caller
-// has retired the previous one.
-func issueToken(tx *bolt.Tx, h *Host, token string) error {
+// deriveToken is the token of h's current attempt under its nonce.
+func (s *Store) deriveToken(h *Host) string {
+	m := hmac.New(sha256.New, s.secret)
+	m.Write([]byte(h.MAC + "|" + strconv.Itoa(h.Attempt) + "|" + h.TokenNonce))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:tokenBytes])
+}
+
+// issueToken gives h's current attempt a token under nonce and returns
+// it. The caller has retired the previous one and saves h.
+func (s *Store) issueToken(tx storage.Tx, h *Host, nonce string) (string, error) {
+	h.TokenNonce = nonce
+	token := s.deriveToken(h)
 	h.TokenHash = hashToken(token)
-	return put(tx.Bucket(bucketTokens), h.TokenHash, tokenRecord{MAC: h.MAC, Attempt: h.Attempt})
+	return token, put(tx, colTokens, h.TokenHash, tokenRecord{MAC: h.MAC, Attempt: h.Attempt})
 }
 
-func retiredPrefix(mac string) []byte { return append([]byte(mac), 0) }
+// liveToken returns the token of h's live attempt when it can be derived
+// again: an attempt begun before tokens were derived has no nonce, and
+// is given a new token instead.
+func (s *Store) liveToken(h *Host) (string, bool) {
+	if !h.State.Live() || h.TokenHash == "" || h.TokenNonce == "" {
+		return "", false
+	}
+	t := s.deriveToken(h)
+	return t, hashToken(t) == h.TokenHash
+}
 
 // retireToken marks h's live token dead (it keeps answering 410) and
 // forgets the host's oldest retired tokens beyond MaxRetiredTokens. It
-// clears h.TokenHash; the caller saves h.
-func retireToken(tx *bolt.Tx, h *Host) error {
+// clears h's token; the caller saves h.
+func retireToken(tx storage.Tx, h *Host) error {
 	if h.TokenHash == "" {
 		return nil
 	}
 	hash := h.TokenHash
-	h.TokenHash = ""
-	if err := put(tx.Bucket(bucketTokens), hash, tokenRecord{MAC: h.MAC, Attempt: h.Attempt, Dead: true}); err != nil {
+	h.TokenHash, h.TokenNonce = "", ""
+	if err := put(tx, colTokens, hash, tokenRecord{MAC: h.MAC, Attempt: h.Attempt, Dead: true}); err != nil {
 		return err
 	}
-	idx := tx.Bucket(bucketRetired)
-	seq, err := idx.NextSequence()
-	if err != nil {
-		return err
-	}
-	if err := idx.Put(binary.BigEndian.AppendUint64(retiredPrefix(h.MAC), seq), []byte(hash)); err != nil {
-		return err
-	}
-	return forgetRetired(tx, h.MAC, MaxRetiredTokens)
+	appendSeq(tx, colRetired, h.MAC, []byte(hash), 0)
+	forgetRetired(tx, h.MAC, MaxRetiredTokens)
+	return nil
 }
 
 // forgetRetired keeps the newest keep retired tokens of mac (keep 0: none).
-func forgetRetired(tx *bolt.Tx, mac string, keep int) error {
-	idx := tx.Bucket(bucketRetired)
-	tokens := tx.Bucket(bucketTokens)
-	prefix := retiredPrefix(mac)
-	c := idx.Cursor()
-	n := 0
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		n++
-	}
-	for k, v := c.Seek(prefix); n > keep && k != nil && bytes.HasPrefix(k, prefix); k, v = c.Seek(prefix) {
+func forgetRetired(tx storage.Tx, mac string, keep int) {
+	for _, hash := range deleteSeq(tx, colRetired, mac, keep) {
 		// Only a dead record of this host: never a live token, whatever
 		// an index entry says.
-		if rec, err := decodeTokenRecord(tokens.Get(v)); err == nil && rec.Dead && rec.MAC == mac {
-			if err := tokens.Delete(v); err != nil {
-				return err
-			}
+		if rec, err := decodeTokenRecord(tx.Get(colTokens, string(hash))); err == nil && rec.Dead && rec.MAC == mac {
+			tx.Delete(colTokens, string(hash))
 		}
-		if err := c.Delete(); err != nil {
-			return err
-		}
-		n--
 	}
-	return nil
 }
 
 // deleteTokens removes every token of h, live and retired: a deleted
 // host's tokens answer 404, as if never issued.
-func deleteTokens(tx *bolt.Tx, h *Host) error {
+func deleteTokens(tx storage.Tx, h *Host) {
 	if h.TokenHash != "" {
-		if err := tx.Bucket(bucketTokens).Delete([]byte(h.TokenHash)); err != nil {
-			return err
-		}
+		tx.Delete(colTokens, h.TokenHash)
 	}
-	return forgetRetired(tx, h.MAC, 0)
+	forgetRetired(tx, h.MAC, 0)
 }
 
 // byToken finds the host whose live attempt holds token. A token never
 // issued, forgotten, or of a deleted host is ErrNotFound; a superseded
-// one (rotated by a repeated install script, or killed by reprovision)
-// is ErrGone. The token of an attempt that ended (installed, failed) is
-// still its host's live token: the callers decide what it may still do.
-func byToken(tx *bolt.Tx, token string) (Host, error) {
+// one (killed by reprovision) is ErrGone. The token of an attempt that
+// ended (installed, failed) is still its host's live token: the callers
+// decide what it may still do.
+func byToken(tx storage.Tx, token string) (Host, error) {
 	if token == "" || len(token) > maxTokenLen {
 		return Host{}, fmt.Errorf("%w: token", ErrNotFound)
 	}
 	hash := hashToken(token)
-	raw := tx.Bucket(bucketTokens).Get([]byte(hash))
+	raw := tx.Get(colTokens, hash)
 	if raw == nil {
 		return Host{}, fmt.Errorf("%w: token", ErrNotFound)
 	}
@@ -150,7 +165,7 @@ func byToken(tx *bolt.Tx, token string) (Host, error) {
 	if err != nil {
 		return Host{}, err
 	}
-	h, err := get[Host](tx.Bucket(bucketHosts), rec.MAC, "host")
+	h, err := get[Host](tx, colHosts, rec.MAC, "host")
 	if isErr(err, ErrNotFound) {
 		return Host{}, fmt.Errorf("%w: token", ErrNotFound)
 	}

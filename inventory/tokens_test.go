@@ -1,13 +1,12 @@
 package inventory
 
 import (
-	"bytes"
 	"errors"
 	"reflect"
 	"strings"
 	"testing"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/stagehand-dev/stagehand/inventory/storage"
 )
 
 // tokenWorld has one host in every situation a token can be in, each
@@ -45,8 +44,11 @@ func newTokenWorld(t *testing.T) tokenWorld {
 	w := tokenWorld{s: s}
 	w.live = begin(macLive)
 
+	// An attempt begun before tokens were derived (no nonce) cannot
+	// hand out its token again: iPXE asking again rotates it.
 	w.rotated = begin(macRotated)
-	begin(macRotated) // iPXE asked again: the first token is superseded
+	forgetNonce(t, s, macRotated)
+	begin(macRotated)
 
 	w.reprovisioned = begin(macReprov)
 	if _, err := s.Reprovision(macReprov); err != nil {
@@ -218,6 +220,23 @@ func TestUserDataBoundToScriptIP(t *testing.T) {
 	}
 }
 
+// forgetNonce makes mac's live attempt look begun by a version that
+// stored no token nonce.
+func forgetNonce(t *testing.T, s *Store, mac string) {
+	t.Helper()
+	err := s.eng.Update(func(tx storage.Tx) error {
+		h, err := get[Host](tx, colHosts, mac, "host")
+		if err != nil {
+			return err
+		}
+		h.TokenNonce = ""
+		return put(tx, colHosts, mac, h)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestRetiredTokensBounded(t *testing.T) {
 	s := openTestStore(t)
 	mustProfile(t, s, "edge")
@@ -227,16 +246,25 @@ func TestRetiredTokensBounded(t *testing.T) {
 	const other = "52:54:00:00:03:02"
 	mustHost(t, s, Host{MAC: other, Profile: "edge"})
 	_, otherOld, _ := s.BeginInstall(other, "10.0.0.9")
+	if _, err := s.Reprovision(other); err != nil {
+		t.Fatal(err)
+	}
 	if _, _, err := s.BeginInstall(other, "10.0.0.9"); err != nil {
 		t.Fatal(err)
 	}
 
+	// Each attempt's token is retired when the operator reprovisions.
 	const n = 3 * MaxRetiredTokens
 	toks := make([]string, n)
 	for i := range toks {
 		var err error
 		if _, toks[i], err = s.BeginInstall(mac, "10.0.0.5"); err != nil {
 			t.Fatal(err)
+		}
+		if i < n-1 {
+			if _, err := s.Reprovision(mac); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	live := toks[n-1]
@@ -277,28 +305,25 @@ type bucketCount struct{ live, dead, index int }
 func countTokens(t *testing.T, s *Store, mac string) bucketCount {
 	t.Helper()
 	var c bucketCount
-	err := s.db.View(func(tx *bolt.Tx) error {
-		err := tx.Bucket(bucketTokens).ForEach(func(k, v []byte) error {
-			rec, err := decodeTokenRecord(v)
-			if err != nil || rec.MAC != mac {
-				return err
+	err := s.eng.View(func(tx storage.Tx) error {
+		var err error
+		tx.Scan(colTokens, "", func(k, v []byte) bool {
+			var rec tokenRecord
+			if rec, err = decodeTokenRecord(v); err != nil {
+				return false
 			}
-			if rec.Dead {
+			if rec.MAC == mac && rec.Dead {
 				c.dead++
-			} else {
+			} else if rec.MAC == mac {
 				c.live++
 			}
-			return nil
+			return true
 		})
-		if err != nil {
-			return err
-		}
-		return tx.Bucket(bucketRetired).ForEach(func(k, _ []byte) error {
-			if bytes.HasPrefix(k, retiredPrefix(mac)) {
-				c.index++
-			}
-			return nil
+		tx.Scan(colRetired, seqPrefix(mac), func(k, _ []byte) bool {
+			c.index++
+			return true
 		})
+		return err
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -317,8 +342,9 @@ func TestLegacyTokenRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketTokens).Put([]byte(h.TokenHash), []byte(mac))
+	err = s.eng.Update(func(tx storage.Tx) error {
+		tx.Put(colTokens, h.TokenHash, []byte(mac))
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)

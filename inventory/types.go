@@ -7,18 +7,19 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stagehand-dev/stagehand/inventory/storage"
 	"github.com/stagehand-dev/stagehand/userdata"
 )
 
 // Sentinel errors, matched with errors.Is.
 var (
-	ErrNotFound  = errors.New("not found")       // no such host, profile or token
-	ErrExists    = errors.New("already exists")  // a create collided with a stored key or unique name
-	ErrConflict  = errors.New("conflict")        // the host's state does not allow the operation
-	ErrGone      = errors.New("gone")            // the token belonged to an attempt that is over
-	ErrForbidden = errors.New("forbidden")       // the request came from an address the attempt is not bound to
-	ErrInvalid   = errors.New("invalid")         // validation failed; wrapped with the details
-	ErrLocked    = errors.New("data dir in use") // another process holds the database
+	ErrNotFound  = errors.New("not found")      // no such host, profile or token
+	ErrExists    = errors.New("already exists") // a create collided with a stored key or unique name
+	ErrConflict  = errors.New("conflict")       // the host's state does not allow the operation
+	ErrGone      = errors.New("gone")           // the token belonged to an attempt that is over
+	ErrForbidden = errors.New("forbidden")      // the request came from an address the attempt is not bound to
+	ErrInvalid   = errors.New("invalid")        // validation failed; wrapped with the details
+	ErrLocked    = storage.ErrLocked            // another process holds the database
 )
 
 // Facts are what the host told us about itself through iPXE (SMBIOS).
@@ -55,6 +56,10 @@ type Host struct {
 	// TokenHash is the hex SHA-256 of the live attempt's token. It never
 	// leaves the store: the API strips it (see Public).
 	TokenHash string `json:"tokenHash,omitempty"`
+	// TokenNonce is the live attempt's random input to its token (see
+	// tokens.go): with the inventory's secret it derives the same token
+	// again for the same attempt. It never leaves the store either.
+	TokenNonce string `json:"tokenNonce,omitempty"`
 	// ScriptIP is the address that fetched the live attempt's install
 	// script; under inventory.BindToScriptIP only it gets the user-data.
 	// Empty means unbound (an attempt begun before the field existed).
@@ -72,9 +77,10 @@ type Host struct {
 	InstalledAt time.Time `json:"installedAt,omitzero"` // this attempt's completion
 }
 
-// Public returns a copy safe to hand to an operator or a log: no token hash.
+// Public returns a copy safe to hand to an operator or a log: nothing
+// of the live token (its hash, its nonce).
 func (h Host) Public() Host {
-	h.TokenHash = ""
+	h.TokenHash, h.TokenNonce = "", ""
 	return h
 }
 

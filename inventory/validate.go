@@ -3,6 +3,7 @@ package inventory
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"regexp"
@@ -10,8 +11,7 @@ import (
 	"strings"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
+	"github.com/stagehand-dev/stagehand/inventory/storage"
 	"github.com/stagehand-dev/stagehand/userdata"
 )
 
@@ -84,9 +84,26 @@ func (p *Profile) Validate() error {
 	return nil
 }
 
+// validate checks a host before it is stored, and brings its fields to
+// their one stored form (canonical addresses, the name in Name only).
 func (h *Host) validate() error {
 	var errs []string
 	add := func(field, reason string) { errs = append(errs, "field "+field+": "+reason) }
+	if reason := hostMACReason(h.MAC); reason != "" {
+		add("mac", reason)
+	}
+	// One name: Name is what the host renders as stylus.site.name and what
+	// the names index keeps unique. A site's own name may only repeat it,
+	// or give it when Name is empty; it is not stored apart from it.
+	if sn := strings.TrimSpace(h.Site.Name); sn != "" {
+		switch {
+		case h.Name == "":
+			h.Name = sn
+		case sn != h.Name:
+			add("site.name", fmt.Sprintf("%q differs from the host's name %q: the host has one name (set name, and leave site.name out)", sn, h.Name))
+		}
+	}
+	h.Site.Name = ""
 	if len(h.Name) > 63 || (h.Name != "" && !profileName.MatchString(h.Name)) {
 		add("name", "must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit")
 	}
@@ -140,6 +157,9 @@ func normalizeOtherMACs(own string, macs []string) ([]string, string) {
 		if n == own {
 			return nil, n + " is the host's own MAC"
 		}
+		if reason := hostMACReason(n); reason != "" {
+			return nil, reason
+		}
 		if slices.Contains(out, n) {
 			return nil, n + " is listed twice"
 		}
@@ -147,6 +167,26 @@ func normalizeOtherMACs(own string, macs []string) ([]string, string) {
 	}
 	slices.Sort(out)
 	return out, ""
+}
+
+// hostMACReason says why a normalized MAC cannot be a NIC's own address,
+// or "": broadcast, all-zero and multicast (I/G bit set) addresses are
+// never a station's source address, so a host keyed by one could never
+// be matched by a DHCP request.
+func hostMACReason(mac string) string {
+	hw, err := net.ParseMAC(mac)
+	if err != nil || len(hw) != 6 {
+		return fmt.Sprintf("%q is not an Ethernet address", mac)
+	}
+	switch {
+	case mac == "ff:ff:ff:ff:ff:ff":
+		return mac + " is the broadcast address, not a NIC's"
+	case mac == "00:00:00:00:00:00":
+		return mac + " is the all-zero address, not a NIC's"
+	case hw[0]&1 == 1:
+		return mac + " is a multicast address (I/G bit set), not a NIC's"
+	}
+	return ""
 }
 
 // normalizeDHCPAddress returns the canonical form of a reserved address,
@@ -166,15 +206,20 @@ func normalizeDHCPAddress(s string) (string, string) {
 // checkRender renders the host's configuration against its profile, so
 // that a host the installer would be handed an invalid document for is
 // never stored: the operator hears about it now, not at boot time.
-func (s *Store) checkRender(tx *bolt.Tx, h *Host) error {
+func checkRender(tx storage.Tx, h *Host) error {
 	if h.Profile == "" {
 		return nil
 	}
-	p, err := get[Profile](tx.Bucket(bucketProfiles), h.Profile, "profile")
+	p, err := get[Profile](tx, colProfiles, h.Profile, "profile")
 	if err != nil {
 		return fmt.Errorf("host %s: field profile: %w", h.Ident(), err)
 	}
-	_, err = userdata.Render(userdata.Input{
+	return checkRenderWith(h, &p)
+}
+
+// checkRenderWith is checkRender with the profile in hand.
+func checkRenderWith(h *Host, p *Profile) error {
+	_, err := userdata.Render(userdata.Input{
 		Base: []byte(p.UserData), Overrides: []byte(h.UserData), Site: h.Site, HostName: h.Name,
 		CallbackURL: "http://stagehand.invalid/callback/check",
 	})

@@ -1,0 +1,122 @@
+package boltstore
+
+import (
+	"errors"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/stagehand-dev/stagehand/inventory/storage"
+)
+
+// call is one Update waiting for its group's commit.
+type call struct {
+	fn   func(storage.Tx) error
+	done chan error
+}
+
+// errPoisoned rolls a group back after a member wrote and then failed.
+var errPoisoned = errors.New("a transaction function failed after writing")
+
+// Update runs fn in a write transaction, group-committed with the
+// Updates that arrive while another commit is in flight.
+func (d *DB) Update(fn func(storage.Tx) error) error {
+	if d.solo {
+		return d.updateSolo(fn)
+	}
+	c := &call{fn: fn, done: make(chan error, 1)}
+	d.mu.Lock()
+	d.pending = append(d.pending, c)
+	if !d.busy {
+		d.busy = true
+		go d.commitLoop()
+	}
+	d.mu.Unlock()
+	return <-c.done
+}
+
+// updateSolo runs fn in a transaction of its own.
+func (d *DB) updateSolo(fn func(storage.Tx) error) error {
+	var hooks []func()
+	err := d.db.Update(func(btx *bolt.Tx) error {
+		t := &tx{btx: btx}
+		if err := fn(t); err != nil {
+			return err
+		}
+		hooks = t.hooks
+		return t.err
+	})
+	if err != nil {
+		return err
+	}
+	d.commits.Add(1)
+	for _, h := range hooks {
+		h()
+	}
+	return nil
+}
+
+// commitLoop commits pending groups until none is left.
+func (d *DB) commitLoop() {
+	for {
+		d.mu.Lock()
+		calls := d.pending
+		d.pending = nil
+		if len(calls) == 0 {
+			d.busy = false
+			d.mu.Unlock()
+			return
+		}
+		d.mu.Unlock()
+		d.commitGroup(calls)
+	}
+}
+
+// commitGroup commits calls in one transaction. A call that fails
+// without having written is answered with its error and the group goes
+// on; one that wrote and failed poisons the transaction: it is run alone
+// for its own answer and the rest of the group runs again without it.
+func (d *DB) commitGroup(calls []*call) {
+	for len(calls) > 0 {
+		results := make([]error, len(calls))
+		hooks := make([][]func(), len(calls))
+		poisoned := -1
+		err := d.db.Update(func(btx *bolt.Tx) error {
+			for i, c := range calls {
+				t := &tx{btx: btx}
+				err := c.fn(t)
+				if err == nil {
+					err = t.err
+				}
+				switch {
+				case err == nil:
+					results[i], hooks[i] = nil, t.hooks
+				case t.wrote:
+					poisoned = i
+					return errPoisoned
+				default:
+					results[i] = err
+				}
+			}
+			return nil
+		})
+		if poisoned >= 0 {
+			calls[poisoned].done <- d.updateSolo(calls[poisoned].fn)
+			calls = append(calls[:poisoned:poisoned], calls[poisoned+1:]...)
+			continue
+		}
+		if err == nil {
+			d.commits.Add(1)
+		}
+		for i, c := range calls {
+			if err != nil {
+				c.done <- err
+				continue
+			}
+			for _, h := range hooks[i] {
+				h()
+			}
+			c.done <- results[i]
+		}
+		return
+	}
+}
