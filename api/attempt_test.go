@@ -78,16 +78,13 @@ func (e *env) allEvents() map[string][]inventory.Event {
 func TestDeadTokensOverHTTP(t *testing.T) {
 	e := newEnv(t, func(c *api.Config) { c.BindUserDataToIP = true })
 	const (
-		macRotated   = "52:54:00:aa:00:02"
 		macReprov    = "52:54:00:aa:00:03"
 		macInstalled = "52:54:00:aa:00:04"
 		macFailed    = "52:54:00:aa:00:05"
 	)
-	for _, m := range []string{macRotated, macReprov, macInstalled, macFailed} {
+	for _, m := range []string{macReprov, macInstalled, macFailed} {
 		e.addHost(inventory.Host{MAC: m, Profile: "edge"})
 	}
-	rotated := e.stage2From("127.0.0.1", macRotated)
-	e.stage2From("127.0.0.1", macRotated)
 	reprov := e.stage2From("127.0.0.1", macReprov)
 	e.opJSON(http.MethodPost, "/hosts/"+macReprov+"/reprovision", "", http.StatusOK, nil)
 	installed := e.stage2From("127.0.0.1", macInstalled)
@@ -111,7 +108,6 @@ func TestDeadTokensOverHTTP(t *testing.T) {
 		goneMessagePrefix string
 	}{
 		{"unknown", "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB", answer{404, "not_found"}, answer{404, "not_found"}, answer{404, "not_found"}, ""},
-		{"rotated", rotated, answer{410, "gone"}, answer{410, "gone"}, answer{410, "gone"}, "gone: attempt 1 of " + macRotated + " is over"},
 		{"reprovisioned", reprov, answer{410, "gone"}, answer{410, "gone"}, answer{410, "gone"}, "gone: attempt 1 of " + macReprov + " is over"},
 		{"installed", installed, answer{410, "gone"}, ok, answer{409, "conflict"}, "gone: attempt 1 of " + macInstalled + " is over"},
 		{"failed", failed, answer{410, "gone"}, answer{409, "conflict"}, ok, "gone: attempt 1 of " + macFailed + " is over"},

@@ -64,9 +64,10 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	e.opJSON(http.MethodPost, "/hosts/"+mac1+"/reprovision", "", http.StatusOK, nil)
 	wantError(t, e.post("/callback/"+tok+"/done", ""), http.StatusGone, "gone")
 
-	// A second host enrolled by the default profile is reset once, then
-	// fails its install.
+	// A second host enrolled by the default profile is reprovisioned
+	// mid-install, then fails its next attempt.
 	_, rotated := e.stage2("mac=52-54-00-aa-00-02")
+	e.opJSON(http.MethodPost, "/hosts/52:54:00:aa:00:02/reprovision", "", http.StatusOK, nil)
 	_, tok2 := e.stage2("mac=52-54-00-aa-00-02")
 	wantError(t, e.get("/userdata/"+rotated), http.StatusGone, "gone")
 	wantError(t, e.post("/callback/"+rotated+"/failed", "stale"), http.StatusGone, "gone")
