@@ -207,8 +207,10 @@ func (s *Server) updateHost(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, h.Public())
 }
 
+// deleteHost passes the MAC as given, not resolved: deleting a host needs
+// its own MAC, and the store refuses another NIC's, naming its host.
 func (s *Server) deleteHost(w http.ResponseWriter, r *http.Request) {
-	if err := s.cfg.Store.DeleteHost(s.hostMAC(r)); err != nil {
+	if err := s.cfg.Store.DeleteHost(mux.Vars(r)["mac"]); err != nil {
 		writeStoreError(w, err)
 		return
 	}

@@ -332,8 +332,8 @@ func (s *Store) ImportParsed(recs []Record, parsed error) (ImportResult, error) 
 			if exists[i] {
 				res.Updated++
 				kind = "reimported"
-				if h.State == StateDiscovered && h.Profile != "" {
-					h.State, _ = Transition(h.State, TriggerAssign)
+				if err := w.assign(h); err != nil {
+					return nil, err
 				}
 			} else {
 				res.Created++
@@ -359,6 +359,7 @@ func (s *Store) ImportParsed(recs []Record, parsed error) (ImportResult, error) 
 type importClaims struct {
 	row     map[string]map[string]int    // kind → value → first row claiming it
 	leaving map[string]map[string]string // kind → value → MAC giving it up
+	macOf   map[int]string               // row → its MAC, to name the other host of a collision
 }
 
 func (c *importClaims) claim(kind, v string, row int) (int, bool) {
@@ -391,8 +392,9 @@ func (c *importClaims) left(kind, v, mac string) bool {
 // checkImport merges every good row onto its stored host (or a new one)
 // and checks the result; bad lists every problem found.
 func checkImport(tx storage.Tx, recs []Record, bad []RowError) (hosts []Host, exists []bool, _ []RowError) {
-	c := &importClaims{row: map[string]map[string]int{}, leaving: map[string]map[string]string{}}
+	c := &importClaims{row: map[string]map[string]int{}, leaving: map[string]map[string]string{}, macOf: map[int]string{}}
 	for _, rec := range recs {
+		c.macOf[rec.Row] = rec.Host.MAC
 		if !rec.bad {
 			c.claim("anyMAC", rec.Host.MAC, rec.Row)
 		}
@@ -470,7 +472,7 @@ func checkImportRow(tx storage.Tx, c *importClaims, h *Host, row int, fail func(
 	}
 	if ip := siteIP(h); ip != "" {
 		if prev, dup := c.claim("ipAddress", ip, row); dup {
-			fail("ipAddress", fmt.Sprintf("%s is also the static address of row %d", ip, prev))
+			fail("ipAddress", fmt.Sprintf("%s is also the static address of row %d (host %s)", ip, prev, c.macOf[prev]))
 		}
 	}
 	for _, m := range h.OtherMACs {

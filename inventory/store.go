@@ -306,19 +306,27 @@ func (s *Store) UpdateHost(mac string, fn func(*Host) error) (Host, error) {
 		if err := checkRender(w, &h); err != nil {
 			return fmt.Errorf("%w: %v", ErrInvalid, err), nil
 		}
-		if h.State == StateDiscovered && h.Profile != "" {
-			h.State, _ = Transition(h.State, TriggerAssign)
-		}
 		h.UpdatedAt = s.now().UTC()
-		if err := w.saveHost(&h, &old); err != nil {
+		if err := w.assign(&h); err != nil {
 			return nil, err
 		}
-		if h.State != old.State {
-			return nil, w.addEvent(mac, Event{Time: h.UpdatedAt, Kind: "assign", Detail: "profile " + h.Profile})
-		}
-		return nil, nil
+		return nil, w.saveHost(&h, &old)
 	})
 	return h, err
+}
+
+// assign moves a discovered host that has been given a profile to ready
+// (TriggerAssign) and records it, for every write that can give one.
+func (w *wtx) assign(h *Host) error {
+	if h.State != StateDiscovered || h.Profile == "" {
+		return nil
+	}
+	next, err := Transition(h.State, TriggerAssign)
+	if err != nil {
+		return err
+	}
+	h.State = next
+	return w.addEvent(h.MAC, Event{Time: h.UpdatedAt, Kind: "assign", Attempt: h.Attempt, Detail: "profile " + h.Profile})
 }
 
 // refusedOr sorts a lookup's error: a missing record is the request's
