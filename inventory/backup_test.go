@@ -7,50 +7,47 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
 
 // A backup taken while events are being written is a consistent
 // database: it passes bbolt's check, opens as a store, and holds every
-// host; the temporary copy leaves nothing in the directory.
+// host and every event committed before it began; the temporary copy
+// leaves nothing in the directory. The writer is paced by the rounds
+// (each round asks for a burst and takes its backup while the burst is
+// being written), so no loop waits on the clock, and the writer's total
+// stays below the per-host cap, so event counts are exact.
 func TestBackupUnderWrites(t *testing.T) {
 	s := openTestStore(t)
 	if err := s.PutProfile(testProfile(t, "edge")); err != nil {
 		t.Fatal(err)
 	}
-	const hosts = 50
+	const hosts, rounds, burst = 50, 5, 40
 	for i := range hosts {
 		mustHost(t, s, Host{MAC: fmt.Sprintf("aa:bb:cc:00:01:%02x", i), Name: fmt.Sprintf("n%d", i), Profile: "edge"})
 	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var writes atomic.Int64
-	wg.Add(1)
+	if rounds*burst/hosts+1 >= MaxEventsPerHost {
+		t.Fatal("the test would hit the per-host event cap")
+	}
+	bursts := make(chan int)
+	written := make(chan error)
 	go func() {
-		defer wg.Done()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
+		defer close(written)
+		for round := range bursts {
+			var err error
+			for i := range burst {
+				if err = s.AddEvent(fmt.Sprintf("aa:bb:cc:00:01:%02x", (round*burst+i)%hosts), "dhcp", strings.Repeat("x", 200)); err != nil {
+					break
+				}
 			}
-			if err := s.AddEvent(fmt.Sprintf("aa:bb:cc:00:01:%02x", i%hosts), "dhcp", strings.Repeat("x", 200)); err != nil {
-				t.Error(err)
-				return
-			}
-			writes.Add(1)
+			written <- err
 		}
 	}()
 	dir := t.TempDir()
-	for round := range 5 {
-		// Each backup starts with writes in flight and some done since
-		// the last one.
-		for w := writes.Load(); writes.Load() < w+5; {
-			time.Sleep(time.Millisecond)
-		}
+	committed := hosts // one "created" event each
+	for round := range rounds {
+		bursts <- round // the burst runs while the backup is taken
 		f, n, err := s.Backup(dir)
 		if err != nil {
 			t.Fatal(err)
@@ -66,13 +63,17 @@ func TestBackupUnderWrites(t *testing.T) {
 		if err != nil || copied != n {
 			t.Fatalf("round %d: copied %d of %d bytes: %v", round, copied, n, err)
 		}
+		if err := <-written; err != nil {
+			t.Fatalf("round %d: writer: %v", round, err)
+		}
 		sum, err := VerifyBackup(out)
 		if err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
-		if sum.Hosts != hosts || sum.Profiles != 1 {
-			t.Fatalf("round %d: backup holds %+v, want %d hosts and 1 profile", round, sum, hosts)
+		if sum.Hosts != hosts || sum.Profiles != 1 || sum.Events < committed || sum.Events > committed+burst {
+			t.Fatalf("round %d: backup holds %+v, want %d hosts, 1 profile and %d to %d events", round, sum, hosts, committed, committed+burst)
 		}
+		committed += burst
 		// And it is a data dir a server could start on.
 		b, err := Open(filepath.Dir(out), Options{})
 		if err != nil {
@@ -83,15 +84,26 @@ func TestBackupUnderWrites(t *testing.T) {
 		}
 		b.Close()
 	}
-	close(stop)
-	wg.Wait()
-	if writes.Load() == 0 {
-		t.Fatal("no event was written during the backups")
+	close(bursts)
+	if _, open := <-written; open {
+		t.Fatal("writer did not stop")
+	}
+	// A backup after the writes holds every one of them.
+	f, _, err := s.Backup(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), DBFile)
+	dst, _ := os.Create(out)
+	io.Copy(dst, f)
+	f.Close()
+	dst.Close()
+	if sum, err := VerifyBackup(out); err != nil || sum.Events != committed {
+		t.Fatalf("final backup: %+v, %v; want %d events", sum, err, committed)
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Errorf("backup left %d files behind", len(ents))
 	}
-	t.Logf("5 backups while %d events were written", writes.Load())
 }
 
 // metaStart is where a bbolt meta page's fields start, after its page
