@@ -62,7 +62,7 @@ func TestOnEventsEveryWritePath(t *testing.T) {
 	mustProfile(t, s, "edge")
 	const a, b, c, d = "52:54:00:00:10:01", "52:54:00:00:10:02", "52:54:00:00:10:03", "52:54:00:00:10:04"
 	mustHost(t, s, Host{MAC: a, Profile: "edge", Serial: "S-A", OtherMACs: []string{"52:54:00:00:10:0a"}}) // created
-	if _, err := s.Discover(b, "10.0.0.2", Facts{Serial: "S-A"}); err != nil {                            // created, script, serial-match ×2
+	if _, err := s.Discover(b, "10.0.0.2", Facts{Serial: "S-A"}); err != nil {                             // created, script, serial-match ×2
 		t.Fatal(err)
 	}
 	if _, err := s.UpdateHost(b, func(h *Host) error { h.Profile = "edge"; return nil }); err != nil { // assign

@@ -309,7 +309,7 @@ func TestEventsCappedAndDeletedWithHost(t *testing.T) {
 	other := "aa:bb:cc:00:00:02"
 	mustHost(t, s, Host{MAC: other, Profile: "edge"})
 
-	// Concurrent writers share db.Batch commits; the cap holds anyway.
+	// Concurrent writers share group commits; the cap holds anyway.
 	const n = MaxEventsPerHost + 40
 	var wg sync.WaitGroup
 	errs := make(chan error, n)

@@ -23,8 +23,9 @@ func openTest(t *testing.T) *DB {
 	return d
 }
 
-// group makes the Updates of fns land in one group: a first Update holds
-// the committer until all of them are pending. It returns their errors.
+// group makes the Updates of fns land in one group, queued in the order
+// given: a first Update holds the committer until all of them are
+// pending. It returns their errors.
 func group(t *testing.T, d *DB, fns ...func(storage.Tx) error) []error {
 	t.Helper()
 	release, started := make(chan struct{}), make(chan struct{})
@@ -37,19 +38,7 @@ func group(t *testing.T, d *DB, fns ...func(storage.Tx) error) []error {
 	var wg sync.WaitGroup
 	for i, fn := range fns {
 		wg.Go(func() { errs[i] = d.Update(fn) })
-	}
-	// Bounded by iterations, not by time: the test fails, never hangs.
-	for i := 0; ; i++ {
-		d.mu.Lock()
-		n := len(d.pending)
-		d.mu.Unlock()
-		if n == len(fns) {
-			break
-		}
-		if i > 20000 {
-			t.Fatalf("%d of %d Updates pending", n, len(fns))
-		}
-		time.Sleep(50 * time.Microsecond)
+		waitPending(t, d, i+1)
 	}
 	close(release)
 	wg.Wait()
@@ -57,6 +46,24 @@ func group(t *testing.T, d *DB, fns ...func(storage.Tx) error) []error {
 		t.Fatal(err)
 	}
 	return errs
+}
+
+// waitPending waits until n Updates are queued. It is bounded by
+// iterations, not by time: the test fails, never hangs.
+func waitPending(t *testing.T, d *DB, n int) {
+	t.Helper()
+	for i := 0; ; i++ {
+		d.mu.Lock()
+		got := len(d.pending)
+		d.mu.Unlock()
+		if got == n {
+			return
+		}
+		if i > 20000 {
+			t.Fatalf("%d of %d Updates pending", got, n)
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
 }
 
 func get(t *testing.T, d *DB, key string) string {
@@ -161,30 +168,9 @@ func TestGroupAppliesInOrder(t *testing.T) {
 			return nil
 		}
 	}
-	// Arrival order is the order of the pending queue; Updates started
-	// one after another once each is queued.
-	release, started := make(chan struct{}), make(chan struct{})
-	go d.Update(func(storage.Tx) error { close(started); <-release; return nil })
-	<-started
-	done := make(chan error, 3)
-	for i, del := range []bool{false, true, false} {
-		go func() { done <- d.Update(step(i, del)) }()
-		for j := 0; ; j++ {
-			d.mu.Lock()
-			n := len(d.pending)
-			d.mu.Unlock()
-			if n == i+1 {
-				break
-			}
-			if j > 20000 {
-				t.Fatal("Update not queued")
-			}
-			time.Sleep(50 * time.Microsecond)
-		}
-	}
-	close(release)
-	for range 3 {
-		if err := <-done; err != nil {
+	errs := group(t, d, step(0, false), step(1, true), step(2, false))
+	for _, err := range errs {
+		if err != nil {
 			t.Fatal(err)
 		}
 	}
