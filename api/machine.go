@@ -56,7 +56,7 @@ func (s *Server) handleStage2(w http.ResponseWriter, r *http.Request) {
 		writeStoreError(w, err)
 		return
 	}
-	action := ipxe.Decide(ipxe.Input{Known: known, State: ipxe.HostState(h.State.String()), Unknown: s.cfg.Unknown}, s.cfg.Now())
+	action := ipxe.Decide(ipxe.Input{Known: known, State: bootState(h.State), Unknown: s.cfg.Unknown})
 	log := s.cfg.Log.With().Str("mac", mac).Str("ip", ip).Str("action", action.String()).Logger()
 	s.Observe(ip, mac)
 
