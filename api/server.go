@@ -59,6 +59,7 @@ type Server struct {
 	stage1 []byte
 
 	requests metrics.RequestCounter
+	installs installHistogram
 	limiter  *tokenLimiter
 
 	later         chan struct{} // slots for events recorded in the background
