@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stagehand-dev/stagehand/lab"
 )
 
 // tftpGet fetches file from a TFTP server the way a PXE ROM does: RRQ
@@ -200,7 +202,7 @@ func (s *server) settles(baseG, baseFD, margin int) {
 
 // peakRSS is the server's high-water resident set in KiB.
 func (s *server) peakRSS() int {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.Pid()))
 	for _, l := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
 			var kb int
@@ -253,7 +255,7 @@ func TestSIGTERMFinishesTFTP(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	stopped := time.Now()
-	s.cmd.Process.Signal(syscall.SIGTERM)
+	s.Signal(syscall.SIGTERM)
 	atSignal := got.Load()
 
 	var r result
@@ -266,10 +268,9 @@ func TestSIGTERMFinishesTFTP(t *testing.T) {
 		t.Fatalf("transfer cut by SIGTERM: got %d of %d bytes: %v", len(r.b), len(want), r.err)
 	}
 	select {
-	case err := <-s.done:
-		s.done = nil
-		if err != nil {
-			t.Fatalf("server exit after SIGTERM: %v\n%s", err, s.log)
+	case <-s.Done():
+		if err := s.Err(); err != nil {
+			t.Fatalf("server exit after SIGTERM: %v\n%s", err, s.Output())
 		}
 		t.Logf("SIGTERM at %d of %d bytes; transfer complete, server exited %v after SIGTERM",
 			atSignal, len(want), time.Since(stopped).Round(10*time.Millisecond))
@@ -279,8 +280,8 @@ func TestSIGTERMFinishesTFTP(t *testing.T) {
 	if atSignal >= int64(len(want)) {
 		t.Fatal("the transfer had finished before SIGTERM: nothing was drained")
 	}
-	if !strings.Contains(s.log.String(), "tftp: draining transfers") {
-		t.Errorf("no drain logged:\n%s", tail(s.log.String(), 20))
+	if !strings.Contains(s.Output(), "tftp: draining transfers") {
+		t.Errorf("no drain logged:\n%s", lab.Tail(s.Output(), 20))
 	}
 }
 

@@ -99,7 +99,7 @@ func startDnsmasq(t testing.TB, ns, ready string, extra []string) *Dnsmasq {
 	t.Cleanup(func() {
 		d.stop()
 		if t.Failed() {
-			t.Logf("dnsmasq log tail (%s):\n%s", d.LogPath, tail(d.Log(), 30))
+			t.Logf("dnsmasq log tail (%s):\n%s", d.LogPath, Tail(d.Log(), 30))
 		}
 	})
 
@@ -146,17 +146,4 @@ func (d *Dnsmasq) stop() {
 		_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
 		<-d.done
 	}
-}
-
-func tail(s string, lines int) string {
-	s = strings.TrimRight(s, "\n")
-	idx := len(s)
-	for i := 0; i < lines; i++ {
-		j := strings.LastIndexByte(s[:idx], '\n')
-		if j < 0 {
-			return s
-		}
-		idx = j
-	}
-	return s[idx+1:]
 }
