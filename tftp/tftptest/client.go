@@ -37,7 +37,7 @@ type Option struct{ Name, Value string }
 type Client struct {
 	Mode    string        // "" means octet
 	Options []Option      // sent in the RRQ in this order
-	Local   net.IP        // address to send from; nil means the server's own
+	Local   net.IP        // address to send from; nil: the kernel's choice for the server
 	Timeout time.Duration // wait for each packet before resending (default 5 s)
 	Retries int           // resends in a row before giving up (default 3)
 	// Deadline, when set, ends the transfer once passed: an ERROR goes to
@@ -110,11 +110,6 @@ func RRQ(file, mode string, opts ...Option) []byte {
 		b = append(append(b, o.Value...), 0)
 	}
 	return b
-}
-
-// ack builds ACK block.
-func ack(block uint16) []byte {
-	return binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(make([]byte, 0, 4), opACK), block)
 }
 
 // errorPacket builds ERROR code msg.

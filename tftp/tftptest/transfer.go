@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -12,15 +13,11 @@ import (
 
 // Get fetches file from the server at addr ("host:port").
 func (c *Client) Get(addr, file string) (*Result, error) {
-	raddr, err := net.ResolveUDPAddr("udp", addr)
+	raddr, err := resolve(addr)
 	if err != nil {
 		return nil, err
 	}
-	from := raddr.IP
-	if c.Local != nil {
-		from = c.Local
-	}
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: from})
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: c.Local})
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +48,7 @@ func (c *Client) Get(addr, file string) (*Result, error) {
 		x.res.Data = c.Buf[:0]
 	}
 	x.last, x.lastTo = RRQ(file, c.Mode, c.Options...), raddr
-	if _, err := conn.WriteToUDP(x.last, raddr); err != nil {
+	if _, err := conn.WriteToUDPAddrPort(x.last, raddr); err != nil {
 		return x.res, err
 	}
 	for {
@@ -61,19 +58,35 @@ func (c *Client) Get(addr, file string) (*Result, error) {
 	}
 }
 
+// resolve parses "ip:port" without a lookup, and asks the resolver only
+// for a name.
+func resolve(addr string) (netip.AddrPort, error) {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		ua, rerr := net.ResolveUDPAddr("udp", addr)
+		if rerr != nil {
+			return netip.AddrPort{}, rerr
+		}
+		ap = ua.AddrPort()
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+}
+
 // transfer is one Get's state.
 type transfer struct {
 	c            *Client
 	conn         *net.UDPConn
-	raddr        *net.UDPAddr
+	raddr        netip.AddrPort
+	tid          netip.AddrPort // the server's transfer ID, once known
 	res          *Result
 	timeout      time.Duration
 	retries      int
-	last         []byte       // what a timeout resends
-	lastTo       *net.UDPAddr // and where
-	expected     int64        // next block wanted, from 1
-	inWin        int          // blocks since the last ACK
-	nakSent      bool         // an ACK for a gap went out since the last progress
+	last         []byte         // what a timeout resends
+	lastTo       netip.AddrPort // and where
+	ackBuf       [4]byte
+	expected     int64 // next block wanted, from 1
+	inWin        int   // blocks since the last ACK
+	nakSent      bool  // an ACK for a gap went out since the last progress
 	tries, oacks int
 	tsize        int // from the OACK; -1 without
 	buf          []byte
@@ -94,7 +107,7 @@ func (x *transfer) step() (done bool, err error) {
 		dl = d
 	}
 	x.conn.SetReadDeadline(dl)
-	n, from, err := x.conn.ReadFromUDP(x.buf)
+	n, from, err := x.conn.ReadFromUDPAddrPort(x.buf)
 	if err != nil {
 		var ne net.Error
 		if !errors.As(err, &ne) || !ne.Timeout() {
@@ -105,20 +118,22 @@ func (x *transfer) step() (done bool, err error) {
 	if n < 4 {
 		return false, nil
 	}
-	if x.res.Server == nil {
+	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	if !x.tid.IsValid() {
 		// Only the server asked may pick the transfer ID.
-		if !x.raddr.IP.IsUnspecified() && !from.IP.Equal(x.raddr.IP) {
+		if !x.raddr.Addr().IsUnspecified() && from.Addr() != x.raddr.Addr() {
 			return false, nil
 		}
-		x.res.Server = from
-	} else if from.Port != x.res.Server.Port || !from.IP.Equal(x.res.Server.IP) {
+		x.tid = from
+		x.res.Server = net.UDPAddrFromAddrPort(from)
+	} else if from != x.tid {
 		return false, nil // RFC 1350 §4: another transfer's packet
 	}
 	switch op := binary.BigEndian.Uint16(x.buf); op {
 	case opERROR:
-		return true, &RemoteError{Code: binary.BigEndian.Uint16(x.buf[2:]), Msg: strings.TrimRight(string(x.buf[4:n]), "\x00"), From: from}
+		return true, &RemoteError{Code: binary.BigEndian.Uint16(x.buf[2:]), Msg: strings.TrimRight(string(x.buf[4:n]), "\x00"), From: x.res.Server}
 	case opOACK:
-		return x.oack(x.buf[2:n], from)
+		return x.oack(x.buf[2:n])
 	case opDATA:
 		return x.data(binary.BigEndian.Uint16(x.buf[2:]), x.buf[4:n])
 	default:
@@ -140,29 +155,32 @@ func (x *transfer) expired() (bool, error) {
 	x.tries++
 	x.res.Resends++
 	to := x.lastTo
-	if x.res.Server != nil {
-		to = x.res.Server
+	if x.tid.IsValid() {
+		to = x.tid
 	}
-	_, err := x.conn.WriteToUDP(x.last, to)
+	_, err := x.conn.WriteToUDPAddrPort(x.last, to)
 	return err != nil, err
 }
 
 // abort tells the server the transfer is over, once.
 func (x *transfer) abort(code uint16, msg string) {
-	if x.res.Server != nil && !x.sentERROR {
+	if x.tid.IsValid() && !x.sentERROR {
 		x.sentERROR = true
-		x.conn.WriteToUDP(errorPacket(code, msg), x.res.Server)
+		x.conn.WriteToUDPAddrPort(errorPacket(code, msg), x.tid)
 	}
 }
 
-func (x *transfer) send(p []byte) error {
-	x.last, x.lastTo = p, x.res.Server
+// sendAck sends ACK block to the transfer ID and keeps it for resending.
+func (x *transfer) sendAck(block uint16) error {
+	binary.BigEndian.PutUint16(x.ackBuf[:], opACK)
+	binary.BigEndian.PutUint16(x.ackBuf[2:], block)
+	x.last, x.lastTo = x.ackBuf[:], x.tid
 	n := 1
 	if x.c.DupAcks {
 		n = 2
 	}
 	for range n {
-		if _, err := x.conn.WriteToUDP(p, x.res.Server); err != nil {
+		if _, err := x.conn.WriteToUDPAddrPort(x.last, x.tid); err != nil {
 			return err
 		}
 	}
@@ -170,7 +188,7 @@ func (x *transfer) send(p []byte) error {
 }
 
 // oack takes the server's options (RFC 2347) and answers ACK 0.
-func (x *transfer) oack(body []byte, from *net.UDPAddr) (bool, error) {
+func (x *transfer) oack(body []byte) (bool, error) {
 	x.oacks++
 	if x.oacks <= x.c.DropOACK || x.res.OACK != nil {
 		return false, nil // dropped on purpose, or a duplicate after our ACK 0
@@ -201,7 +219,7 @@ func (x *transfer) oack(body []byte, from *net.UDPAddr) (bool, error) {
 	}
 	x.grow(x.res.Blksize)
 	if x.c.AbortOnOACK {
-		_, err := x.conn.WriteToUDP(errorPacket(8, "no thanks"), from)
+		_, err := x.conn.WriteToUDPAddrPort(errorPacket(8, "no thanks"), x.tid)
 		return true, err
 	}
 	if x.c.StallAfterOACK {
@@ -209,7 +227,7 @@ func (x *transfer) oack(body []byte, from *net.UDPAddr) (bool, error) {
 		return true, nil
 	}
 	x.tries = 0
-	return false, x.send(ack(0))
+	return false, x.sendAck(0)
 }
 
 // data takes one DATA packet: in order, it is kept and ACKed at the end of
@@ -227,10 +245,10 @@ func (x *transfer) data(block uint16, payload []byte) (bool, error) {
 		var err error
 		switch {
 		case block == want-1 && x.inWin == 0:
-			err = x.send(ack(want - 1))
+			err = x.sendAck(want - 1)
 		case want-block > uint16(x.res.Window) && !x.nakSent:
 			x.nakSent, x.inWin = true, 0
-			err = x.send(ack(want - 1))
+			err = x.sendAck(want - 1)
 		}
 		return err != nil, err
 	}
@@ -251,8 +269,10 @@ func (x *transfer) data(block uint16, payload []byte) (bool, error) {
 	final := len(payload) < x.res.Blksize
 	if final || x.inWin == x.res.Window {
 		x.inWin = 0
-		time.Sleep(x.c.Pace)
-		if err := x.send(ack(want)); err != nil {
+		if x.c.Pace > 0 {
+			time.Sleep(x.c.Pace)
+		}
+		if err := x.sendAck(want); err != nil {
 			return true, err
 		}
 	}
