@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"github.com/stagehand-dev/stagehand/tftp/tftptest"
 	"net"
 	"net/http"
 	"os"
@@ -184,7 +185,7 @@ func TestTFTPFloodFromOneAddress(t *testing.T) {
 			// once the server has seen the last (it runs or refused it):
 			// 600 at once would overflow the socket's receive buffer, and
 			// resending would count refusals twice.
-			rrq := append([]byte{0, 1}, "undionly.kpxe\x00octet\x00"...)
+			rrq := tftptest.RRQ("undionly.kpxe", "")
 			socks := make([]*net.UDPConn, 0, flood)
 			defer func() {
 				for _, c := range socks {
