@@ -56,7 +56,7 @@ func (s *Server) handleStage2(w http.ResponseWriter, r *http.Request) {
 		writeStoreError(w, err)
 		return
 	}
-	action := ipxe.Decide(ipxe.Input{Known: known, State: ipxe.HostState(h.State.String()), Unknown: s.cfg.Unknown}, s.cfg.Now())
+	action := ipxe.Decide(ipxe.Input{Known: known, State: bootState(h.State), Unknown: s.cfg.Unknown})
 	log := s.cfg.Log.With().Str("mac", mac).Str("ip", ip).Str("action", action.String()).Logger()
 	s.Observe(ip, mac)
 
@@ -272,6 +272,7 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if changed {
+		s.observeInstall(h)
 		s.cfg.Log.Info().Str("mac", h.MAC).Str("state", h.State.String()).Int("attempt", h.Attempt).Msg("installer reported")
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"mac": h.MAC, "state": h.State, "changed": changed})

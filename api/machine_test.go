@@ -93,10 +93,15 @@ func TestMachineFlow(t *testing.T) {
 	if !strings.HasPrefix(ud, "#cloud-config\n") {
 		t.Fatalf("user-data does not start with #cloud-config:\n%s", ud)
 	}
-	for _, want := range []string{"name: rack1-node01", "paletteEndpoint: api.spectrocloud.example", e.base + "/callback/" + token + "/done", "poweroff: true"} {
+	for _, want := range []string{"name: rack1-node01", "paletteEndpoint: api.spectrocloud.example", e.base + "/callback/" + token + "/done", "reboot: false"} {
 		if !strings.Contains(ud, want) {
 			t.Errorf("user-data lacks %q:\n%s", want, ud)
 		}
+	}
+	// The profile says reboot: false, so power is the operator's: no
+	// default poweroff beside it.
+	if strings.Contains(ud, "poweroff") {
+		t.Errorf("user-data gained a poweroff beside the profile's reboot:\n%s", ud)
 	}
 	if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "text/cloud-config") || r.header.Get("Cache-Control") != "no-store" {
 		t.Errorf("user-data headers: %v", r.header)

@@ -35,7 +35,7 @@ func (s *Server) operatorRoutes(r *mux.Router) {
 	// Any other method on those four is 405, not a lookup of a host whose
 	// "MAC" is "import" (400) by the routes below.
 	for _, p := range []string{"/hosts/import", "/hosts/export", "/hosts/reprovision", "/hosts/assign"} {
-		handle(p, methodNotAllowed)
+		handle(p, s.methodNotAllowed)
 	}
 	handle("/hosts/{mac}", s.getHost).Methods(http.MethodGet)
 	handle("/hosts/{mac}", s.updateHost).Methods(http.MethodPatch, http.MethodPut)

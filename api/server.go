@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -59,6 +60,7 @@ type Server struct {
 	stage1 []byte
 
 	requests metrics.RequestCounter
+	installs installHistogram
 	limiter  *tokenLimiter
 
 	later         chan struct{} // slots for events recorded in the background
@@ -97,16 +99,38 @@ func New(cfg Config) *Server {
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no route for "+r.Method+" "+r.URL.Path)
 	})
-	r.MethodNotAllowedHandler = http.HandlerFunc(methodNotAllowed)
+	r.MethodNotAllowedHandler = http.HandlerFunc(s.methodNotAllowed)
 	s.router = r
 	return s
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
 
-func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+// methodNotAllowed answers 405 with the Allow header RFC 9110 §15.5.6
+// requires: the methods of the routes that match the path. It asks the
+// router rather than keeping a second list, so a route added later is
+// in Allow by itself. Routes without a method matcher (the catch-alls
+// that keep /hosts/import from reading as a MAC) allow nothing.
+func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range allMethods {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		var match mux.RouteMatch
+		if !s.router.Match(probe, &match) || match.MatchErr != nil || match.Route == nil {
+			continue
+		}
+		if ms, err := match.Route.GetMethods(); err == nil && slices.Contains(ms, m) {
+			allow = append(allow, m)
+		}
+	}
+	w.Header().Set("Allow", strings.Join(allow, ", "))
 	writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" not allowed on "+r.URL.Path)
 }
+
+// allMethods are the methods a 405's Allow may list, in RFC 9110 order.
+var allMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete,
+	http.MethodConnect, http.MethodOptions, http.MethodTrace, http.MethodPatch}
 
 // Observe notes that mac was last seen at ip (DHCP, stage 2), so later
 // requests from that IP (TFTP, artifacts) can be recorded on the host.
