@@ -18,11 +18,18 @@ const KindDropped = "dropped"
 // buffer is full loses the event, counted, and is told before the next
 // event it gets.
 //
-// Order: Publish calls are serialised, and each subscriber receives
-// events in the order they were published, so one host's events arrive
-// in the order the store reported their commits. Across hosts, the same
-// order holds for one subscriber, but two subscribers may see a loss at
-// different places.
+// Order: Publish calls are serialised, and every subscriber receives
+// events in the order they were published (one call's slice in its
+// order), so all subscribers agree on one order of all hosts' events;
+// they differ only in where a slow one lost some. One host's events
+// arrive in commit order as far as the store publishes in commit order:
+// the recorder commits its batches one after another, and a host's
+// state changes (script, user-data, callback) are each committed before
+// the request that caused them is answered. The exception is the store's
+// own: bbolt runs commit hooks after it releases its writer lock, so two
+// commits on one host within microseconds of each other (the recorder's
+// batch and a callback) may be published in the other order. Closing
+// that needs a sequence in the store's change feed.
 type Hub struct {
 	mu     sync.Mutex
 	subs   map[*Subscription]struct{}
