@@ -3,6 +3,7 @@ package api_test
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stagehand-dev/stagehand/api"
+	"github.com/stagehand-dev/stagehand/events"
 	"github.com/stagehand-dev/stagehand/inventory"
 )
 
@@ -221,5 +223,86 @@ func TestEventStreamHeartbeatAndEnd(t *testing.T) {
 		if ev.Kind != "" {
 			t.Fatalf("event %+v after the feed closed", ev)
 		}
+	}
+}
+
+// Streams opened while a host's events are being committed get every
+// event exactly once, in order: history up to the moment of subscribing,
+// then live, with the overlap sent once.
+func TestEventStreamNoGapNoDuplicate(t *testing.T) {
+	e := newEnv(t, nil)
+	e.addHost(inventory.Host{MAC: mac1, Profile: "edge"})
+	const n = 150 // below the store's 200 events per host: no trimming
+	wrote := make(chan error, 1)
+	go func() {
+		for i := range n {
+			if err := e.store.AddEvent(mac1, "tick", fmt.Sprint(i)); err != nil {
+				wrote <- err
+				return
+			}
+		}
+		wrote <- nil
+	}()
+	var streams []*eventStream
+	for range 6 {
+		streams = append(streams, e.openStream("mac="+mac1+"&follow=1"))
+	}
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	for si, s := range streams {
+		var got []string
+		for len(got) == 0 || got[len(got)-1] != fmt.Sprint(n-1) {
+			ev, ok := s.next(false)
+			if !ok {
+				t.Fatalf("stream %d ended after %v", si, got)
+			}
+			if ev.Kind == "tick" {
+				got = append(got, ev.Detail)
+			}
+		}
+		for i, d := range got {
+			if d != fmt.Sprint(i) {
+				t.Fatalf("stream %d: event %d is %s; the stream is %v", si, i, d, got)
+			}
+		}
+	}
+}
+
+// An event committed between the stream's subscription and its history
+// read is in both; it is sent once. The feed here is driven by hand, so
+// the overlap is certain.
+func TestEventStreamOverlapSentOnce(t *testing.T) {
+	feed := events.NewHub()
+	e := newEnv(t, func(c *api.Config) { c.Feed = feed })
+	e.addHost(inventory.Host{MAC: mac1, Profile: "edge"})
+	for i := range 3 {
+		if err := e.store.AddEvent(mac1, "tick", fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stored, err := e.store.Events(mac1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := e.openStream("mac=" + mac1 + "&follow=1")
+	// The last stored event arrives live too (its commit hook ran after
+	// the history was read), then a new one.
+	last := stored[len(stored)-1]
+	feed.Publish([]inventory.StoredEvent{{MAC: mac1, Event: last}})
+	newer := inventory.Event{Time: last.Time.Add(time.Millisecond), Kind: "tick", Detail: "3"}
+	feed.Publish([]inventory.StoredEvent{{MAC: mac1, Event: newer}})
+	var got []string
+	for len(got) < 4 {
+		ev, ok := s.next(false)
+		if !ok {
+			t.Fatalf("stream ended after %v", got)
+		}
+		if ev.Kind == "tick" {
+			got = append(got, ev.Detail)
+		}
+	}
+	if strings.Join(got, ",") != "0,1,2,3" {
+		t.Fatalf("stream %v, want 0,1,2,3: the overlap once", got)
 	}
 }
