@@ -195,4 +195,5 @@ func (r *Recorder) WriteMetrics(mw *metrics.Writer) {
 	}{{"queue_full", st.DroppedFull}, {"shutdown", st.DroppedClosed}, {"store_error", st.Failed}} {
 		mw.Counter("stagehand_events_dropped_total", "Events not recorded, by reason (queue_full: the recorder's queue was full, the protocol did not wait; store_error: their commit failed).", metrics.L("reason", d.reason), float64(d.n))
 	}
+	mw.Gauge("stagehand_events_queued", "Events waiting in the recorder's queue for their commit.", nil, float64(len(r.q)))
 }

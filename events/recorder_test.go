@@ -124,7 +124,7 @@ func TestRecorderDropsWhenFullAndNeverWaits(t *testing.T) {
 	}
 	var b bytes.Buffer
 	r.WriteMetrics(metrics.NewWriter(&b))
-	for _, want := range []string{`stagehand_events_dropped_total{reason="queue_full"} 12`, "stagehand_events_recorded_total 9"} {
+	for _, want := range []string{`stagehand_events_dropped_total{reason="queue_full"} 12`, "stagehand_events_recorded_total 9", "stagehand_events_queued 0"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("metrics lack %q:\n%s", want, b.String())
 		}
