@@ -51,6 +51,7 @@ func (s *Server) operatorRoutes(r *mux.Router) {
 	handle("/profiles/{name}", s.deleteProfile).Methods(http.MethodDelete)
 	handle("/status", s.status).Methods(http.MethodGet)
 	handle("/backup", s.backup).Methods(http.MethodGet)
+	handle("/events", s.eventStream).Methods(http.MethodGet)
 }
 
 // decode reads one bounded JSON object, refusing unknown fields so a
