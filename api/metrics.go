@@ -120,7 +120,6 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	s.requests.Write(mw, "stagehand_http_requests_total", "HTTP requests by route template and status code.")
 	mw.Counter("stagehand_token_failures_total", "User-data and callback requests whose token was unknown, over or refused.", nil, float64(s.limiter.failed.Load()))
 	mw.Counter("stagehand_token_ratelimited_total", "Token requests refused with 429 after too many failures from one address.", nil, float64(s.limiter.denied.Load()))
-	mw.Counter("stagehand_http_events_dropped_total", "Inventory events of HTTP requests (artifact downloads) dropped because too many were waiting for their commit.", nil, float64(s.droppedEvents.Load()))
 	if s.cfg.Metrics != nil {
 		s.cfg.Metrics(mw)
 	}

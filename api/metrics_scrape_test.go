@@ -49,16 +49,15 @@ func installCount(t *testing.T, fams map[string]*dto.MetricFamily) uint64 {
 func checkFamilies(t *testing.T, fams map[string]*dto.MetricFamily) {
 	t.Helper()
 	want := map[string]dto.MetricType{
-		"stagehand_hosts":                     dto.MetricType_GAUGE,
-		"stagehand_hosts_stalled":             dto.MetricType_GAUGE,
-		"stagehand_install_duration_seconds":  dto.MetricType_HISTOGRAM,
-		"stagehand_http_requests_total":       dto.MetricType_COUNTER,
-		"stagehand_token_failures_total":      dto.MetricType_COUNTER,
-		"stagehand_token_ratelimited_total":   dto.MetricType_COUNTER,
-		"stagehand_http_events_dropped_total": dto.MetricType_COUNTER,
-		"stagehand_test_extra_total":          dto.MetricType_COUNTER,
-		"stagehand_goroutines":                dto.MetricType_GAUGE,
-		"stagehand_open_fds":                  dto.MetricType_GAUGE,
+		"stagehand_hosts":                    dto.MetricType_GAUGE,
+		"stagehand_hosts_stalled":            dto.MetricType_GAUGE,
+		"stagehand_install_duration_seconds": dto.MetricType_HISTOGRAM,
+		"stagehand_http_requests_total":      dto.MetricType_COUNTER,
+		"stagehand_token_failures_total":     dto.MetricType_COUNTER,
+		"stagehand_token_ratelimited_total":  dto.MetricType_COUNTER,
+		"stagehand_test_extra_total":         dto.MetricType_COUNTER,
+		"stagehand_goroutines":               dto.MetricType_GAUGE,
+		"stagehand_open_fds":                 dto.MetricType_GAUGE,
 	}
 	for name, typ := range want {
 		f := fams[name]
