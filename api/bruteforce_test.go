@@ -10,8 +10,8 @@ import (
 	"github.com/stagehand-dev/stagehand/inventory"
 )
 
-// Guessing tokens: after Burst failures an address gets 429 without
-// touching the store, the attempts are counted in /metrics, and a real
+// Guessing tokens: after Burst failures an address gets 429 and the
+// store is unchanged, the attempts are counted in /metrics, and a real
 // installer at another address is unaffected.
 func TestTokenBruteForceIsLimited(t *testing.T) {
 	now := time.Now()

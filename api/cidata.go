@@ -47,7 +47,7 @@ func (s *Server) cidata(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "internal", err.Error())
 		return
 	}
-	st.AddEvent(h.MAC, "cidata", "NoCloud seed image issued")
+	s.cfg.Events.Record(h.MAC, "cidata", "NoCloud seed image issued")
 	s.cfg.Log.Info().Str("mac", h.MAC).Int("attempt", h.Attempt).Msg("cidata seed issued")
 	w.Header().Set("Content-Type", "application/x-iso9660-image")
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="cidata-%s.iso"`, name))

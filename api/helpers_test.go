@@ -3,6 +3,7 @@ package api_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"math/rand/v2"
@@ -21,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/stagehand-dev/stagehand/api"
+	"github.com/stagehand-dev/stagehand/events"
 	"github.com/stagehand-dev/stagehand/inventory"
 	"github.com/stagehand-dev/stagehand/ipxe"
 )
@@ -50,6 +52,8 @@ type env struct {
 	root    string // temp dir holding the ipxe dir and a file outside it
 	ipxeDir string
 	client  *http.Client
+	events  *events.Recorder // the informational events' recorder
+	feed    *events.Hub      // the store's live feed
 }
 
 // newEnv builds the server; mod may change the Config before api.New.
@@ -92,12 +96,20 @@ func newEnv(t *testing.T, mod func(*api.Config)) *env {
 		mod(&cfg)
 		storeLog = cfg.Log
 	}
-	st, err := inventory.Open(filepath.Join(root, "data"), inventory.Options{Log: storeLog, LockTimeout: 200 * time.Millisecond})
+	e.feed = events.NewHub()
+	st, err := inventory.Open(filepath.Join(root, "data"), inventory.Options{Log: storeLog, LockTimeout: 200 * time.Millisecond, OnEvents: e.feed.Publish})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.store = st
 	cfg.Store = st
+	e.events = events.NewRecorder(events.Config{Sink: st, Log: storeLog})
+	if cfg.Events == nil {
+		cfg.Events = e.events
+	}
+	if cfg.Feed == nil {
+		cfg.Feed = e.feed
+	}
 	if err := st.PutProfile(inventory.Profile{
 		Name: "edge", Kernel: filepath.Join(root, "artifacts", "vmlinuz"), Initrd: filepath.Join(root, "artifacts", "initrd.img"),
 		Cmdline: "console=ttyS0 rd.neednet=1", UserData: baseUD,
@@ -113,12 +125,24 @@ func newEnv(t *testing.T, mod func(*api.Config)) *env {
 	e.srv.Start()
 	e.client = e.srv.Client()
 	t.Cleanup(func() {
-		e.srv.Close() // waits for in-flight handlers
+		e.feed.Close() // ends open event streams, which Close waits for
+		e.srv.Close()  // waits for in-flight handlers
+		e.flush()
 		if err := st.Close(); err != nil {
 			t.Errorf("store Close: %v", err)
 		}
 	})
 	return e
+}
+
+// flush waits until the events recorded so far are committed.
+func (e *env) flush() {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.events.Flush(ctx); err != nil {
+		e.t.Fatalf("flushing the event recorder: %v", err)
+	}
 }
 
 type resp struct {

@@ -56,7 +56,7 @@ func (s *Server) handleStage2(w http.ResponseWriter, r *http.Request) {
 		writeStoreError(w, err)
 		return
 	}
-	action := ipxe.Decide(ipxe.Input{Known: known, State: ipxe.HostState(h.State.String()), Unknown: s.cfg.Unknown}, s.cfg.Now())
+	action := ipxe.Decide(ipxe.Input{Known: known, State: bootState(h.State), Unknown: s.cfg.Unknown})
 	log := s.cfg.Log.With().Str("mac", mac).Str("ip", ip).Str("action", action.String()).Logger()
 	s.Observe(ip, mac)
 
@@ -90,7 +90,7 @@ func (s *Server) handleStage2(w http.ResponseWriter, r *http.Request) {
 		if p, err := st.Profile(h.Profile); err == nil {
 			method = ipxe.LocalMethod(p.Local)
 		}
-		st.AddEvent(mac, "localboot", "booting local disk ("+string(method)+"), host is "+h.State.String())
+		s.cfg.Events.Record(mac, "localboot", "booting local disk ("+string(method)+"), host is "+h.State.String())
 		log.Info().Str("state", h.State.String()).Msg("local boot")
 		s.writeScript(w, ipxe.RenderLocal(h.Ident(), h.State.String(), method))
 		return
@@ -152,7 +152,7 @@ func (s *Server) handleArtifact(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	http.ServeContent(w, r, "", a.ModTime, artifactContent(a))
 	if mac := s.MACAt(remoteIP(r)); mac != "" && r.Method == http.MethodGet && r.Header.Get("Range") == "" {
-		s.eventLater(mac, "artifact", p.Name+"/"+v["file"])
+		s.cfg.Events.Record(mac, "artifact", p.Name+"/"+v["file"])
 	}
 }
 
@@ -272,6 +272,7 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if changed {
+		s.observeInstall(h)
 		s.cfg.Log.Info().Str("mac", h.MAC).Str("state", h.State.String()).Int("attempt", h.Attempt).Msg("installer reported")
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"mac": h.MAC, "state": h.State, "changed": changed})

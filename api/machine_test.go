@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stagehand-dev/stagehand/api"
 	"github.com/stagehand-dev/stagehand/inventory"
@@ -93,10 +92,15 @@ func TestMachineFlow(t *testing.T) {
 	if !strings.HasPrefix(ud, "#cloud-config\n") {
 		t.Fatalf("user-data does not start with #cloud-config:\n%s", ud)
 	}
-	for _, want := range []string{"name: rack1-node01", "paletteEndpoint: api.spectrocloud.example", e.base + "/callback/" + token + "/done", "poweroff: true"} {
+	for _, want := range []string{"name: rack1-node01", "paletteEndpoint: api.spectrocloud.example", e.base + "/callback/" + token + "/done", "reboot: false"} {
 		if !strings.Contains(ud, want) {
 			t.Errorf("user-data lacks %q:\n%s", want, ud)
 		}
+	}
+	// The profile says reboot: false, so power is the operator's: no
+	// default poweroff beside it.
+	if strings.Contains(ud, "poweroff") {
+		t.Errorf("user-data gained a poweroff beside the profile's reboot:\n%s", ud)
 	}
 	if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "text/cloud-config") || r.header.Get("Cache-Control") != "no-store" {
 		t.Errorf("user-data headers: %v", r.header)
@@ -127,22 +131,18 @@ func TestMachineFlow(t *testing.T) {
 	if h := e.host(mac1); h.Attempt != 1 || h.State != inventory.StateInstalled {
 		t.Fatalf("after local boot: attempt %d, %s", h.Attempt, h.State)
 	}
-	// Artifact downloads are recorded in the background (the request
-	// does not wait for that commit), so they are checked apart from the
-	// ordered steps.
+	// Artifact downloads and local boots go through the recorder (the
+	// request does not wait for that commit): flush it, then read. The
+	// artifact events are checked apart from the ordered steps, since the
+	// synchronous steps commit before them.
+	e.flush()
 	want := []string{"created", "script", "booting", "userdata", "installed", "script", "localboot"}
 	var got, artifacts []string
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		got, artifacts = nil, nil
-		for _, k := range eventKinds(t, e.store, mac1) {
-			if k == "artifact" {
-				artifacts = append(artifacts, k)
-			} else {
-				got = append(got, k)
-			}
-		}
-		if len(artifacts) == 2 || time.Now().After(deadline) {
-			break
+	for _, k := range eventKinds(t, e.store, mac1) {
+		if k == "artifact" {
+			artifacts = append(artifacts, k)
+		} else {
+			got = append(got, k)
 		}
 	}
 	if !reflect.DeepEqual(got, want) || len(artifacts) != 2 {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"sync"
 
 	"github.com/gorilla/mux"
 
@@ -69,8 +70,31 @@ func (s *Server) countRequests(next http.Handler) http.Handler {
 }
 
 // installBuckets are install-duration histogram bounds in seconds: a
-// lab VM installs in under a minute, a real appliance in 10–40.
-var installBuckets = []float64{30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 3600}
+// lab VM installs in under a minute, a real appliance in 10–40 minutes,
+// and one pulling its images over a slow site link in hours.
+var installBuckets = []float64{30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 3600, 5400, 7200, 10800, 14400, 21600}
+
+// installHistogram is the install-duration histogram, observed once per
+// completion as it is recorded (never rebuilt from the hosts installed
+// now, whose number falls on reprovision), for the life of the process.
+type installHistogram struct {
+	once sync.Once
+	h    *metrics.Histogram
+}
+
+func (ih *installHistogram) get() *metrics.Histogram {
+	ih.once.Do(func() { ih.h = metrics.NewHistogram(installBuckets...) })
+	return ih.h
+}
+
+// observeInstall records a completion the store has just recorded
+// (changed=true): from the install script to the callback.
+func (s *Server) observeInstall(h inventory.Host) {
+	if h.State != inventory.StateInstalled || h.BootAt.IsZero() {
+		return
+	}
+	s.installs.get().Observe(h.InstalledAt.Sub(h.BootAt).Seconds())
+}
 
 func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	_, rows, err := s.hostsReport(inventory.Filter{})
@@ -82,22 +106,17 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	mw := metrics.NewWriter(w)
 	byState := map[string]int{}
 	stalled := 0
-	var durations []float64
 	for _, row := range rows {
 		byState[row.State]++
 		if row.Stalled {
 			stalled++
 		}
-		if row.InstallDuration != "" {
-			durations = append(durations, row.InstallSeconds)
-		}
 	}
-	for _, st := range []inventory.State{inventory.StateDiscovered, inventory.StateReady, inventory.StateBooting,
-		inventory.StateInstalling, inventory.StateInstalled, inventory.StateFailed} {
+	for _, st := range inventory.States() {
 		mw.Gauge("stagehand_hosts", "Hosts in the inventory by state.", metrics.L("state", st.String()), float64(byState[st.String()]))
 	}
 	mw.Gauge("stagehand_hosts_stalled", "Hosts whose install attempt outran their profile's timeout.", nil, float64(stalled))
-	mw.Histogram("stagehand_install_duration_seconds", "From install script to completion callback, for installed hosts.", installBuckets, durations)
+	s.installs.get().Write(mw, "stagehand_install_duration_seconds", "From install script to completion callback, observed as each completion is recorded since the process started.")
 	s.requests.Write(mw, "stagehand_http_requests_total", "HTTP requests by route template and status code.")
 	mw.Counter("stagehand_token_failures_total", "User-data and callback requests whose token was unknown, over or refused.", nil, float64(s.limiter.failed.Load()))
 	mw.Counter("stagehand_token_ratelimited_total", "Token requests refused with 429 after too many failures from one address.", nil, float64(s.limiter.denied.Load()))

@@ -35,7 +35,7 @@ func (s *Server) operatorRoutes(r *mux.Router) {
 	// Any other method on those four is 405, not a lookup of a host whose
 	// "MAC" is "import" (400) by the routes below.
 	for _, p := range []string{"/hosts/import", "/hosts/export", "/hosts/reprovision", "/hosts/assign"} {
-		handle(p, methodNotAllowed)
+		handle(p, s.methodNotAllowed)
 	}
 	handle("/hosts/{mac}", s.getHost).Methods(http.MethodGet)
 	handle("/hosts/{mac}", s.updateHost).Methods(http.MethodPatch, http.MethodPut)
@@ -51,6 +51,7 @@ func (s *Server) operatorRoutes(r *mux.Router) {
 	handle("/profiles/{name}", s.deleteProfile).Methods(http.MethodDelete)
 	handle("/status", s.status).Methods(http.MethodGet)
 	handle("/backup", s.backup).Methods(http.MethodGet)
+	handle("/events", s.eventStream).Methods(http.MethodGet)
 }
 
 // decode reads one bounded JSON object, refusing unknown fields so a

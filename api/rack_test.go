@@ -498,6 +498,7 @@ func TestCIData(t *testing.T) {
 	if h.State != inventory.StateBooting || h.Attempt != 1 {
 		t.Errorf("host after cidata: %+v", h)
 	}
+	e.flush()
 	if k := eventKinds(t, e.store, rk1); !slices.Contains(k, "cidata") {
 		t.Errorf("events %v", k)
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -9,8 +10,11 @@ import (
 
 // Install tokens are 192-bit random strings, so guessing one is hopeless;
 // the limiter makes trying expensive anyway and visible in metrics. Only
-// failed lookups (404, 410, 403) cost anything: an installer that uses
-// its token correctly never notices the limiter.
+// failed lookups (404, 410, 403) cost anything, and only failures are
+// refused: an address over its budget still gets every answer its token
+// earns. A rack behind NAT shares one address with whoever guesses from
+// it, and a guesser must not be able to stop the rack's installers from
+// fetching user-data or reporting back.
 
 // failureBudget is one client address's allowance of failed token
 // lookups: a bucket of Burst that refills one failure per Every.
@@ -98,22 +102,77 @@ func (l *tokenLimiter) charge(ip string) {
 	l.byIP[ip] = b
 }
 
-// limitTokens wraps the token routes: an address that has used up its
-// failure budget gets 429 without its request reaching the store.
+// limitTokens wraps the token routes. Within its budget an address is
+// answered as usual and each failure is charged. Over it, the request
+// still runs, into a buffer, because only the store can tell a valid
+// token from a guess: a success is passed on, a failure becomes 429
+// (not charged again: the budget refills at its usual rate). An unknown
+// token is refused before anything is written, so a guess costs a
+// lookup, never a commit.
 func (s *Server) limitTokens(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ip := remoteIP(r)
-		if !s.limiter.allowed(ip) {
+		if s.limiter.allowed(ip) {
+			sw := &statusWriter{ResponseWriter: w}
+			next(sw, r)
+			if tokenFailure(sw.code) {
+				s.limiter.charge(ip)
+			}
+			return
+		}
+		bw := &bufferedResponse{header: http.Header{}}
+		next(bw, r)
+		if tokenFailure(bw.code) {
 			s.limiter.denied.Add(1)
 			w.Header().Set("Retry-After", "60")
 			writeError(w, http.StatusTooManyRequests, "rate_limited", "too many failed token lookups from this address; slow down")
 			return
 		}
-		sw := &statusWriter{ResponseWriter: w}
-		next(sw, r)
-		switch sw.code {
-		case http.StatusNotFound, http.StatusGone, http.StatusForbidden:
-			s.limiter.charge(ip)
-		}
+		bw.copyTo(w)
 	}
+}
+
+// tokenFailure reports whether a token route's answer means the token
+// did not work: unknown (404), over (410), or refused here (403).
+func tokenFailure(code int) bool {
+	switch code {
+	case http.StatusNotFound, http.StatusGone, http.StatusForbidden:
+		return true
+	}
+	return false
+}
+
+// bufferedResponse holds a token route's answer until limitTokens knows
+// whether to send it. The answers are small: a user-data document is
+// bounded by userdata.MaxDocumentSize, a callback answer is one object.
+type bufferedResponse struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (b *bufferedResponse) Header() http.Header { return b.header }
+
+func (b *bufferedResponse) WriteHeader(code int) {
+	if b.code == 0 {
+		b.code = code
+	}
+}
+
+func (b *bufferedResponse) Write(p []byte) (int, error) {
+	if b.code == 0 {
+		b.code = http.StatusOK
+	}
+	return b.body.Write(p)
+}
+
+func (b *bufferedResponse) copyTo(w http.ResponseWriter) {
+	for k, v := range b.header {
+		w.Header()[k] = v
+	}
+	if b.code == 0 {
+		b.code = http.StatusOK
+	}
+	w.WriteHeader(b.code)
+	w.Write(b.body.Bytes())
 }

@@ -6,14 +6,15 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/rs/zerolog"
 
+	"github.com/stagehand-dev/stagehand/events"
 	"github.com/stagehand-dev/stagehand/inventory"
 	"github.com/stagehand-dev/stagehand/ipxe"
 	"github.com/stagehand-dev/stagehand/metrics"
@@ -50,6 +51,26 @@ type Config struct {
 	Metrics func(*metrics.Writer)
 	// TokenLimit bounds failed install-token lookups per client address.
 	TokenLimit LimitPolicy
+	// Events takes the informational events of machine requests
+	// (artifact downloads, local boots, seeds issued) without making the
+	// request wait for a commit. nil: New builds an events.Recorder
+	// committing to Store. State changes (an attempt starting, user-data
+	// served, the callback) are recorded by the store in their own
+	// transactions, not here.
+	Events EventRecorder
+	// Feed is the live event feed behind GET /api/v1/events?follow=1;
+	// nil answers follow requests with 503.
+	Feed *events.Hub
+	// Heartbeat is how often an idle event stream gets a bare newline,
+	// so proxies and clients can tell a quiet stream from a dead one.
+	// 0 means 15 s.
+	Heartbeat time.Duration
+}
+
+// EventRecorder takes events for the store without blocking; an
+// *events.Recorder is one. Record must return at once.
+type EventRecorder interface {
+	Record(mac, kind, detail string)
 }
 
 // Server serves HTTP. Build it with New; it is an http.Handler.
@@ -59,10 +80,8 @@ type Server struct {
 	stage1 []byte
 
 	requests metrics.RequestCounter
+	installs installHistogram
 	limiter  *tokenLimiter
-
-	later         chan struct{} // slots for events recorded in the background
-	droppedEvents atomic.Uint64
 
 	mu    sync.Mutex
 	byIP  map[string]string // last MAC seen at an IP, to put artifact/TFTP events on the right host
@@ -79,8 +98,13 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, byIP: map[string]string{}, limiter: newTokenLimiter(cfg.TokenLimit, cfg.Now),
-		later: make(chan struct{}, maxLaterEvents)}
+	if cfg.Events == nil {
+		cfg.Events = events.NewRecorder(events.Config{Sink: cfg.Store, Log: cfg.Log})
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = defaultHeartbeat
+	}
+	s := &Server{cfg: cfg, byIP: map[string]string{}, limiter: newTokenLimiter(cfg.TokenLimit, cfg.Now)}
 	s.stage1 = ipxe.RenderStage1(ipxe.Stage1Params{Base: cfg.Base})
 	r := mux.NewRouter()
 	r.Use(s.countRequests)
@@ -97,16 +121,38 @@ func New(cfg Config) *Server {
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no route for "+r.Method+" "+r.URL.Path)
 	})
-	r.MethodNotAllowedHandler = http.HandlerFunc(methodNotAllowed)
+	r.MethodNotAllowedHandler = http.HandlerFunc(s.methodNotAllowed)
 	s.router = r
 	return s
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
 
-func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+// methodNotAllowed answers 405 with the Allow header RFC 9110 §15.5.6
+// requires: the methods of the routes that match the path. It asks the
+// router rather than keeping a second list, so a route added later is
+// in Allow by itself. Routes without a method matcher (the catch-alls
+// that keep /hosts/import from reading as a MAC) allow nothing.
+func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range allMethods {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		var match mux.RouteMatch
+		if !s.router.Match(probe, &match) || match.MatchErr != nil || match.Route == nil {
+			continue
+		}
+		if ms, err := match.Route.GetMethods(); err == nil && slices.Contains(ms, m) {
+			allow = append(allow, m)
+		}
+	}
+	w.Header().Set("Allow", strings.Join(allow, ", "))
 	writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" not allowed on "+r.URL.Path)
 }
+
+// allMethods are the methods a 405's Allow may list, in RFC 9110 order.
+var allMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete,
+	http.MethodConnect, http.MethodOptions, http.MethodTrace, http.MethodPatch}
 
 // Observe notes that mac was last seen at ip (DHCP, stage 2), so later
 // requests from that IP (TFTP, artifacts) can be recorded on the host.
@@ -125,26 +171,6 @@ func (s *Server) Observe(ip, mac string) {
 	}
 	s.byIP[ip] = mac
 }
-
-// eventLater records an event without making the request wait for its
-// commit. For steps whose record is informational (artifact downloads):
-// iPXE reuses its connection, and the next download would otherwise
-// queue behind a disk sync. Bounded: past maxLaterEvents in flight, the
-// event is dropped and counted.
-func (s *Server) eventLater(mac, kind, detail string) {
-	select {
-	case s.later <- struct{}{}:
-	default:
-		s.droppedEvents.Add(1)
-		return
-	}
-	go func() {
-		defer func() { <-s.later }()
-		s.cfg.Store.AddEvent(mac, kind, detail)
-	}()
-}
-
-const maxLaterEvents = 256
 
 // MACAt returns the MAC last observed at ip, or "".
 func (s *Server) MACAt(ip string) string {

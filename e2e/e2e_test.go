@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,12 +24,11 @@ func TestMain(m *testing.M) { lab.MainWithStagehand(m, &binary) }
 
 // server is a stagehand serve process inside a lab namespace.
 type server struct {
+	*lab.Process
 	t       *testing.T
 	n       *lab.Net
 	dataDir string
 	url     string
-	logPath string
-	cmd     *exec.Cmd
 }
 
 func startServer(t *testing.T, n *lab.Net, args ...string) *server {
@@ -37,51 +37,20 @@ func startServer(t *testing.T, n *lab.Net, args ...string) *server {
 	// none (QEMU-LAB.md pitfall 3); a lab RA peer saves that per boot.
 	lab.RunRA(t, n)
 	s := &server{t: t, n: n, dataDir: t.TempDir(), url: fmt.Sprintf("http://%s:8080", n.ServerIP)}
-	s.logPath = filepath.Join(t.TempDir(), "stagehand.log")
-	logf, err := os.Create(s.logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	full := append([]string{"netns", "exec", n.NS, binary, "serve",
-		"--interface", n.Bridge, "--data-dir", s.dataDir, "--http-port", "8080", "--log-level", "debug"}, args...)
-	s.cmd = exec.Command("ip", full...)
-	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { s.cmd.Wait(); logf.Close(); close(done) }()
+	s.Process = lab.Start(t, n.NS, binary, append([]string{"serve",
+		"--interface", n.Bridge, "--data-dir", s.dataDir, "--http-port", "8080", "--log-level", "debug"}, args...)...)
+	// Before lab's own cleanup: stagehand must stop on SIGINT, in time.
 	t.Cleanup(func() {
-		s.cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			s.cmd.Process.Kill()
-			<-done
+		if !s.StopWithin(syscall.SIGINT, 15*time.Second) {
 			t.Errorf("stagehand did not stop within 15s of SIGINT")
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(s.logPath)
-			t.Logf("stagehand log:\n%s", tail(string(b), 60))
 		}
 	})
 	// Ready when the API answers.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if _, err := s.cliErr("status"); err == nil {
-			return s
-		}
-		select {
-		case <-done:
-			b, _ := os.ReadFile(s.logPath)
-			t.Fatalf("stagehand exited at start:\n%s", b)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stagehand API not up after 20s")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	s.WaitReady(t, "answering its API", 20*time.Second, func() bool {
+		_, err := s.cliErr("status")
+		return err == nil
+	})
+	return s
 }
 
 // cliErr runs the stagehand CLI inside the namespace against the server.
@@ -190,14 +159,6 @@ func (s *server) addLabProfile(name, extraCmdline string) {
 	s.cli("profile", "add", name, "--kernel", kernel, "--initrd", initrd, "--cmdline", cmdline, "--userdata", ud)
 }
 
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
 // installThenLocal boots a VM to completion, checks the inventory, boots
 // it again and checks that the second boot goes to local disk.
 func installThenLocal(t *testing.T, s *server, opts lab.VMOptions, name string) {
@@ -214,7 +175,7 @@ func installThenLocal(t *testing.T, s *server, opts lab.VMOptions, name string) 
 	}
 	log := vm.Log()
 	if !strings.Contains(log, "STANDIN: callback ok") {
-		t.Fatalf("stand-in did not report completion; serial tail:\n%s", tail(log, 30))
+		t.Fatalf("stand-in did not report completion; serial tail:\n%s", lab.Tail(log, 30))
 	}
 	h := s.host(opts.MAC)
 	if h.State != "installed" || h.Attempt != 1 {
@@ -226,7 +187,7 @@ func installThenLocal(t *testing.T, s *server, opts lab.VMOptions, name string) 
 			t.Errorf("no %q event recorded; events: %+v", kind, ev)
 		}
 	}
-	if strings.Contains(mustRead(t, s.logPath), "LABTOKEN-do-not-log") {
+	if strings.Contains(mustRead(t, s.LogPath), "LABTOKEN-do-not-log") {
 		t.Errorf("the edgeHostToken appeared in the server log")
 	}
 

@@ -100,7 +100,7 @@ func bootUnderLoss(t *testing.T, subnet string, opts lab.VMOptions, tftp string)
 	if !strings.HasPrefix(h.LastIP, net+"1") || h.LastIP == net+"1" {
 		t.Errorf("host %s's last IP %q is not from the site DHCP server's range", mac, h.LastIP)
 	}
-	if strings.Contains(mustRead(t, s.logPath), "LABTOKEN-do-not-log") {
+	if strings.Contains(mustRead(t, s.LogPath), "LABTOKEN-do-not-log") {
 		t.Errorf("the edgeHostToken appeared in the server log")
 	}
 
@@ -133,7 +133,7 @@ func bootUnderLoss(t *testing.T, subnet string, opts lab.VMOptions, tftp string)
 		// The server's DHCP and TFTP lines: the transfers' durations under
 		// loss for the report, and on failure which exchange is missing.
 		var dl []string
-		for _, l := range strings.Split(mustRead(t, s.logPath), "\n") {
+		for _, l := range strings.Split(mustRead(t, s.LogPath), "\n") {
 			if strings.Contains(l, "dhcp: ") || strings.Contains(l, "tftp: ") {
 				dl = append(dl, l)
 			}

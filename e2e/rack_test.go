@@ -193,7 +193,7 @@ func TestRack(t *testing.T) {
 		}
 		for _, w := range want {
 			if !strings.Contains(log, w) {
-				t.Errorf("%s: serial console lacks %q; tail:\n%s", node.name, w, tail(log, 20))
+				t.Errorf("%s: serial console lacks %q; tail:\n%s", node.name, w, lab.Tail(log, 20))
 			}
 		}
 	}
@@ -271,7 +271,7 @@ func TestRack(t *testing.T) {
 	if ev := s.events(rackNodes[2].mac); countKind(ev, "reprovision") != 1 || countKind(ev, "failed") != 1 {
 		t.Errorf("%s: want one failed and one reprovision event; events: %+v", rackNodes[2].name, ev)
 	}
-	if strings.Contains(mustRead(t, s.logPath), "LABTOKEN-do-not-log") {
+	if strings.Contains(mustRead(t, s.LogPath), "LABTOKEN-do-not-log") {
 		t.Errorf("the edgeHostToken appeared in the server log")
 	}
 }

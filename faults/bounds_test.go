@@ -4,11 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/rand"
-	be "encoding/binary"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,6 +16,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stagehand-dev/stagehand/lab"
+	"github.com/stagehand-dev/stagehand/tftp/tftptest"
 )
 
 // tftpGet fetches file from a TFTP server the way a PXE ROM does: RRQ
@@ -26,95 +26,21 @@ import (
 // of silence, five times at most. pace is slept before each ACK; progress,
 // when set, is stored the bytes received so far.
 func tftpGet(addr, file string, pace time.Duration, progress *atomic.Int64) ([]byte, error) {
-	return tftpGetFrom(nil, addr, file, pace, progress)
-}
-
-// tftpGetFrom is tftpGet sent from local (nil: the server's address), to
-// stand for another host on loopback.
-func tftpGetFrom(local net.IP, addr, file string, pace time.Duration, progress *atomic.Int64) ([]byte, error) {
-	raddr, err := net.ResolveUDPAddr("udp4", addr)
+	c := &tftptest.Client{
+		Options: []tftptest.Option{{Name: "blksize", Value: "1468"}, {Name: "tsize", Value: "0"}},
+		Timeout: time.Second, Retries: 5, Pace: pace,
+	}
+	if progress != nil {
+		c.OnData = func(_ int64, p []byte) { progress.Add(int64(len(p))) }
+	}
+	res, err := c.Get(addr, file)
 	if err != nil {
-		return nil, err
-	}
-	if local == nil {
-		local = raddr.IP
-	}
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: local})
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	const blksize = 1468
-	rrq := be.BigEndian.AppendUint16(nil, 1)
-	for _, f := range []string{file, "octet", "blksize", strconv.Itoa(blksize), "tsize", "0"} {
-		rrq = append(append(rrq, f...), 0)
-	}
-	last, to := rrq, raddr
-	if _, err := conn.WriteToUDP(rrq, raddr); err != nil {
-		return nil, err
-	}
-	var (
-		data     []byte
-		server   *net.UDPAddr
-		expected = uint16(1)
-		tries    int
-		buf      = make([]byte, 4+blksize+1)
-	)
-	ack := func(block uint16) error {
-		time.Sleep(pace)
-		last = be.BigEndian.AppendUint16(be.BigEndian.AppendUint16(nil, 4), block)
-		_, err := conn.WriteToUDP(last, to)
-		return err
-	}
-	for {
-		conn.SetReadDeadline(time.Now().Add(time.Second))
-		n, from, err := conn.ReadFromUDP(buf)
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && tries < 5 {
-				tries++
-				conn.WriteToUDP(last, to)
-				continue
-			}
-			return data, fmt.Errorf("after %d bytes: %w", len(data), err)
+		if res == nil {
+			return nil, err
 		}
-		if n < 4 {
-			return data, fmt.Errorf("short packet %x", buf[:n])
-		}
-		if server == nil {
-			server, to = from, from
-		} else if from.Port != server.Port {
-			continue
-		}
-		tries = 0
-		switch be.BigEndian.Uint16(buf) {
-		case 6: // OACK
-			if expected == 1 && len(data) == 0 {
-				if err := ack(0); err != nil {
-					return data, err
-				}
-			}
-		case 3: // DATA
-			if be.BigEndian.Uint16(buf[2:]) != expected {
-				continue // a duplicate; our last ACK is resent on timeout
-			}
-			data = append(data, buf[4:n]...)
-			if progress != nil {
-				progress.Store(int64(len(data)))
-			}
-			if err := ack(expected); err != nil {
-				return data, err
-			}
-			expected++
-			if n-4 < blksize {
-				return data, nil
-			}
-		case 5: // ERROR
-			return data, fmt.Errorf("after %d bytes: tftp error %d: %s", len(data), be.BigEndian.Uint16(buf[2:]), bytes.TrimRight(buf[4:n], "\x00"))
-		default:
-			return data, fmt.Errorf("unexpected packet %x", buf[:n])
-		}
+		return res.Data, fmt.Errorf("after %d bytes: %w", res.Size, err)
 	}
+	return res.Data, nil
 }
 
 // writeBinary replaces one of the server's iPXE binaries (before start:
@@ -200,7 +126,7 @@ func (s *server) settles(baseG, baseFD, margin int) {
 
 // peakRSS is the server's high-water resident set in KiB.
 func (s *server) peakRSS() int {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.Pid()))
 	for _, l := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
 			var kb int
@@ -253,7 +179,7 @@ func TestSIGTERMFinishesTFTP(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	stopped := time.Now()
-	s.cmd.Process.Signal(syscall.SIGTERM)
+	s.Signal(syscall.SIGTERM)
 	atSignal := got.Load()
 
 	var r result
@@ -266,10 +192,9 @@ func TestSIGTERMFinishesTFTP(t *testing.T) {
 		t.Fatalf("transfer cut by SIGTERM: got %d of %d bytes: %v", len(r.b), len(want), r.err)
 	}
 	select {
-	case err := <-s.done:
-		s.done = nil
-		if err != nil {
-			t.Fatalf("server exit after SIGTERM: %v\n%s", err, s.log)
+	case <-s.Done():
+		if err := s.Err(); err != nil {
+			t.Fatalf("server exit after SIGTERM: %v\n%s", err, s.Output())
 		}
 		t.Logf("SIGTERM at %d of %d bytes; transfer complete, server exited %v after SIGTERM",
 			atSignal, len(want), time.Since(stopped).Round(10*time.Millisecond))
@@ -279,8 +204,8 @@ func TestSIGTERMFinishesTFTP(t *testing.T) {
 	if atSignal >= int64(len(want)) {
 		t.Fatal("the transfer had finished before SIGTERM: nothing was drained")
 	}
-	if !strings.Contains(s.log.String(), "tftp: draining transfers") {
-		t.Errorf("no drain logged:\n%s", tail(s.log.String(), 20))
+	if !strings.Contains(s.Output(), "tftp: draining transfers") {
+		t.Errorf("no drain logged:\n%s", lab.Tail(s.Output(), 20))
 	}
 }
 

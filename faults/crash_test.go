@@ -47,7 +47,7 @@ func TestKillDuringImport(t *testing.T) {
 			t.Fatal(err)
 		}
 		time.Sleep(delay)
-		s.kill()
+		s.Kill()
 		cmd.Wait()
 		hosts, events := s.checkDB()
 		switch hosts {
@@ -177,7 +177,7 @@ func TestKillDuringInstalls(t *testing.T) {
 	for callbacks.Load() < n/3 {
 		time.Sleep(time.Millisecond)
 	}
-	s.kill()
+	s.Kill()
 	close(killed)
 	wg.Wait()
 	client.CloseIdleConnections()
@@ -216,7 +216,7 @@ func TestKillDuringInstalls(t *testing.T) {
 			t.Errorf("%s: state %q attempt %d, want installed attempt 1", h.mac, got.State, got.Attempt)
 		}
 	}
-	s.kill()
+	s.Kill()
 	if _, events := s.checkDB(); events < n*4 {
 		t.Errorf("only %d events for %d hosts", events, n)
 	}

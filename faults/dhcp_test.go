@@ -24,14 +24,14 @@ import (
 // as a relay agent (giaddr = the client's address, replies to its port
 // 67, no raw socket), as bench/dhcp/run.sh drives it.
 type dhcpLab struct {
-	proc
-	t        *testing.T
-	net      *lab.Net
-	cliNS    string
-	cliIP    string
-	dataDir  string
-	ipxeDir  string
-	macsFile string
+	*lab.Process // the running serve process; a restart replaces it
+	t            *testing.T
+	net          *lab.Net
+	cliNS        string
+	cliIP        string
+	dataDir      string
+	ipxeDir      string
+	macsFile     string
 }
 
 func newDHCPLab(t *testing.T) *dhcpLab {
@@ -64,7 +64,6 @@ func newDHCPLab(t *testing.T) *dhcpLab {
 	if err := os.WriteFile(d.macsFile, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { d.cleanup(t) })
 	return d
 }
 
@@ -72,14 +71,16 @@ func newDHCPLab(t *testing.T) *dhcpLab {
 // waits until it listens on port 67.
 func (d *dhcpLab) start() {
 	d.t.Helper()
-	// ip netns exec execs into the server, so proc.kill's SIGKILL reaches
-	// the server itself.
-	d.run(d.t, exec.Command("ip", "netns", "exec", d.net.NS, binary, "serve", "--interface", d.net.Bridge,
+	// ip netns exec execs into the server, so Kill's SIGKILL reaches the
+	// server itself.
+	d.Process = lab.Start(d.t, d.net.NS, binary, "serve", "--interface", d.net.Bridge,
 		"--dhcp-mode", "full", "--dhcp-range", "10.79.64.0-10.79.71.255", "--unknown-hosts", "discover",
 		// The perfdhcp MACs are all strangers: let them have the whole pool.
 		"--dhcp-unknown-share", "100",
 		"--data-dir", d.dataDir, "--ipxe-dir", d.ipxeDir, "--http-port", "8080", "--tftp-port", "69",
-		"--log-format", "json", "--log-level", "warn"), "on port 67", func() bool {
+		"--log-format", "json", "--log-level", "warn")
+	d.t.Cleanup(d.Kill) // runs before lab's graceful Stop: a leftover server is killed
+	d.WaitReady(d.t, "on port 67", 15*time.Second, func() bool {
 		out, _ := exec.Command("ip", "netns", "exec", d.net.NS, "ss", "-Hlun", "sport = :67").Output()
 		return len(bytes.TrimSpace(out)) > 0
 	})
@@ -171,11 +172,11 @@ func TestKillDuringLeaseWrites(t *testing.T) {
 		d.start()
 		cmd, out := d.perfdhcp(400, 3)
 		time.Sleep(killAfter)
-		d.kill()
+		d.Kill()
 		cmd.Wait() // perfdhcp exits 3 when exchanges are incomplete: expected here
 		got, n, err := perfdhcp.AckedLeases(bytes.NewReader(out.Bytes()))
 		if err != nil {
-			t.Fatalf("round %d: %v\n%s", round, err, tail(out.String(), 30))
+			t.Fatalf("round %d: %v\n%s", round, err, lab.Tail(out.String(), 30))
 		}
 		stored := d.storedLeases()
 		if miss := perfdhcp.Missing(got, stored); len(miss) > 0 {

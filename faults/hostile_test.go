@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"github.com/stagehand-dev/stagehand/tftp/tftptest"
 	"net"
 	"net/http"
 	"os"
@@ -17,7 +18,7 @@ import (
 
 // openFDs counts the server process's open file descriptors.
 func (s *server) openFDs() int {
-	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", s.cmd.Process.Pid))
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", s.Pid()))
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -26,7 +27,7 @@ func (s *server) openFDs() int {
 
 // rss is the server's resident set in KiB.
 func (s *server) rss() int {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.Pid()))
 	for _, l := range strings.Split(string(b), "\n") {
 		if strings.HasPrefix(l, "VmRSS:") {
 			var kb int
@@ -184,7 +185,7 @@ func TestTFTPFloodFromOneAddress(t *testing.T) {
 			// once the server has seen the last (it runs or refused it):
 			// 600 at once would overflow the socket's receive buffer, and
 			// resending would count refusals twice.
-			rrq := append([]byte{0, 1}, "undionly.kpxe\x00octet\x00"...)
+			rrq := tftptest.RRQ("undionly.kpxe", "")
 			socks := make([]*net.UDPConn, 0, flood)
 			defer func() {
 				for _, c := range socks {

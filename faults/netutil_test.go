@@ -87,53 +87,17 @@ func (l *lossyNet) startServer(t *testing.T) {
 			t.Fatalf("%v: install the Debian package ipxe", err)
 		}
 	}
-	var log bytes.Buffer
-	var mu sync.Mutex
-	cmd := exec.Command("ip", "netns", "exec", l.srvNS, binary, "serve",
+	// ip netns exec execs the server in place: its PID is stagehand's.
+	p := lab.Start(t, l.srvNS, binary, "serve",
 		"--listen-address", l.srvIP, "--dhcp-mode", "off",
 		"--http-port", "8080", "--tftp-port", "69",
 		"--data-dir", t.TempDir(), "--ipxe-dir", "/usr/lib/ipxe", "--log-format", "json",
 		"--userdata-ip-binding=false")
-	cmd.Stdout, cmd.Stderr = &lockedWriter{w: &log, mu: &mu}, &lockedWriter{w: &log, mu: &mu}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		// ip netns exec execs the server in place: this PID is stagehand.
-		cmd.Process.Kill()
-		<-done
-		if t.Failed() {
-			mu.Lock()
-			t.Logf("server log:\n%s", tail(log.String(), 40))
-			mu.Unlock()
-		}
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
+	t.Cleanup(p.Kill) // before lab's own cleanup: killed, as before, not stopped
+	p.WaitReady(t, "up", 15*time.Second, func() bool {
 		probe := exec.Command("ip", "netns", "exec", l.cliNS, "curl", "-sf", "--max-time", "1", fmt.Sprintf("http://%s:8080/healthz", l.srvIP))
-		if probe.Run() == nil {
-			return
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("server exited at start: %v\n%s", err, log.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	t.Fatalf("server not up after 15s:\n%s", log.String())
-}
-
-type lockedWriter struct {
-	w  *bytes.Buffer
-	mu *sync.Mutex
-}
-
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.w.Write(p)
+		return probe.Run() == nil
+	})
 }
 
 // tftpClient is one real TFTP client: args builds its command line for

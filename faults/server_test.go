@@ -8,8 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -32,63 +30,10 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// proc is a stagehand process a test starts, kills and restarts.
-type proc struct {
-	cmd  *exec.Cmd
-	done chan error // Wait's result; nil once it has been received
-	log  *bytes.Buffer
-}
-
-// run starts cmd with its output in p.log and waits up to 15 s until ready
-// reports true; the test fails if the process exits first or never is.
-func (p *proc) run(t *testing.T, cmd *exec.Cmd, what string, ready func() bool) {
-	t.Helper()
-	p.log = &bytes.Buffer{}
-	p.cmd = cmd
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p.done = make(chan error, 1)
-	go func(c *exec.Cmd, done chan error) { done <- c.Wait() }(p.cmd, p.done)
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if ready() {
-			return
-		}
-		select {
-		case err := <-p.done:
-			p.done = nil
-			t.Fatalf("server exited at start: %v\n%s", err, p.log)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	t.Fatalf("server not %s after 15s:\n%s", what, p.log)
-}
-
-// kill ends the process with SIGKILL: no shutdown code runs.
-func (p *proc) kill() {
-	p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-	p.done = nil
-}
-
-// cleanup, for t.Cleanup: kills a process still running and shows the end
-// of its log if the test failed.
-func (p *proc) cleanup(t *testing.T) {
-	if p.done != nil {
-		p.cmd.Process.Kill()
-		<-p.done
-	}
-	if t.Failed() && p.log != nil {
-		t.Logf("last server log:\n%s", tail(p.log.String(), 40))
-	}
-}
-
 // server is one stagehand serve process on loopback; restartable on the
 // same data dir and ports.
 type server struct {
-	proc
+	*lab.Process       // the running serve process; a restart replaces it
 	t                  *testing.T
 	dataDir, ipxeDir   string
 	httpPort, tftpPort int
@@ -101,7 +46,6 @@ func newServer(t *testing.T) *server {
 	for _, f := range []string{"undionly.kpxe", "snponly.efi"} {
 		os.WriteFile(filepath.Join(s.ipxeDir, f), []byte("ipxe "+f), 0o644)
 	}
-	t.Cleanup(func() { s.cleanup(t) })
 	return s
 }
 
@@ -114,7 +58,9 @@ func (s *server) start() {
 		"--data-dir", s.dataDir, "--ipxe-dir", s.ipxeDir, "--log-format", "json",
 		// Installs here come from loopback; the binding is tested elsewhere.
 		"--userdata-ip-binding=false"}, s.args...)
-	s.run(s.t, exec.Command(binary, args...), "up", func() bool {
+	s.Process = lab.Start(s.t, "", binary, args...)
+	s.t.Cleanup(s.Kill) // runs before lab's graceful Stop: a test's leftover server is killed
+	s.WaitReady(s.t, "up", 15*time.Second, func() bool {
 		r, err := http.Get(s.url() + "/healthz")
 		if err == nil {
 			r.Body.Close()
@@ -140,14 +86,6 @@ func (s *server) checkDB() (hosts, events int) {
 		s.t.Fatalf("reopen after crash: %v", err)
 	}
 	return sum.Hosts, sum.Events
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // addProfile registers a small profile whose artifacts are files of the

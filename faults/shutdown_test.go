@@ -56,7 +56,7 @@ func TestSIGTERMFinishesDownloads(t *testing.T) {
 	}()
 	time.Sleep(300 * time.Millisecond)
 	stopped := time.Now()
-	s.cmd.Process.Signal(syscall.SIGTERM)
+	s.Signal(syscall.SIGTERM)
 
 	select {
 	case b := <-got:
@@ -67,10 +67,9 @@ func TestSIGTERMFinishesDownloads(t *testing.T) {
 		t.Fatal("download did not finish within 20 s of SIGTERM")
 	}
 	select {
-	case err := <-s.done:
-		s.done = nil
-		if err != nil {
-			t.Fatalf("server exit after SIGTERM: %v\n%s", err, s.log)
+	case <-s.Done():
+		if err := s.Err(); err != nil {
+			t.Fatalf("server exit after SIGTERM: %v\n%s", err, s.Output())
 		}
 		t.Logf("server exited %v after SIGTERM, with the download complete", time.Since(stopped).Round(10*time.Millisecond))
 	case <-time.After(15 * time.Second):

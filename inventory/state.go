@@ -3,6 +3,7 @@ package inventory
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 )
 
 // State is where a host is in its provisioning life.
@@ -33,14 +34,30 @@ func (s State) String() string {
 	return fmt.Sprintf("state(%d)", int(s))
 }
 
-// ParseState is the inverse of String.
-func ParseState(v string) (State, error) {
+// States returns every state in lifecycle order, the one list that
+// metrics, the API, the CLI and tests iterate. The slice is the caller's.
+func States() []State {
+	out := make([]State, 0, len(stateNames)-1)
 	for i, n := range stateNames {
-		if n != "" && n == v {
-			return State(i), nil
+		if n != "" {
+			out = append(out, State(i))
 		}
 	}
-	return 0, fmt.Errorf("unknown state %q (want discovered, ready, booting, installing, installed or failed)", v)
+	return out
+}
+
+// ParseState is the inverse of String.
+func ParseState(v string) (State, error) {
+	for _, s := range States() {
+		if s.String() == v {
+			return s, nil
+		}
+	}
+	names := make([]string, 0, len(stateNames))
+	for _, s := range States() {
+		names = append(names, s.String())
+	}
+	return 0, fmt.Errorf("unknown state %q (want one of %s)", v, strings.Join(names, ", "))
 }
 
 func (s State) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }

@@ -1,6 +1,6 @@
 package ipxe
 
-import "time"
+import "fmt"
 
 // Action is what stage 2 tells a host to do.
 type Action int
@@ -38,28 +38,61 @@ const (
 	UnknownProfile                       // enrol them with a default profile and install
 )
 
-// HostState is the part of the inventory the decision needs. It is a
-// plain string so that this package stays free of the inventory.
-type HostState string
+// HostState is where a known host is in its provisioning life, as the
+// boot decision sees it. The inventory owns the state machine and this
+// package does not import it: the caller maps each inventory state to one
+// of these in one exhaustive function whose test fails when a state is
+// added without a mapping. A typed value, not the state's name, so that
+// renaming a state cannot silently turn every host into a stranger.
+type HostState int
+
+const (
+	StateNone       HostState = iota // no state: Decide answers ActionUnknown for a known host
+	StateDiscovered                  // seen, no profile yet
+	StateReady                       // has a profile, not yet booted
+	StateBooting                     // install script served
+	StateInstalling                  // installer fetched its user-data
+	StateInstalled                   // installer reported completion
+	StateFailed                      // installer reported failure
+)
+
+var hostStateNames = [...]string{
+	StateNone:       "none",
+	StateDiscovered: "discovered",
+	StateReady:      "ready",
+	StateBooting:    "booting",
+	StateInstalling: "installing",
+	StateInstalled:  "installed",
+	StateFailed:     "failed",
+}
+
+func (s HostState) String() string {
+	if s >= 0 && int(s) < len(hostStateNames) {
+		return hostStateNames[s]
+	}
+	return fmt.Sprintf("hoststate(%d)", int(s))
+}
 
 // Input is everything the boot decision looks at.
 type Input struct {
 	Known   bool
-	State   HostState // discovered, ready, booting, installing, installed, failed
+	State   HostState
 	Unknown UnknownPolicy
 }
 
-// Decide is the boot decision: pure, idempotent, and with the clock
-// passed in, because firmware asks the same question several times per
-// boot (retries, resets) and each answer must be the same.
+// Decide is the boot decision: pure and idempotent, because firmware asks
+// the same question several times per boot (retries, resets) and each
+// answer must be the same. It takes no clock: nothing it decides depends
+// on time (a stalled attempt is still reinstalled on its next boot; when
+// the attempt outran its timeout is the report's business, not the
+// boot's), and an argument it ignored would promise otherwise.
 //
 // The rule that matters most: a host that has reported completion is
 // never reinstalled unless an operator says so. failed hosts likewise
 // boot local disk; an installer that failed half-way may have left a
 // bootable disk the operator wants to inspect, and a loop of failing
 // installs helps no one.
-func Decide(in Input, now time.Time) Action {
-	_ = now // install timeouts (stalled hosts) will read it; callers already pass the clock
+func Decide(in Input) Action {
 	if !in.Known {
 		switch in.Unknown {
 		case UnknownDiscover:
@@ -70,14 +103,14 @@ func Decide(in Input, now time.Time) Action {
 		return ActionUnknown
 	}
 	switch in.State {
-	case "ready", "booting", "installing":
+	case StateReady, StateBooting, StateInstalling:
 		// booting/installing again means the host was reset mid-install:
 		// the disk is in an unknown state, so the only safe thing is to
 		// run the installer again (same attempt, fresh token).
 		return ActionInstall
-	case "installed", "failed":
+	case StateInstalled, StateFailed:
 		return ActionLocal
-	case "discovered":
+	case StateDiscovered:
 		return ActionWait
 	}
 	return ActionUnknown

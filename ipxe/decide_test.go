@@ -3,33 +3,31 @@ package ipxe
 import (
 	"fmt"
 	"testing"
-	"time"
 )
 
 func TestDecide(t *testing.T) {
 	policies := []UnknownPolicy{UnknownIgnore, UnknownDiscover, UnknownProfile}
-	now := time.Date(2025, 6, 1, 8, 0, 0, 0, time.UTC)
 
 	// Known hosts: the state alone decides, whatever the unknown policy.
 	known := []struct {
 		state HostState
 		want  Action
 	}{
-		{"discovered", ActionWait},
-		{"ready", ActionInstall},
-		{"booting", ActionInstall},    // reset mid-boot: run the installer again
-		{"installing", ActionInstall}, // reset mid-install: the disk is in an unknown state
-		{"installed", ActionLocal},    // never reinstalled without an operator
-		{"failed", ActionLocal},
-		{"", ActionUnknown},
-		{"Installed", ActionUnknown},
-		{"rebooting", ActionUnknown},
+		{StateDiscovered, ActionWait},
+		{StateReady, ActionInstall},
+		{StateBooting, ActionInstall},    // reset mid-boot: run the installer again
+		{StateInstalling, ActionInstall}, // reset mid-install: the disk is in an unknown state
+		{StateInstalled, ActionLocal},    // never reinstalled without an operator
+		{StateFailed, ActionLocal},
+		{StateNone, ActionUnknown},
+		{HostState(-1), ActionUnknown},
+		{HostState(99), ActionUnknown},
 	}
 	for _, tc := range known {
 		for _, pol := range policies {
 			t.Run(fmt.Sprintf("known/%s/policy%d", tc.state, pol), func(t *testing.T) {
 				in := Input{Known: true, State: tc.state, Unknown: pol}
-				if got := Decide(in, now); got != tc.want {
+				if got := Decide(in); got != tc.want {
 					t.Fatalf("Decide(%+v) = %s, want %s", in, got, tc.want)
 				}
 			})
@@ -47,10 +45,10 @@ func TestDecide(t *testing.T) {
 		{UnknownPolicy(42), ActionUnknown},
 	}
 	for _, tc := range unknown {
-		for _, st := range []HostState{"", "installed", "ready"} {
-			t.Run(fmt.Sprintf("unknown/policy%d/%q", tc.policy, st), func(t *testing.T) {
+		for _, st := range []HostState{StateNone, StateInstalled, StateReady} {
+			t.Run(fmt.Sprintf("unknown/policy%d/%s", tc.policy, st), func(t *testing.T) {
 				in := Input{Known: false, State: st, Unknown: tc.policy}
-				if got := Decide(in, now); got != tc.want {
+				if got := Decide(in); got != tc.want {
 					t.Fatalf("Decide(%+v) = %s, want %s", in, got, tc.want)
 				}
 			})
@@ -58,14 +56,14 @@ func TestDecide(t *testing.T) {
 	}
 }
 
-// Firmware asks the same question several times per boot: the answer
-// must not depend on when it asks.
-func TestDecideIdempotent(t *testing.T) {
-	in := Input{Known: true, State: "installed"}
-	t0 := time.Date(2025, 6, 1, 8, 0, 0, 0, time.UTC)
-	for _, d := range []time.Duration{0, time.Second, time.Hour, 30 * 24 * time.Hour} {
-		if got := Decide(in, t0.Add(d)); got != ActionLocal {
-			t.Fatalf("Decide at +%v = %s", d, got)
+func TestHostStateString(t *testing.T) {
+	for s, want := range map[HostState]string{
+		StateNone: "none", StateDiscovered: "discovered", StateReady: "ready", StateBooting: "booting",
+		StateInstalling: "installing", StateInstalled: "installed", StateFailed: "failed",
+		HostState(-1): "hoststate(-1)", HostState(7): "hoststate(7)",
+	} {
+		if got := s.String(); got != want {
+			t.Errorf("HostState(%d).String() = %q, want %q", int(s), got, want)
 		}
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -17,8 +16,7 @@ type Dnsmasq struct {
 	LogPath   string // dnsmasq's log (--log-dhcp)
 	LeasePath string
 
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc *Process
 }
 
 // RunDnsmasqSite starts dnsmasq in namespace ns as a plain DHCP server on
@@ -71,10 +69,8 @@ func startDnsmasq(t testing.TB, ns, ready string, extra []string) *Dnsmasq {
 	d := &Dnsmasq{
 		LogPath:   filepath.Join(dir, "dnsmasq.log"),
 		LeasePath: filepath.Join(dir, "dnsmasq.leases"),
-		done:      make(chan struct{}),
 	}
 	args := []string{
-		"netns", "exec", ns, "dnsmasq",
 		"--keep-in-foreground",
 		"--conf-file=/dev/null",
 		"--port=0",
@@ -87,34 +83,13 @@ func startDnsmasq(t testing.TB, ns, ready string, extra []string) *Dnsmasq {
 		"--user=root",
 		"--group=root",
 	}
-	args = append(args, extra...)
-	d.cmd = exec.Command("ip", args...)
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var stderr strings.Builder
-	d.cmd.Stderr = &stderr
-	if err := d.cmd.Start(); err != nil {
-		t.Fatalf("lab: start dnsmasq: %v", err)
-	}
-	go func() { _ = d.cmd.Wait(); close(d.done) }()
+	d.proc = Start(t, ns, "dnsmasq", append(args, extra...)...)
 	t.Cleanup(func() {
-		d.stop()
 		if t.Failed() {
-			t.Logf("dnsmasq log tail (%s):\n%s", d.LogPath, tail(d.Log(), 30))
+			t.Logf("dnsmasq log tail (%s):\n%s", d.LogPath, Tail(d.Log(), 30))
 		}
 	})
-
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(d.Log(), ready) {
-		select {
-		case <-d.done:
-			t.Fatalf("lab: dnsmasq exited: %s\n%s", stderr.String(), d.Log())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("lab: dnsmasq did not start within 10s\n%s", d.Log())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	d.proc.WaitReady(t, "announcing "+ready, 10*time.Second, func() bool { return strings.Contains(d.Log(), ready) })
 	return d
 }
 
@@ -131,32 +106,4 @@ func (d *Dnsmasq) Log() string {
 func (d *Dnsmasq) Leases() []string {
 	b, _ := os.ReadFile(d.LeasePath)
 	return strings.FieldsFunc(string(b), func(r rune) bool { return r == '\n' })
-}
-
-func (d *Dnsmasq) stop() {
-	select {
-	case <-d.done:
-		return
-	default:
-	}
-	_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-d.done:
-	case <-time.After(3 * time.Second):
-		_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
-		<-d.done
-	}
-}
-
-func tail(s string, lines int) string {
-	s = strings.TrimRight(s, "\n")
-	idx := len(s)
-	for i := 0; i < lines; i++ {
-		j := strings.LastIndexByte(s[:idx], '\n')
-		if j < 0 {
-			return s
-		}
-		idx = j
-	}
-	return s[idx+1:]
 }

@@ -16,6 +16,11 @@
 //   - ListenIn and ListenPacketIn open sockets inside a namespace from the
 //     test process itself: a socket keeps the namespace it was created in,
 //     so a Go server in the test can serve the VM.
+//   - Start runs a real binary (stagehand, dnsmasq, busybox httpd) in a
+//     namespace or in the test's own, its output in a file: WaitReady,
+//     WaitOutput, Signal, Kill, StopWithin and Stop drive it by PID. It is
+//     the one harness around real binaries; the faults and e2e suites use
+//     it too, and MainWithStagehand builds the binary they run.
 //   - RunDnsmasqSite runs dnsmasq as a plain DHCP server.
 //   - SetLoss drops a share of the frames between the VMs and the server
 //     with an nftables bridge rule (the kernel has no netem) and counts them.

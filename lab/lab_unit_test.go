@@ -132,8 +132,8 @@ func TestTail(t *testing.T) {
 		{"", 3, ""},
 	}
 	for _, tc := range tests {
-		if got := tail(tc.in, tc.n); got != tc.want {
-			t.Errorf("tail(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		if got := Tail(tc.in, tc.n); got != tc.want {
+			t.Errorf("Tail(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
 		}
 	}
 }

@@ -11,27 +11,37 @@ import (
 	"time"
 )
 
-// Process is a command started in a namespace by Start.
+// Process is a command started by Start: a server under test (the real
+// stagehand binary, dnsmasq's peers, busybox httpd) with its output in a
+// file, stopped by PID. One harness for every package that runs a real
+// binary (lab, e2e, faults), so each test does not grow its own.
 type Process struct {
 	LogPath string // combined stdout and stderr
 
+	name string
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error
 }
 
-// Start runs name with args inside namespace ns in the background, stdout
-// and stderr to a file in t.TempDir() (e.g. `stagehand serve` in an
-// end-to-end test). Cleanup sends SIGTERM by PID, SIGKILL after 5 s, and
-// logs the output's tail if the test failed.
+// Start runs name with args in the background, inside namespace ns ("" runs
+// it in the test's own namespace), stdout and stderr to a file in
+// t.TempDir(). "ip netns exec" execs the command, so the PID is the
+// command's own. Cleanup stops it (Stop) and logs the output's tail if the
+// test failed.
 func Start(t testing.TB, ns, name string, args ...string) *Process {
 	t.Helper()
-	p := &Process{LogPath: filepath.Join(t.TempDir(), filepath.Base(name)+".log"), done: make(chan struct{})}
+	p := &Process{name: filepath.Base(name), done: make(chan struct{})}
+	p.LogPath = filepath.Join(t.TempDir(), p.name+".log")
 	f, err := os.Create(p.LogPath)
 	if err != nil {
 		t.Fatalf("lab: %v", err)
 	}
-	p.cmd = exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...)
+	if ns != "" {
+		p.cmd = exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...)
+	} else {
+		p.cmd = exec.Command(name, args...)
+	}
 	p.cmd.Stdout, p.cmd.Stderr = f, f
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := p.cmd.Start(); err != nil {
@@ -43,7 +53,7 @@ func Start(t testing.TB, ns, name string, args ...string) *Process {
 	t.Cleanup(func() {
 		p.Stop()
 		if t.Failed() {
-			t.Logf("lab: %s output tail (%s):\n%s", name, p.LogPath, tail(p.Output(), 40))
+			t.Logf("lab: %s output tail (%s):\n%s", name, p.LogPath, Tail(p.Output(), 40))
 		}
 	})
 	return p
@@ -57,6 +67,31 @@ func (p *Process) Pid() int { return p.cmd.Process.Pid }
 func (p *Process) Output() string {
 	b, _ := os.ReadFile(p.LogPath)
 	return string(b)
+}
+
+// Done is closed once the process has exited; Err is its exit error then.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Err is the process's exit error; call it only after Done is closed.
+func (p *Process) Err() error { return p.err }
+
+// WaitReady polls ready every 50 ms until it reports true. The test fails,
+// with the output so far, if the process exits first or timeout passes;
+// what says what was awaited ("up", "on port 67").
+func (p *Process) WaitReady(t testing.TB, what string, timeout time.Duration, ready func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if ready() {
+			return
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("lab: %s exited at start: %v\n%s", p.name, p.err, p.Output())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t.Fatalf("lab: %s not %s after %v:\n%s", p.name, what, timeout, p.Output())
 }
 
 // WaitOutput polls the output until it contains substr, the process exits,
@@ -78,6 +113,34 @@ func (p *Process) WaitOutput(substr string, timeout time.Duration) bool {
 	}
 }
 
+// Signal sends sig to the process (by PID; not its group).
+func (p *Process) Signal(sig syscall.Signal) error { return syscall.Kill(p.cmd.Process.Pid, sig) }
+
+// Kill ends the process group with SIGKILL, so no shutdown code runs, and
+// waits for the exit.
+func (p *Process) Kill() {
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+}
+
+// StopWithin sends sig and waits up to d for the exit; past d it kills the
+// group and reports false.
+func (p *Process) StopWithin(sig syscall.Signal, d time.Duration) bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+	}
+	_ = p.Signal(sig)
+	select {
+	case <-p.done:
+		return true
+	case <-time.After(d):
+		p.Kill()
+		return false
+	}
+}
+
 // Stop ends the process group (SIGTERM, then SIGKILL after 5 s) and
 // returns the process's exit error, if it had exited by itself with one.
 func (p *Process) Stop() error {
@@ -94,6 +157,20 @@ func (p *Process) Stop() error {
 		<-p.done
 	}
 	return nil
+}
+
+// Tail returns the last lines lines of s, without a trailing newline.
+func Tail(s string, lines int) string {
+	s = strings.TrimRight(s, "\n")
+	idx := len(s)
+	for i := 0; i < lines; i++ {
+		j := strings.LastIndexByte(s[:idx], '\n')
+		if j < 0 {
+			return s
+		}
+		idx = j
+	}
+	return s[idx+1:]
 }
 
 // BuildGo compiles the main package pkg (e.g.

@@ -98,7 +98,7 @@ func StartVM(t testing.TB, n *Net, opts VMOptions) *VM {
 	t.Cleanup(func() {
 		v.Kill()
 		if t.Failed() {
-			t.Logf("lab: serial console tail of %s (%s):\n%s", v.Tap, v.serial, tail(v.Log(), 40))
+			t.Logf("lab: serial console tail of %s (%s):\n%s", v.Tap, v.serial, Tail(v.Log(), 40))
 		}
 	})
 	return v

@@ -1,7 +1,8 @@
 // Package metrics writes Prometheus' text exposition format (version
 // 0.0.4) for stagehand's counters. It is deliberately tiny: the servers
 // keep their own atomic counters (dhcp.Stats, tftp.Stats), and a scrape
-// reads them; only HTTP request counts, which no server owns, live here.
+// reads them; only HTTP request counts and the install-duration
+// histogram, which no server owns, live here.
 package metrics
 
 import (
@@ -79,26 +80,52 @@ func (mw *Writer) Gauge(name, help string, labels []Label, v float64) {
 	mw.sample(name, labels, v)
 }
 
-// Histogram writes a histogram family from raw observations: the
-// observations are few (one per installed host), so they are bucketed
-// at scrape time rather than kept in buckets.
-func (mw *Writer) Histogram(name, help string, bounds []float64, obs []float64) {
+// Histogram counts observations into fixed buckets for the life of the
+// process, as Prometheus expects of a histogram: its count and sum only
+// grow, so a scrape never sees them fall except across a restart. Safe
+// for concurrent use.
+type Histogram struct {
+	bounds []float64
+
+	mu     sync.Mutex
+	counts []uint64 // per bucket, not cumulative; the last is +Inf
+	sum    float64
+}
+
+// NewHistogram builds a histogram with the given upper bounds, which must
+// be sorted ascending; +Inf is implied.
+func NewHistogram(bounds ...float64) *Histogram {
+	if !sort.Float64sAreSorted(bounds) {
+		panic("metrics: histogram bounds not sorted")
+	}
+	return &Histogram{bounds: bounds, counts: make([]uint64, len(bounds)+1)}
+}
+
+// Observe records one value.
+func (h *Histogram) Observe(v float64) {
+	i := sort.SearchFloat64s(h.bounds, v) // first bound >= v: le is inclusive
+	h.mu.Lock()
+	h.counts[i]++
+	h.sum += v
+	h.mu.Unlock()
+}
+
+// Write emits the family: cumulative buckets, sum and count.
+func (h *Histogram) Write(mw *Writer, name, help string) {
+	h.mu.Lock()
+	counts := append([]uint64(nil), h.counts...)
+	sum := h.sum
+	h.mu.Unlock()
 	mw.header(name, "histogram", help)
-	sort.Float64s(obs)
-	sum := 0.0
-	for _, o := range obs {
-		sum += o
+	var cum uint64
+	for i, le := range h.bounds {
+		cum += counts[i]
+		mw.sample(name+"_bucket", L("le", strconv.FormatFloat(le, 'g', -1, 64)), float64(cum))
 	}
-	i := 0
-	for _, le := range bounds {
-		for i < len(obs) && obs[i] <= le {
-			i++
-		}
-		mw.sample(name+"_bucket", L("le", strconv.FormatFloat(le, 'g', -1, 64)), float64(i))
-	}
-	mw.sample(name+"_bucket", L("le", "+Inf"), float64(len(obs)))
+	cum += counts[len(h.bounds)]
+	mw.sample(name+"_bucket", L("le", "+Inf"), float64(cum))
 	mw.sample(name+"_sum", nil, sum)
-	mw.sample(name+"_count", nil, float64(len(obs)))
+	mw.sample(name+"_count", nil, float64(cum))
 }
 
 // RequestCounter counts HTTP requests by route and status code. Safe for

@@ -12,7 +12,11 @@ func TestExposition(t *testing.T) {
 	mw.Counter("x_total", "Things.", L("arch", "bios", "mode", "proxy"), 3)
 	mw.Counter("x_total", "Things.", L("arch", `e"fi`), 1)
 	mw.Gauge("hosts", "Hosts.", nil, 2)
-	mw.Histogram("d_seconds", "Durations.", []float64{10, 60}, []float64{5, 30, 30, 100})
+	h := NewHistogram(10, 60)
+	for _, v := range []float64{5, 30, 30, 100, 60} {
+		h.Observe(v)
+	}
+	h.Write(mw, "d_seconds", "Durations.")
 	want := `# HELP x_total Things.
 # TYPE x_total counter
 x_total{arch="bios",mode="proxy"} 3
@@ -23,10 +27,10 @@ hosts 2
 # HELP d_seconds Durations.
 # TYPE d_seconds histogram
 d_seconds_bucket{le="10"} 1
-d_seconds_bucket{le="60"} 3
-d_seconds_bucket{le="+Inf"} 4
-d_seconds_sum 165
-d_seconds_count 4
+d_seconds_bucket{le="60"} 4
+d_seconds_bucket{le="+Inf"} 5
+d_seconds_sum 225
+d_seconds_count 5
 `
 	if b.String() != want {
 		t.Fatalf("got\n%s\nwant\n%s", b.String(), want)

@@ -2,6 +2,7 @@ package tftp
 
 import (
 	"fmt"
+	"github.com/stagehand-dev/stagehand/tftp/tftptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -34,15 +35,15 @@ func BenchmarkTransfer(b *testing.B) {
 	addr := testServer(b, srv)
 	for _, f := range files {
 		for _, window := range []int{1, 16} {
-			client := &testClient{options: []option{{"tsize", "0"}, {"blksize", "1468"}, {"windowsize", strconv.Itoa(window)}}}
+			client := &tftptest.Client{Options: []tftptest.Option{{Name: "tsize", Value: "0"}, {Name: "blksize", Value: "1468"}, {Name: "windowsize", Value: strconv.Itoa(window)}}}
 			get := func(b *testing.B) {
-				res, err := client.get(addr, f.name)
+				res, err := client.Get(addr, f.name)
 				if err != nil {
 					b.Error(err)
 					return
 				}
-				if len(res.data) != f.size {
-					b.Errorf("got %d bytes, want %d", len(res.data), f.size)
+				if len(res.Data) != f.size {
+					b.Errorf("got %d bytes, want %d", len(res.Data), f.size)
 				}
 			}
 			name := fmt.Sprintf("%s/window=%d", f.name, window)

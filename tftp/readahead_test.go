@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/stagehand-dev/stagehand/tftp/tftptest"
 	"io"
 	"net"
 	"testing"
@@ -132,14 +133,14 @@ func TestTruncatedFileEndsTransfer(t *testing.T) {
 		OnTransfer: log.add,
 	}
 	addr := testServer(t, srv)
-	res, err := (&testClient{options: []option{{"blksize", "1468"}, {"windowsize", "4"}}}).get(addr, "f")
-	var re *remoteError
-	if !errors.As(err, &re) || re.code != errUndefined {
+	res, err := (&tftptest.Client{Options: []tftptest.Option{{Name: "blksize", Value: "1468"}, {Name: "windowsize", Value: "4"}}}).Get(addr, "f")
+	var re *tftptest.RemoteError
+	if !errors.As(err, &re) || errorCode(re.Code) != errUndefined {
 		t.Fatalf("err = %v, want ERROR 0", err)
 	}
 	// One read-ahead of 44 blocks succeeded; the next one came up short.
-	if want := data[:44*1468]; !bytes.Equal(res.data, want) {
-		t.Errorf("received %d bytes before the ERROR, want the first %d", len(res.data), len(want))
+	if want := data[:44*1468]; !bytes.Equal(res.Data, want) {
+		t.Errorf("received %d bytes before the ERROR, want the first %d", len(res.Data), len(want))
 	}
 	if tr := log.wait(t, 1)[0]; !errors.Is(tr.Err, io.ErrUnexpectedEOF) {
 		t.Errorf("report err = %v, want io.ErrUnexpectedEOF", tr.Err)

@@ -3,6 +3,7 @@ package tftp
 import (
 	"bytes"
 	"errors"
+	"github.com/stagehand-dev/stagehand/tftp/tftptest"
 	"testing"
 	"time"
 )
@@ -115,13 +116,13 @@ func TestSlowClientOutlastsRetries(t *testing.T) {
 	srv := &Server{Handler: Dir(dir), Log: testLogger(t), Timeout: 50 * time.Millisecond, Retries: 2, MaxIdle: 5 * time.Second, OnTransfer: log.add}
 	addr := testServer(t, srv)
 	// Block 3 is "lost" 6 times in a row: 6 expiries, well past Retries.
-	c := &testClient{drop: func(b int64, n int) bool { return b == 3 && n <= 8 }}
-	res, err := c.get(addr, "f")
+	c := &tftptest.Client{Drop: func(b int64, n int) bool { return b == 3 && n <= 8 }}
+	res, err := c.Get(addr, "f")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(res.data, want) {
-		t.Fatalf("got %d bytes, want %d", len(res.data), len(want))
+	if !bytes.Equal(res.Data, want) {
+		t.Fatalf("got %d bytes, want %d", len(res.Data), len(want))
 	}
 	tr := log.wait(t, 1)[0]
 	if tr.Err != nil {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/stagehand-dev/stagehand/tftp/tftptest"
 )
 
 // testServer runs srv on 127.0.0.1:0 until the test ends and returns its
@@ -110,30 +111,30 @@ func TestTransferSizes(t *testing.T) {
 		for _, window := range []int{1, 4, 16} {
 			for name, want := range files {
 				t.Run(fmt.Sprintf("blksize=%d/window=%d/%s", blksize, window, name), func(t *testing.T) {
-					opts := []option{{"tsize", "0"}}
+					opts := []tftptest.Option{{Name: "tsize", Value: "0"}}
 					if blksize > 0 {
-						opts = append(opts, option{"blksize", strconv.Itoa(blksize)})
+						opts = append(opts, tftptest.Option{Name: "blksize", Value: strconv.Itoa(blksize)})
 					}
 					if window > 1 {
-						opts = append(opts, option{"windowsize", strconv.Itoa(window)})
+						opts = append(opts, tftptest.Option{Name: "windowsize", Value: strconv.Itoa(window)})
 					}
-					c := &testClient{options: opts}
-					res, err := c.get(addr, name)
+					c := &tftptest.Client{Options: opts}
+					res, err := c.Get(addr, name)
 					if err != nil {
 						t.Fatal(err)
 					}
-					if !bytes.Equal(res.data, want) {
-						t.Fatalf("got %d bytes, want %d (content differs: %v)", len(res.data), len(want), len(res.data) == len(want))
+					if !bytes.Equal(res.Data, want) {
+						t.Fatalf("got %d bytes, want %d (content differs: %v)", len(res.Data), len(want), len(res.Data) == len(want))
 					}
-					if got := res.oack["tsize"]; got != strconv.Itoa(len(want)) {
+					if got := res.OACK["tsize"]; got != strconv.Itoa(len(want)) {
 						t.Errorf("tsize = %q, want %d", got, len(want))
 					}
 					bs := max(blksize, 512)
-					if got := res.oack["blksize"]; blksize > 0 && got != strconv.Itoa(blksize) {
+					if got := res.OACK["blksize"]; blksize > 0 && got != strconv.Itoa(blksize) {
 						t.Errorf("blksize = %q, want %d", got, blksize)
 					}
-					if wantPackets := len(want)/bs + 1; res.dataPackets != wantPackets {
-						t.Errorf("received %d DATA packets, want %d", res.dataPackets, wantPackets)
+					if wantPackets := len(want)/bs + 1; res.DataPackets != wantPackets {
+						t.Errorf("received %d DATA packets, want %d", res.DataPackets, wantPackets)
 					}
 				})
 				n++
@@ -157,12 +158,12 @@ func TestTransferWithoutOptions(t *testing.T) {
 	dir := t.TempDir()
 	want := randomFile(t, dir, "f", 5000)
 	addr := testServer(t, &Server{Handler: Dir(dir), Log: testLogger(t)})
-	res, err := (&testClient{}).get(addr, "/f")
+	res, err := (&tftptest.Client{}).Get(addr, "/f")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.oack != nil || !bytes.Equal(res.data, want) || res.dataPackets != 10 {
-		t.Fatalf("oack=%v bytes=%d packets=%d", res.oack, len(res.data), res.dataPackets)
+	if res.OACK != nil || !bytes.Equal(res.Data, want) || res.DataPackets != 10 {
+		t.Fatalf("oack=%v bytes=%d packets=%d", res.OACK, len(res.Data), res.DataPackets)
 	}
 }
 
@@ -178,16 +179,16 @@ func TestBlockNumberRollover(t *testing.T) {
 	}
 	for _, w := range windows {
 		t.Run("window="+strconv.Itoa(w), func(t *testing.T) {
-			c := &testClient{options: []option{{"blksize", "8"}, {"windowsize", strconv.Itoa(w)}}}
-			res, err := c.get(addr, "big")
+			c := &tftptest.Client{Options: []tftptest.Option{{Name: "blksize", Value: "8"}, {Name: "windowsize", Value: strconv.Itoa(w)}}}
+			res, err := c.Get(addr, "big")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(res.data, want) {
-				t.Fatalf("got %d bytes, want %d", len(res.data), len(want))
+			if !bytes.Equal(res.Data, want) {
+				t.Fatalf("got %d bytes, want %d", len(res.Data), len(want))
 			}
-			if res.dataPackets != 65549 {
-				t.Errorf("received %d DATA packets, want 65549", res.dataPackets)
+			if res.DataPackets != 65549 {
+				t.Errorf("received %d DATA packets, want 65549", res.DataPackets)
 			}
 		})
 	}
@@ -203,16 +204,16 @@ func TestDuplicateAckSendsNoDuplicateData(t *testing.T) {
 	addr := testServer(t, srv)
 	for _, w := range []string{"1", "4"} {
 		t.Run("window="+w, func(t *testing.T) {
-			c := &testClient{options: []option{{"blksize", "1468"}, {"windowsize", w}}, dupAcks: true}
-			res, err := c.get(addr, "f")
+			c := &tftptest.Client{Options: []tftptest.Option{{Name: "blksize", Value: "1468"}, {Name: "windowsize", Value: w}}, DupAcks: true}
+			res, err := c.Get(addr, "f")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(res.data, want) {
-				t.Fatalf("got %d bytes, want %d", len(res.data), len(want))
+			if !bytes.Equal(res.Data, want) {
+				t.Fatalf("got %d bytes, want %d", len(res.Data), len(want))
 			}
-			if wantPackets := len(want)/1468 + 1; res.dataPackets != wantPackets {
-				t.Errorf("received %d DATA packets, want exactly %d", res.dataPackets, wantPackets)
+			if wantPackets := len(want)/1468 + 1; res.DataPackets != wantPackets {
+				t.Errorf("received %d DATA packets, want exactly %d", res.DataPackets, wantPackets)
 			}
 		})
 	}
@@ -226,19 +227,19 @@ func TestRetransmission(t *testing.T) {
 	want := randomFile(t, dir, "f", 20_000)
 	cases := []struct {
 		name        string
-		client      testClient
+		client      tftptest.Client
 		wantPackets int // DATA packets the client sees, lost ones included
 	}{
 		// The first DATA is lost: the server resends it on its timer.
-		{"first data lost", testClient{drop: func(b int64, n int) bool { return n == 1 }}, 41},
+		{"first data lost", tftptest.Client{Drop: func(b int64, n int) bool { return n == 1 }}, 41},
 		// The OACK is lost and the client does not repeat its RRQ in time:
 		// the server's backstop resends the OACK after MaxIdle/2.
-		{"oack lost", testClient{options: []option{{"blksize", "1000"}}, dropOACK: 1}, 21},
+		{"oack lost", tftptest.Client{Options: []tftptest.Option{{Name: "blksize", Value: "1000"}}, DropOACK: 1}, 21},
 		// Block 3 of a window of 8 is lost: the client ACKs block 2 when it
 		// sees block 4, and the server restarts the window from block 3.
-		{"window gap", testClient{
-			options: []option{{"blksize", "1000"}, {"windowsize", "8"}},
-			drop:    func(b int64, n int) bool { return n == 3 },
+		{"window gap", tftptest.Client{
+			Options: []tftptest.Option{{Name: "blksize", Value: "1000"}, {Name: "windowsize", Value: "8"}},
+			Drop:    func(b int64, n int) bool { return n == 3 },
 		}, 0},
 	}
 	for _, tc := range cases {
@@ -247,22 +248,22 @@ func TestRetransmission(t *testing.T) {
 			// client's own 5 s timer.
 			srv := &Server{Handler: Dir(dir), Log: testLogger(t), Timeout: 200 * time.Millisecond, MaxIdle: 2 * time.Second}
 			addr := testServer(t, srv)
-			res, err := tc.client.get(addr, "f")
+			res, err := tc.client.Get(addr, "f")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(res.data, want) {
-				t.Fatalf("got %d bytes, want %d", len(res.data), len(want))
+			if !bytes.Equal(res.Data, want) {
+				t.Fatalf("got %d bytes, want %d", len(res.Data), len(want))
 			}
-			if tc.wantPackets > 0 && res.dataPackets != tc.wantPackets {
-				t.Errorf("received %d DATA packets, want %d", res.dataPackets, tc.wantPackets)
+			if tc.wantPackets > 0 && res.DataPackets != tc.wantPackets {
+				t.Errorf("received %d DATA packets, want %d", res.DataPackets, tc.wantPackets)
 			}
 			st := srv.Stats()
 			if tc.wantPackets > 0 && st.Retransmits == 0 {
 				t.Errorf("stats = %+v, want a retransmission", st)
 			}
-			if tc.wantPackets == 0 && res.dataPackets <= 21 {
-				t.Errorf("received %d DATA packets, want the resent window on top of 21", res.dataPackets)
+			if tc.wantPackets == 0 && res.DataPackets <= 21 {
+				t.Errorf("received %d DATA packets, want the resent window on top of 21", res.DataPackets)
 			}
 		})
 	}
@@ -300,16 +301,16 @@ func TestRefusals(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.file+"/"+tc.mode, func(t *testing.T) {
-			res, err := (&testClient{mode: tc.mode, options: []option{{"tsize", "0"}}}).get(addr, tc.file)
-			var re *remoteError
+			res, err := (&tftptest.Client{Mode: tc.mode, Options: []tftptest.Option{{Name: "tsize", Value: "0"}}}).Get(addr, tc.file)
+			var re *tftptest.RemoteError
 			if !errors.As(err, &re) {
-				t.Fatalf("got err %v, data %q; want a TFTP ERROR", err, res.data)
+				t.Fatalf("got err %v, data %q; want a TFTP ERROR", err, res.Data)
 			}
-			if re.code != tc.codes[0] {
-				t.Errorf("error code %d (%s), want %d", re.code, re.msg, tc.codes[0])
+			if errorCode(re.Code) != tc.codes[0] {
+				t.Errorf("error code %d (%s), want %d", errorCode(re.Code), re.Msg, tc.codes[0])
 			}
-			if len(res.data) > 0 {
-				t.Errorf("received data %q", res.data)
+			if len(res.Data) > 0 {
+				t.Errorf("received data %q", res.Data)
 			}
 		})
 	}
@@ -388,8 +389,8 @@ func TestBadPacketsDropped(t *testing.T) {
 	if n, err := c.Read(make([]byte, 600)); err == nil {
 		t.Fatalf("got a %d-byte reply to garbage", n)
 	}
-	res, err := (&testClient{}).get(addr, "f")
-	if err != nil || !bytes.Equal(res.data, want) {
+	res, err := (&tftptest.Client{}).Get(addr, "f")
+	if err != nil || !bytes.Equal(res.Data, want) {
 		t.Fatalf("transfer after garbage: %v", err)
 	}
 	if st := srv.Stats(); st.BadPackets != uint64(len(bad)) {
@@ -404,12 +405,12 @@ func TestClientErrorEndsTransfer(t *testing.T) {
 	var log transferLog
 	srv := &Server{Handler: Dir(dir), Log: testLogger(t), OnTransfer: log.add}
 	addr := testServer(t, srv)
-	res, err := (&testClient{options: []option{{"tsize", "0"}}, abortOnOACK: true}).get(addr, "f")
+	res, err := (&tftptest.Client{Options: []tftptest.Option{{Name: "tsize", Value: "0"}}, AbortOnOACK: true}).Get(addr, "f")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.oack["tsize"] != "5000" {
-		t.Errorf("tsize = %q", res.oack["tsize"])
+	if res.OACK["tsize"] != "5000" {
+		t.Errorf("tsize = %q", res.OACK["tsize"])
 	}
 	tr := log.wait(t, 1)[0]
 	if !errors.Is(tr.Err, ErrClientAbort) {
@@ -593,13 +594,13 @@ func TestConcurrencyCap(t *testing.T) {
 	srv := &Server{Handler: Dir(dir), Log: testLogger(t), MaxTransfers: 1, Timeout: 5 * time.Second, OnTransfer: log.add}
 	addr := testServer(t, srv)
 
-	held, err := (&testClient{options: []option{{"tsize", "0"}}, stallAfterOACK: true}).get(addr, "f")
+	held, err := (&tftptest.Client{Options: []tftptest.Option{{Name: "tsize", Value: "0"}}, StallAfterOACK: true}).Get(addr, "f")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = (&testClient{}).get(addr, "f")
-	var re *remoteError
-	if !errors.As(err, &re) || re.code != errUndefined {
+	_, err = (&tftptest.Client{}).Get(addr, "f")
+	var re *tftptest.RemoteError
+	if !errors.As(err, &re) || errorCode(re.Code) != errUndefined {
 		t.Fatalf("second transfer: %v, want ERROR 0 busy", err)
 	}
 	if tr := log.wait(t, 1)[0]; !errors.Is(tr.Err, ErrBusy) {
@@ -609,11 +610,11 @@ func TestConcurrencyCap(t *testing.T) {
 		t.Errorf("active = %d, want 1", st.Active)
 	}
 	// Release the slot: the held client gives up with an ERROR.
-	held.conn.WriteToUDP(appendError(nil, errUndefined, "bye"), held.server)
-	held.conn.Close()
+	held.Conn.WriteToUDP(appendError(nil, errUndefined, "bye"), held.Server)
+	held.Conn.Close()
 	log.wait(t, 2)
-	res, err := (&testClient{}).get(addr, "f")
-	if err != nil || !bytes.Equal(res.data, want) {
+	res, err := (&tftptest.Client{}).Get(addr, "f")
+	if err != nil || !bytes.Equal(res.Data, want) {
 		t.Fatalf("transfer after the slot freed: %v", err)
 	}
 }
@@ -628,22 +629,22 @@ func TestPerClientCap(t *testing.T) {
 	srv := &Server{Handler: Dir(dir), Log: testLogger(t), MaxTransfers: 10, MaxPerClient: 2, Timeout: 5 * time.Second, OnTransfer: log.add}
 	addr := testServer(t, srv)
 
-	var held []*clientResult
+	var held []*tftptest.Result
 	for range 2 {
-		h, err := (&testClient{options: []option{{"tsize", "0"}}, stallAfterOACK: true}).get(addr, "f")
+		h, err := (&tftptest.Client{Options: []tftptest.Option{{Name: "tsize", Value: "0"}}, StallAfterOACK: true}).Get(addr, "f")
 		if err != nil {
 			t.Fatal(err)
 		}
 		held = append(held, h)
 	}
-	_, err := (&testClient{}).get(addr, "f")
-	var re *remoteError
-	if !errors.As(err, &re) || re.code != errUndefined || !strings.Contains(re.msg, "your address") {
+	_, err := (&tftptest.Client{}).Get(addr, "f")
+	var re *tftptest.RemoteError
+	if !errors.As(err, &re) || errorCode(re.Code) != errUndefined || !strings.Contains(re.Msg, "your address") {
 		t.Fatalf("third transfer from 127.0.0.1: %v, want ERROR 0 too many from your address", err)
 	}
 	// Another address is served while 127.0.0.1 is at its cap.
-	res, err := (&testClient{local: net.IPv4(127, 0, 0, 2)}).get(addr, "f")
-	if err != nil || !bytes.Equal(res.data, want) {
+	res, err := (&tftptest.Client{Local: net.IPv4(127, 0, 0, 2)}).Get(addr, "f")
+	if err != nil || !bytes.Equal(res.Data, want) {
 		t.Fatalf("transfer from 127.0.0.2: %v", err)
 	}
 	// The server counts that transfer once our last ACK arrives. It is
@@ -656,14 +657,14 @@ func TestPerClientCap(t *testing.T) {
 		t.Errorf("stats = %+v, want 1 refused per client, 0 busy, 2 active, 0 failed", st)
 	}
 	// Free one slot: 127.0.0.1 is served again.
-	held[0].conn.WriteToUDP(appendError(nil, errUndefined, "bye"), held[0].server)
-	held[0].conn.Close()
+	held[0].Conn.WriteToUDP(appendError(nil, errUndefined, "bye"), held[0].Server)
+	held[0].Conn.Close()
 	log.wait(t, 2)
-	res, err = (&testClient{}).get(addr, "f")
-	if err != nil || !bytes.Equal(res.data, want) {
+	res, err = (&tftptest.Client{}).Get(addr, "f")
+	if err != nil || !bytes.Equal(res.Data, want) {
 		t.Fatalf("transfer after the slot freed: %v", err)
 	}
-	held[1].conn.Close()
+	held[1].Conn.Close()
 }
 
 // A run of refused requests is one warning in the log, not one line
@@ -682,11 +683,11 @@ func TestRefusalsWarnOnce(t *testing.T) {
 	var log transferLog
 	srv := &Server{Handler: Dir(dir), Log: zerolog.New(w).Level(zerolog.InfoLevel), MaxTransfers: 1, Timeout: 5 * time.Second, OnTransfer: log.add}
 	addr := testServer(t, srv)
-	held, err := (&testClient{options: []option{{"tsize", "0"}}, stallAfterOACK: true}).get(addr, "f")
+	held, err := (&tftptest.Client{Options: []tftptest.Option{{Name: "tsize", Value: "0"}}, StallAfterOACK: true}).Get(addr, "f")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer held.conn.Close()
+	defer held.Conn.Close()
 	const n = 30
 	for i := range n {
 		c, raddr := rawClient(t, addr)
@@ -740,13 +741,13 @@ func TestShutdown(t *testing.T) {
 			done := make(chan error, 1)
 			go func() { done <- srv.Serve(ctx, conn) }()
 
-			var held []*clientResult
+			var held []*tftptest.Result
 			for range 3 {
-				r, err := (&testClient{options: []option{{"tsize", "0"}}, stallAfterOACK: true}).get(conn.LocalAddr().String(), "f")
+				r, err := (&tftptest.Client{Options: []tftptest.Option{{Name: "tsize", Value: "0"}}, StallAfterOACK: true}).Get(conn.LocalAddr().String(), "f")
 				if err != nil {
 					t.Fatal(err)
 				}
-				defer r.conn.Close()
+				defer r.Conn.Close()
 				held = append(held, r)
 			}
 			cancel()
@@ -759,9 +760,9 @@ func TestShutdown(t *testing.T) {
 				t.Fatal("Serve did not return")
 			}
 			for i, r := range held {
-				r.conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+				r.Conn.SetReadDeadline(time.Now().Add(2 * time.Second))
 				buf := make([]byte, 600)
-				n, _, err := r.conn.ReadFromUDP(buf)
+				n, _, err := r.Conn.ReadFromUDP(buf)
 				if err != nil {
 					t.Fatalf("client %d: %v", i, err)
 				}
@@ -815,19 +816,19 @@ func TestShutdownDrainsTransfers(t *testing.T) {
 	// Two lock-step clients (with and without options) at about 200
 	// blocks per second: each is in flight for about a second.
 	type result struct {
-		res *clientResult
+		res *tftptest.Result
 		err error
 	}
 	mid := make(chan struct{}, 2)
 	results := make(chan result, 2)
-	for _, opts := range [][]option{nil, {{"tsize", "0"}, {"blksize", "512"}}} {
-		c := &testClient{options: opts, pace: 5 * time.Millisecond, onData: func(n int64) {
+	for _, opts := range [][]tftptest.Option{nil, {{Name: "tsize", Value: "0"}, {Name: "blksize", Value: "512"}}} {
+		c := &tftptest.Client{Options: opts, Pace: 5 * time.Millisecond, OnData: func(n int64, _ []byte) {
 			if n == 20 {
 				mid <- struct{}{}
 			}
 		}}
 		go func() {
-			r, err := c.get(addr, "f")
+			r, err := c.Get(addr, "f")
 			results <- result{r, err}
 		}()
 	}
@@ -836,17 +837,17 @@ func TestShutdownDrainsTransfers(t *testing.T) {
 	cancel()
 
 	// The listening socket closes at once: a new request is refused.
-	late, err := (&testClient{timeout: 200 * time.Millisecond, retries: 1}).get(addr, "f")
-	if err == nil || len(late.data) > 0 {
-		t.Errorf("request after cancel: %d bytes, err %v; want refused", len(late.data), err)
+	late, err := (&tftptest.Client{Timeout: 200 * time.Millisecond, Retries: 1}).Get(addr, "f")
+	if err == nil || len(late.Data) > 0 {
+		t.Errorf("request after cancel: %d bytes, err %v; want refused", len(late.Data), err)
 	}
 
 	for range 2 {
 		r := <-results
-		if r.err != nil || !bytes.Equal(r.res.data, want) {
+		if r.err != nil || !bytes.Equal(r.res.Data, want) {
 			var n int
 			if r.res != nil {
-				n = len(r.res.data)
+				n = len(r.res.Data)
 			}
 			t.Errorf("transfer in flight at cancel: %d of %d bytes, err %v", n, len(want), r.err)
 		}
@@ -875,7 +876,7 @@ func TestOnTransferReport(t *testing.T) {
 	want := randomFile(t, dir, "f", 4000)
 	var log transferLog
 	addr := testServer(t, &Server{Handler: Dir(dir), Log: testLogger(t), OnTransfer: log.add})
-	if _, err := (&testClient{options: []option{{"blksize", "9000"}, {"windowsize", "500"}}}).get(addr, "f"); err != nil {
+	if _, err := (&tftptest.Client{Options: []tftptest.Option{{Name: "blksize", Value: "9000"}, {Name: "windowsize", Value: "500"}}}).Get(addr, "f"); err != nil {
 		t.Fatal(err)
 	}
 	tr := log.wait(t, 1)[0]
@@ -900,14 +901,14 @@ func TestHandlerFunc(t *testing.T) {
 		}
 	})
 	addr := testServer(t, &Server{Handler: h, Log: testLogger(t)})
-	res, err := (&testClient{}).get(addr, "boot.ipxe")
-	if err != nil || !bytes.Equal(res.data, payload) {
-		t.Fatalf("got %q, %v", res.data, err)
+	res, err := (&tftptest.Client{}).Get(addr, "boot.ipxe")
+	if err != nil || !bytes.Equal(res.Data, payload) {
+		t.Fatalf("got %q, %v", res.Data, err)
 	}
 	for file, code := range map[string]errorCode{"denied": errAccess, "other": errUndefined} {
-		_, err := (&testClient{}).get(addr, file)
-		var re *remoteError
-		if !errors.As(err, &re) || re.code != code || bytes.Contains([]byte(re.msg), []byte("secret")) {
+		_, err := (&tftptest.Client{}).Get(addr, file)
+		var re *tftptest.RemoteError
+		if !errors.As(err, &re) || errorCode(re.Code) != code || bytes.Contains([]byte(re.Msg), []byte("secret")) {
 			t.Errorf("%s: %v, want code %d and a generic message", file, err, code)
 		}
 	}
@@ -929,11 +930,11 @@ func TestServeSocketError(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(context.Background(), conn) }()
-	held, err := (&testClient{options: []option{{"tsize", "0"}}, stallAfterOACK: true}).get(conn.LocalAddr().String(), "f")
+	held, err := (&tftptest.Client{Options: []tftptest.Option{{Name: "tsize", Value: "0"}}, StallAfterOACK: true}).Get(conn.LocalAddr().String(), "f")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer held.conn.Close()
+	defer held.Conn.Close()
 	conn.Close()
 	select {
 	case err := <-done:

@@ -22,9 +22,11 @@
 //  3. Apply the fields stagehand computes from its inventory: stylus.site.*
 //     from the host's Site (only non-empty fields overwrite), the site name
 //     (the inventory name wins, because the inventory enforces uniqueness),
-//     tags merged key by key, the site network, install.poweroff, and an
-//     after-install stage that reports completion to stagehand's callback
-//     URL (appended, after any steps of the base or overrides).
+//     tags merged key by key, the site network, install.poweroff (true
+//     unless the document sets poweroff or reboot; an explicit value is
+//     kept, a value that is not a boolean refused), and an after-install
+//     stage that reports completion to stagehand's callback URL (appended,
+//     after any steps of the base or overrides).
 //  4. Validate the merged document against the seed's tables and encode it
 //     with a leading "#cloud-config" line.
 //

@@ -21,24 +21,18 @@ func FuzzRender(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		f.Add(in.Base, in.Overrides, site, in.HostName, in.CallbackURL, uint8(0))
+		f.Add(in.Base, in.Overrides, site, in.HostName, in.CallbackURL)
 	}
-	f.Add([]byte(aliasBomb), []byte("a: [[[]]]"), []byte(`{"network":{"type":"static","mask":33}}`), "h", "http://x/callback/t", uint8(2))
-	f.Add([]byte("stylus: {site: {network: {type: static, ipAddress: 10.0.0.5, mask: 8, gateway: 10.9.9.9}}}"), []byte(nil), []byte(`{"paletteEndpoint":"e"}`), "", "", uint8(1))
+	f.Add([]byte(aliasBomb), []byte("a: [[[]]]"), []byte(`{"network":{"type":"static","mask":33}}`), "h", "http://x/callback/t")
+	f.Add([]byte("stylus: {site: {network: {type: static, ipAddress: 10.0.0.5, mask: 8, gateway: 10.9.9.9}}}"), []byte(nil), []byte(`{"paletteEndpoint":"e"}`), "", "")
+	f.Add([]byte("install: {poweroff: maybe, reboot: 7}"), []byte("install: {reboot: true}"), []byte(`{"paletteEndpoint":"e"}`), "", "")
 
-	f.Fuzz(func(t *testing.T, base, overrides, siteJSON []byte, host, callback string, power uint8) {
+	f.Fuzz(func(t *testing.T, base, overrides, siteJSON []byte, host, callback string) {
 		var site Site
 		if json.Unmarshal(siteJSON, &site) != nil {
 			site = Site{}
 		}
 		in := Input{Base: base, Overrides: overrides, Site: site, HostName: host, CallbackURL: callback}
-		switch power % 3 {
-		case 1:
-			in.PowerOff = new(bool)
-		case 2:
-			on := true
-			in.PowerOff = &on
-		}
 		out, err := Render(in)
 		if err != nil {
 			var ve *ValidationError

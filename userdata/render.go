@@ -34,7 +34,7 @@ func Render(in Input) ([]byte, error) {
 	if site := applySite(root, in, &p); site != nil {
 		checkSite(siteFromDoc(site, &p), true, &p)
 	}
-	applyInstall(root, in.PowerOff, &p)
+	applyPower(root, &p)
 	if in.CallbackURL != "" {
 		injectCallback(root, in.CallbackURL, &p)
 	}
@@ -53,11 +53,8 @@ func Render(in Input) ([]byte, error) {
 // applySite writes the inventory's fields into stylus.site and returns that
 // mapping, or nil when the document's shape leaves no place for them.
 //
-// `reboot` is not touched. The seed's example puts it beside `site` under
-// `stylus` (with broken indentation), while Kairos itself reads
-// `install.reboot`; stagehand never writes it, so wherever the operator put
-// it is where it stays, and "install.poweroff takes precedence over reboot"
-// is the installer's rule to apply, not a conflict to report.
+// `reboot` is not written here: applyPower reads it where the operator
+// put it.
 func applySite(root *yaml.Node, in Input, p *problems) *yaml.Node {
 	stylus, ok := childMap(root, "stylus")
 	if !ok {
@@ -142,21 +139,6 @@ func applyNetwork(site *yaml.Node, n Network, p *problems) {
 			deleteKey(nw, k)
 		}
 	}
-}
-
-// applyInstall sets install.poweroff. The seed's table says it defaults to
-// false, but the staging flow is flash, power off, ship: nil means true.
-func applyInstall(root *yaml.Node, powerOff *bool, p *problems) {
-	inst, ok := childMap(root, "install")
-	if !ok {
-		p.add("install", "must be a mapping, not a %s", kindName(lookup(root, "install")))
-		return
-	}
-	po := true
-	if powerOff != nil {
-		po = *powerOff
-	}
-	setKey(inst, "poweroff", boolNode(po))
 }
 
 // injectCallback appends the completion report to stages.after-install.

@@ -20,7 +20,6 @@ type goldenInput struct {
 	Site        Site   `json:"site"`
 	HostName    string `json:"hostName"`
 	CallbackURL string `json:"callbackURL"`
-	PowerOff    *bool  `json:"powerOff"`
 }
 
 func loadGolden(t testing.TB, dir string) Input {
@@ -33,7 +32,7 @@ func loadGolden(t testing.TB, dir string) Input {
 	if err := json.Unmarshal(raw, &gi); err != nil {
 		t.Fatalf("%s: %v", dir, err)
 	}
-	in := Input{Site: gi.Site, HostName: gi.HostName, CallbackURL: gi.CallbackURL, PowerOff: gi.PowerOff}
+	in := Input{Site: gi.Site, HostName: gi.HostName, CallbackURL: gi.CallbackURL}
 	in.Base = readOptional(t, filepath.Join(dir, "base.yaml"))
 	in.Overrides = readOptional(t, filepath.Join(dir, "overrides.yaml"))
 	return in
@@ -179,10 +178,15 @@ func TestRenderSemantics(t *testing.T) {
 		{"reboot-passthrough", []check{
 			{[]any{"stylus", "reboot"}, true},
 			{[]any{"install", "reboot"}, true},
-			{[]any{"install", "poweroff"}, true},
+			{[]any{"install", "poweroff"}, nil}, // no default beside an explicit reboot
 			{[]any{"install", "device"}, "/dev/sda"},
 		}},
-		{"poweroff-false", []check{{[]any{"install", "poweroff"}, false}, {[]any{"install", "reboot"}, true}}},
+		{"reboot-install", []check{{[]any{"install", "reboot"}, true}, {[]any{"install", "poweroff"}, nil}}},
+		{"reboot-stylus", []check{{[]any{"stylus", "reboot"}, true}, {[]any{"install", "poweroff"}, nil}}},
+		{"reboot-false", []check{{[]any{"install", "reboot"}, false}, {[]any{"install", "poweroff"}, nil}}},
+		{"poweroff-false", []check{{[]any{"install", "poweroff"}, false}, {[]any{"install", "reboot"}, nil}}},
+		{"poweroff-false-reboot", []check{{[]any{"install", "poweroff"}, false}, {[]any{"install", "reboot"}, true}}},
+		{"poweroff-override-false", []check{{[]any{"install", "poweroff"}, false}}},
 		{"poweroff-default", []check{{[]any{"install", "poweroff"}, true}}},
 		{"network-dhcp", []check{
 			{[]any{"stylus", "site", "network", "type"}, "dhcp"},
@@ -346,7 +350,10 @@ func TestRenderInputShapes(t *testing.T) {
 		}, []any{"stylus", "site", "network", "type"}, "dhcp"},
 		{"mask written as a number", Input{Base: []byte(endpointBase + "    network: {type: static, ipAddress: 10.0.0.9, mask: 24, gateway: 10.0.0.1}\n")},
 			[]any{"stylus", "site", "network", "mask"}, 24},
-		{"explicit poweroff true", Input{Site: site, PowerOff: func() *bool { b := true; return &b }()}, []any{"install", "poweroff"}, true},
+		{"explicit poweroff true", Input{Site: site, Base: []byte("install: {poweroff: true}\n")}, []any{"install", "poweroff"}, true},
+		{"explicit poweroff True", Input{Site: site, Base: []byte("install: {poweroff: True}\n")}, []any{"install", "poweroff"}, true},
+		{"override poweroff false", Input{Site: site, Base: []byte("install: {poweroff: true}\n"), Overrides: []byte("install: {poweroff: false}\n")}, []any{"install", "poweroff"}, false},
+		{"null install gets the default", Input{Site: site, Base: []byte("install:\n")}, []any{"install", "poweroff"}, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -96,9 +96,6 @@ type Input struct {
 	// append an after-install step that POSTs to CallbackURL+"/done". Empty
 	// means no callback.
 	CallbackURL string
-	// PowerOff sets install.poweroff; nil means true (the staging flow:
-	// flash, power off, ship).
-	PowerOff *bool
 }
 
 // FieldError is one validation problem: the dotted field path and why.

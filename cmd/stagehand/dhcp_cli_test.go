@@ -8,6 +8,7 @@ import (
 
 	"github.com/stagehand-dev/stagehand/dhcp"
 	"github.com/stagehand-dev/stagehand/ipxe"
+	"github.com/stagehand-dev/stagehand/server"
 )
 
 // host add/update --dhcp-address store a reservation, refuse a taken or
@@ -27,7 +28,7 @@ func TestCLIDHCPAddress(t *testing.T) {
 	}
 	mustCLI(t, rs.with("host", "update", cm2, "--dhcp-address", "10.0.0.6")...)
 
-	h := dhcpHosts{rs.st}
+	h := server.DHCPHosts(rs.st)
 	hw1, _ := net.ParseMAC(cm1)
 	hw2, _ := net.ParseMAC(cm2)
 	if a, known := h.Lookup(hw2); !known || a != netip.MustParseAddr("10.0.0.6") {
@@ -65,8 +66,8 @@ func TestCLIOtherMACs(t *testing.T) {
 		t.Fatalf("taken NIC: %v", err)
 	}
 
-	gate := admitPolicy(rs.st, ipxe.UnknownIgnore)
-	h := dhcpHosts{rs.st}
+	gate := server.AdmitPolicy(rs.st, ipxe.UnknownIgnore)
+	h := server.DHCPHosts(rs.st)
 	hwNIC, _ := net.ParseMAC(nic)
 	hw1, _ := net.ParseMAC(cm1)
 	if !gate.Admit(&dhcp.Client{MAC: hwNIC}) {

@@ -36,6 +36,8 @@ func writeServerMetrics(mw *metrics.Writer, mode string, d *dhcp.Server, t *tftp
 			mw.Counter("stagehand_dhcp_dropped_total", "DHCP requests not answered, by reason.", metrics.L("reason", r.reason), float64(r.n))
 		}
 		mw.Counter("stagehand_dhcp_received_total", "DHCP packets read.", nil, float64(st.Received))
+		mw.Counter("stagehand_dhcp_send_errors_total", "DHCP replies built but refused by the socket (the client got nothing).", nil, float64(st.SendErrors))
+		mw.Counter("stagehand_dhcp_reservations_blocked_total", "DHCP requests of hosts whose reserved address could not be given; served from the pool instead.", nil, float64(st.ReservationsBlocked))
 		mw.Counter("stagehand_dhcp_events_dropped_total", "DHCP replies whose inventory event was dropped because the event queue was full.", nil, float64(st.HooksDropped))
 	}
 	ts := t.Stats()

@@ -6,23 +6,18 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
-	"golang.org/x/sync/errgroup"
 
-	"github.com/stagehand-dev/stagehand/api"
 	"github.com/stagehand-dev/stagehand/dhcp"
-	"github.com/stagehand-dev/stagehand/inventory"
 	"github.com/stagehand-dev/stagehand/ipxe"
 	"github.com/stagehand-dev/stagehand/metrics"
-	"github.com/stagehand-dev/stagehand/neigh"
+	"github.com/stagehand-dev/stagehand/server"
 	"github.com/stagehand-dev/stagehand/tftp"
 )
 
@@ -165,17 +160,6 @@ func parseIPs(s string) ([]net.IP, error) {
 	return out, nil
 }
 
-// portError names the port when a bind fails for the usual reasons.
-func portError(proto string, port int, addr string, err error) error {
-	if errors.Is(err, syscall.EADDRINUSE) {
-		return fmt.Errorf("%s port %d on %s is already in use (another DHCP/TFTP/HTTP server? pick another port or stop it)", proto, port, addr)
-	}
-	if errors.Is(err, syscall.EACCES) {
-		return fmt.Errorf("%s port %d on %s: permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)", proto, port, addr)
-	}
-	return fmt.Errorf("%s port %d on %s: %w", proto, port, addr, err)
-}
-
 // loadToken reads the operator token from the data dir, creating it
 // (mode 0600) on first start.
 func loadToken(dataDir string) (string, error) {
@@ -217,7 +201,15 @@ func (o *serveOpts) checkTFTP() error {
 	return nil
 }
 
-func runServe(ctx context.Context, args []string) error {
+// runServe is `stagehand serve`: flags, then a checked Config, then the
+// sockets, then the server, which owns them from there on.
+func runServe(ctx context.Context, args []string) error { return serve(ctx, args, server.Listen) }
+
+// listenFunc opens the server's sockets: server.Listen, or in tests
+// sockets opened beforehand.
+type listenFunc func(addr netip.Addr, iface string, httpPort, tftpPort int, dhcpMode string, log zerolog.Logger) (server.Listeners, error)
+
+func serve(ctx context.Context, args []string, listen listenFunc) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	o := serveFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -227,311 +219,89 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	addr, iface, err := resolveAddr(o.listen, o.iface)
+	cfg, err := o.config(log)
 	if err != nil {
 		return err
 	}
-	mode := strings.ToLower(o.dhcpMode)
-	if mode != "off" && mode != "proxy" && mode != "full" {
-		return fmt.Errorf("--dhcp-mode %q: want proxy, full or off", o.dhcpMode)
-	}
-	if o.efiBinary != ipxe.FileEFISNPOnly && o.efiBinary != ipxe.FileEFIFull {
-		return fmt.Errorf("--efi-binary %q: want %s or %s", o.efiBinary, ipxe.FileEFISNPOnly, ipxe.FileEFIFull)
-	}
-	if err := o.checkTFTP(); err != nil {
-		return err
-	}
-	if err := ipxe.CheckBinaries(o.ipxeDir, ipxe.FileBIOS, o.efiBinary); err != nil {
-		return err
-	}
-	bins, err := ipxe.LoadBinaries(o.ipxeDir)
-	if err != nil {
-		return err
-	}
-	store, err := inventory.Open(o.dataDir, inventory.Options{Log: log})
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-
-	unknown, unknownProfile := ipxe.UnknownIgnore, ""
-	switch o.unknown {
-	case "ignore":
-	case "discover":
-		unknown = ipxe.UnknownDiscover
-	default:
-		if _, err := store.Profile(o.unknown); err != nil {
-			return fmt.Errorf("--unknown-hosts %q: not ignore, discover or an existing profile", o.unknown)
-		}
-		unknown, unknownProfile = ipxe.UnknownProfile, o.unknown
+	if err := os.MkdirAll(o.dataDir, 0o750); err != nil {
+		return fmt.Errorf("data dir %s: %w", o.dataDir, err)
 	}
 	token, err := loadToken(o.dataDir)
 	if err != nil {
 		return err
 	}
-
-	base := fmt.Sprintf("http://%s:%d", addr, o.httpPort)
-	var (
-		dhcpSrv *dhcp.Server
-		tftpSrv *tftp.Server
-	)
-	web := api.New(api.Config{
-		Store: store, Base: base, Binaries: bins,
-		Unknown: unknown, UnknownProfile: unknownProfile,
-		Token: token, BindUserDataToIP: o.userDataIPBinding,
-		Log: log.With().Str("svc", "http").Logger(),
-		// The servers below exist by the time anyone can scrape.
-		Metrics: func(mw *metrics.Writer) { writeServerMetrics(mw, mode, dhcpSrv, tftpSrv) },
-	})
-
-	// Bind everything before serving anything, so a port clash is one
-	// clear line and nothing half-starts.
-	httpAddr := net.JoinHostPort(addr.String(), fmt.Sprint(o.httpPort))
-	httpLn, err := net.Listen("tcp4", httpAddr)
+	srv, err := server.New(cfg, token)
 	if err != nil {
-		return portError("HTTP", o.httpPort, addr.String(), err)
+		return err
 	}
-	tftpConn, err := net.ListenPacket("udp4", net.JoinHostPort(addr.String(), fmt.Sprint(o.tftpPort)))
+	// Everything that can be checked has been: only now bind.
+	ls, err := listen(cfg.Addr, cfg.Interface, o.httpPort, o.tftpPort, cfg.DHCPMode, log)
 	if err != nil {
-		httpLn.Close()
-		return portError("TFTP", o.tftpPort, addr.String(), err)
+		srv.Close()
+		return err
 	}
-	var dhcpConns []net.PacketConn
-	if mode != "off" {
-		dcfg := dhcp.Config{
-			ServerIP: addr.AsSlice(), HTTPPort: o.httpPort, EFIFile: o.efiBinary,
-			Log:    log.With().Str("svc", "dhcp").Logger(),
-			Policy: admitPolicy(store, unknown),
-			// One read and at most one commit per burst of replies: a
-			// rack powering on sends thousands a second, mostly from MACs
-			// the inventory does not hold (AddEvents skips those).
-			// proxy mode: the address a host takes from the site server,
-			// so its TFTP transfer is put on its record.
-			OnSiteAddress: func(mac net.HardwareAddr, a netip.Addr) { web.Observe(a.String(), mac.String()) },
-			OnReplies: func(rs []dhcp.Reply) {
-				evs := make([]inventory.HostEvent, 0, len(rs))
-				for _, r := range rs {
-					mac := r.Client.MAC.String()
-					if r.IP.IsValid() {
-						web.Observe(r.IP.String(), mac)
-					}
-					evs = append(evs, inventory.HostEvent{MAC: mac, Kind: "dhcp", Detail: dhcpEventDetail(mode, r)})
-				}
-				if _, err := store.AddEvents(evs); err != nil {
-					log.Error().Err(err).Int("events", len(evs)).Msg("dhcp: recording events failed")
-				}
-			},
-		}
-		if mode == "full" {
-			dcfg.Mode = dhcp.ModeFull
-			if dcfg.RangeStart, dcfg.RangeEnd, err = parseRange(o.dhcpRange); err != nil {
-				return err
-			}
-			if dcfg.Netmask, err = ifaceMask(iface, addr); err != nil {
-				return err
-			}
-			if o.dhcpRouter != "" {
-				if dcfg.Router = net.ParseIP(o.dhcpRouter).To4(); dcfg.Router == nil {
-					return fmt.Errorf("--dhcp-router %q is not an IPv4 address", o.dhcpRouter)
-				}
-			}
-			if dcfg.DNS, err = parseIPs(o.dhcpDNS); err != nil {
-				return fmt.Errorf("--dhcp-dns: %w", err)
-			}
-			dcfg.LeaseTime = o.leaseTime
-			dcfg.Leases = leaseStore{store}
-			dcfg.Hosts = dhcpHosts{store}
-			if o.unknownShare < 1 || o.unknownShare > 100 {
-				return fmt.Errorf("--dhcp-unknown-share %d: want a percentage 1-100", o.unknownShare)
-			}
-			dcfg.UnknownShare = o.unknownShare
-		} else {
-			dcfg.Mode = dhcp.ModeProxy
-		}
-		if dhcpSrv, err = dhcp.NewServer(dcfg); err != nil {
-			return err
-		}
-		ports := []int{67}
-		if mode == "proxy" {
-			ports = append(ports, 4011) // PXE boot server discovery: OVMF's REQUEST after a proxy offer
-		}
-		for _, p := range ports {
-			c, err := dhcp.ListenUDP(iface, p)
-			if err != nil {
-				for _, c := range dhcpConns {
-					c.Close()
-				}
-				return portError("DHCP", p, iface, err)
-			}
-			if got := dhcp.ReceiveBuffer(c); got > 0 && got < dhcp.ReceiveBufferWanted {
-				log.Warn().Int("port", p).Int("bytes", got).Int("wanted", dhcp.ReceiveBufferWanted).
-					Msg("DHCP receive buffer is small, so a rack powering on at once may overflow it: give the server CAP_NET_ADMIN, or raise net.core.rmem_max to 4194304")
-			}
-			dhcpConns = append(dhcpConns, c)
-		}
-	}
+	return srv.Run(ctx, ls)
+}
 
-	tftpSrv = &tftp.Server{
-		Handler: tftp.HandlerFunc(func(name string, _ net.Addr) (tftp.File, int64, error) {
-			f, err := bins.Open(name)
-			if err != nil {
-				return nil, 0, err
-			}
-			st, err := f.Stat()
-			if err != nil {
-				f.Close()
-				return nil, 0, err
-			}
-			return f, st.Size(), nil
-		}),
-		Log:          log.With().Str("svc", "tftp").Logger(),
-		MaxTransfers: o.tftpMaxTransfers,
-		MaxPerClient: o.tftpPerClient,
-		MaxIdle:      o.tftpMaxIdle,
-		// The same bound as the HTTP shutdown below: SIGTERM lets a host
-		// finish its iPXE binary, and both drain at once.
-		DrainTimeout: 10 * time.Second,
-		OnTransfer: func(t tftp.Transfer) {
-			ip, _, _ := net.SplitHostPort(t.Remote.String())
-			mac := web.MACAt(ip)
-			// A transfer that ran has been ARP-resolved: when the DHCP
-			// frame that would have named the host was lost (proxy mode
-			// overhears one broadcast REQUEST), the kernel still knows.
-			// Not for busy refusals, which never waited for an answer.
-			if mac == "" && !errors.Is(t.Err, tftp.ErrBusy) {
-				mac = neighbourMAC(ip)
-				web.Observe(ip, mac)
-			}
-			if mac != "" {
-				detail := fmt.Sprintf("%s %d bytes", t.File, t.Bytes)
-				if t.Err != nil {
-					detail += " failed: " + t.Err.Error()
-				}
-				store.AddEvent(mac, "tftp", detail)
-			}
+// config turns the flags into a server.Config, refusing every value that
+// could not serve. It binds and opens nothing.
+func (o *serveOpts) config(log zerolog.Logger) (server.Config, error) {
+	cfg := server.Config{
+		HTTPPort: o.httpPort, DataDir: o.dataDir, IPXEDir: o.ipxeDir, EFIBinary: o.efiBinary,
+		UnknownHosts: o.unknown, UserDataIPBinding: o.userDataIPBinding,
+		DHCPMode: strings.ToLower(o.dhcpMode),
+		TFTP:     server.TFTPConfig{MaxTransfers: o.tftpMaxTransfers, MaxPerClient: o.tftpPerClient, MaxIdle: o.tftpMaxIdle},
+		Log:      log,
+		Metrics: func(mw *metrics.Writer, d *dhcp.Server, t *tftp.Server) {
+			writeServerMetrics(mw, strings.ToLower(o.dhcpMode), d, t)
 		},
 	}
-	httpSrv := &http.Server{
-		Handler:           web,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    16 << 10,
+	var err error
+	if cfg.Addr, cfg.Interface, err = resolveAddr(o.listen, o.iface); err != nil {
+		return cfg, err
 	}
-
-	log.Info().Str("address", addr.String()).Str("interface", iface).Str("dhcp", mode).
-		Int("http", o.httpPort).Int("tftp", o.tftpPort).Str("data", o.dataDir).Str("unknown", o.unknown).
-		Bool("userdataIPBinding", o.userDataIPBinding).Msg("stagehand serving")
-
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return tftpSrv.Serve(gctx, tftpConn) })
-	for _, c := range dhcpConns {
-		g.Go(func() error { return dhcpSrv.Serve(gctx, c) })
+	switch cfg.DHCPMode {
+	case server.DHCPOff, server.DHCPProxy, server.DHCPFull:
+	default:
+		return cfg, fmt.Errorf("--dhcp-mode %q: want proxy, full or off", o.dhcpMode)
 	}
-	g.Go(func() error {
-		if err := httpSrv.Serve(httpLn); !errors.Is(err, http.ErrServerClosed) {
-			return err
+	if o.efiBinary != ipxe.FileEFISNPOnly && o.efiBinary != ipxe.FileEFIFull {
+		return cfg, fmt.Errorf("--efi-binary %q: want %s or %s", o.efiBinary, ipxe.FileEFISNPOnly, ipxe.FileEFIFull)
+	}
+	if o.httpPort < 1 || o.httpPort > 65535 {
+		return cfg, fmt.Errorf("--http-port %d: want 1-65535", o.httpPort)
+	}
+	if err := o.checkTFTP(); err != nil {
+		return cfg, err
+	}
+	if cfg.DHCPMode == server.DHCPFull {
+		err = o.fullDHCP(&cfg)
+	}
+	return cfg, err
+}
+
+// fullDHCP fills the full-mode DHCP settings.
+func (o *serveOpts) fullDHCP(cfg *server.Config) error {
+	d := &cfg.DHCP
+	var err error
+	if d.RangeStart, d.RangeEnd, err = parseRange(o.dhcpRange); err != nil {
+		return err
+	}
+	if d.Netmask, err = ifaceMask(cfg.Interface, cfg.Addr); err != nil {
+		return err
+	}
+	if o.dhcpRouter != "" {
+		if d.Router = net.ParseIP(o.dhcpRouter).To4(); d.Router == nil {
+			return fmt.Errorf("--dhcp-router %q is not an IPv4 address", o.dhcpRouter)
 		}
-		return nil
-	})
-	g.Go(func() error {
-		<-gctx.Done()
-		// Let in-flight downloads finish, within bounds.
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		return httpSrv.Shutdown(sctx)
-	})
-	err = g.Wait()
-	log.Info().Msg("stagehand stopped")
-	return err
-}
-
-// neighbourMAC is the kernel's answer for which MAC is at ip, or "".
-func neighbourMAC(ip string) string {
-	a, err := netip.ParseAddr(ip)
-	if err != nil {
-		return ""
 	}
-	if mac, ok, err := neigh.Lookup(a.Unmap()); err == nil && ok {
-		return mac.String()
+	if d.DNS, err = parseIPs(o.dhcpDNS); err != nil {
+		return fmt.Errorf("--dhcp-dns: %w", err)
 	}
-	return ""
-}
-
-// admitPolicy is the DHCP gate: with --unknown-hosts ignore, only MACs in
-// the inventory get any answer, so stagehand is silent on a shared
-// network for every machine it does not own.
-func admitPolicy(store *inventory.Store, unknown ipxe.UnknownPolicy) dhcp.Policy {
-	if unknown != ipxe.UnknownIgnore {
-		return nil
+	d.LeaseTime = o.leaseTime
+	if o.unknownShare < 1 || o.unknownShare > 100 {
+		return fmt.Errorf("--dhcp-unknown-share %d: want a percentage 1-100", o.unknownShare)
 	}
-	return dhcp.PolicyFunc(func(c *dhcp.Client) bool {
-		_, err := store.Resolve(c.MAC.String()) // a host's own MAC or one of its other NICs
-		return err == nil
-	})
-}
-
-// dhcpHosts adapts the inventory to dhcp.Hosts: each call is one bbolt
-// read, so reservations made through the API apply from the next packet.
-type dhcpHosts struct{ s *inventory.Store }
-
-func (d dhcpHosts) Lookup(mac net.HardwareAddr) (netip.Addr, bool) {
-	h, err := d.s.Host(mac.String())
-	if err != nil {
-		// One of a host's other NICs is known, but the reservation is the
-		// host's own MAC's (ReservedFor names that MAC), so it takes a
-		// pool address. Asked only when the MAC is no host's: the common
-		// packet costs one read, as before other NICs existed.
-		_, err := d.s.Resolve(mac.String())
-		return netip.Addr{}, err == nil
-	}
-	a, _ := netip.ParseAddr(h.DHCPAddress) // validated when stored; "" is invalid
-	return a, true
-}
-
-func (d dhcpHosts) ReservedFor(a netip.Addr) net.HardwareAddr {
-	mac, err := d.s.ReservedFor(a.String())
-	if err != nil {
-		return nil
-	}
-	hw, _ := net.ParseMAC(mac)
-	return hw
-}
-
-// leaseStore adapts the inventory to dhcp.LeaseStore.
-type leaseStore struct{ s *inventory.Store }
-
-func (l leaseStore) Leases() ([]dhcp.Lease, error) {
-	ls, err := l.s.Leases()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]dhcp.Lease, 0, len(ls))
-	for _, x := range ls {
-		mac, err1 := net.ParseMAC(x.MAC)
-		ip, err2 := netip.ParseAddr(x.IP)
-		if err1 != nil || err2 != nil {
-			continue
-		}
-		out = append(out, dhcp.Lease{MAC: mac, IP: ip, Expiry: x.Expiry, Hostname: x.Hostname})
-	}
-	return out, nil
-}
-
-func (l leaseStore) PutLease(x dhcp.Lease) error {
-	return l.s.PutLease(inventory.Lease{MAC: x.MAC.String(), IP: x.IP.String(), Expiry: x.Expiry, Hostname: x.Hostname})
-}
-
-func (l leaseStore) DeleteLease(mac net.HardwareAddr) error { return l.s.DeleteLease(mac.String()) }
-
-// dhcpEventDetail is the event text for one DHCP reply.
-func dhcpEventDetail(mode string, r dhcp.Reply) string {
-	d := mode + " " + r.Type.String()
-	if r.IP.IsValid() {
-		d += " " + r.IP.String()
-	}
-	if r.BootFile == "" {
-		// The installer's own DHCP client (or any OS): an address, no boot.
-		return d + ", no boot file (not a PXE client)"
-	}
-	return d + " arch " + r.Client.Arch.String() + " boot " + r.BootFile
+	d.UnknownShare = o.unknownShare
+	return nil
 }

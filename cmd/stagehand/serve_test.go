@@ -13,11 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/rs/zerolog"
 
-	"github.com/stagehand-dev/stagehand/dhcp"
 	"github.com/stagehand-dev/stagehand/inventory"
 	"github.com/stagehand-dev/stagehand/ipxe"
+	"github.com/stagehand-dev/stagehand/server"
 )
 
 // fakeIPXEDir holds empty files with the binaries' names: runServe only
@@ -92,8 +92,9 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"--tftp-max-transfers", "0"}, "--tftp-max-transfers 0: want at least 1"},
 		{[]string{"--tftp-max-per-client", "-1"}, "--tftp-max-per-client -1: want 0 (no cap) or more"},
 		{[]string{"--tftp-max-idle", "2s"}, "--tftp-max-idle 2s: want at least 5s"},
+		{[]string{"--http-port", "0"}, "--http-port 0: want 1-65535"},
 	} {
-		args := append([]string{"--listen-address", "127.0.0.1", "--dhcp-mode", "off", "--http-port", "0", "--tftp-port", "0",
+		args := append([]string{"--listen-address", "127.0.0.1", "--dhcp-mode", "off", "--http-port", "8080", "--tftp-port", "0",
 			"--ipxe-dir", ipxeDir, "--data-dir", t.TempDir(), "--log-level", "error"}, tc.args...)
 		err := runServe(t.Context(), args)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -102,15 +103,23 @@ func TestServeFlagErrors(t *testing.T) {
 	}
 }
 
-// TestServeStartStop runs the real server (DHCP off) on loopback, talks
-// to it with its generated token, and stops it by cancelling the context.
+// TestServeStartStop runs the real server (DHCP off) on loopback, on
+// sockets the test opened, talks to it with its generated token, and
+// stops it by cancelling the context.
 func TestServeStartStop(t *testing.T) {
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	tc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
 	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close() // runServe binds it itself
+	given := func(_ netip.Addr, _ string, httpPort, _ int, _ string, _ zerolog.Logger) (server.Listeners, error) {
+		return server.Listeners{HTTP: ln, TFTP: tc}, nil
+	}
 
 	data := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -119,39 +128,22 @@ func TestServeStartStop(t *testing.T) {
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		done <- runServe(ctx, []string{"--listen-address", "127.0.0.1", "--dhcp-mode", "off",
-			"--http-port", fmt.Sprint(port), "--tftp-port", "0",
-			"--ipxe-dir", ipxeDir, "--data-dir", data, "--log-level", "error"})
+		done <- serve(ctx, []string{"--listen-address", "127.0.0.1", "--dhcp-mode", "off",
+			"--http-port", fmt.Sprint(port), "--ipxe-dir", ipxeDir, "--data-dir", data, "--log-level", "error"}, given)
 	}()
 	t.Cleanup(func() {
 		cancel()
-		select {
-		case <-stopped:
-		case <-time.After(15 * time.Second):
-			t.Error("runServe did not return after cancel")
-		}
+		<-stopped
 	})
 
+	// The listener is open before the server starts: the first request
+	// waits in its backlog, no polling for the port.
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	var last error
-	for i := 0; i < 200; i++ {
-		select {
-		case err := <-done:
-			t.Fatalf("runServe returned early: %v", err)
-		default:
-		}
-		res, err := http.Get(base + "/healthz")
-		if err == nil {
-			res.Body.Close()
-			last = nil
-			break
-		}
-		last = err
-		time.Sleep(25 * time.Millisecond)
+	res, err := http.Get(base + "/healthz")
+	if err != nil {
+		t.Fatalf("server never answered: %v", err)
 	}
-	if last != nil {
-		t.Fatalf("server never answered: %v", last)
-	}
+	res.Body.Close()
 
 	tok, err := os.ReadFile(filepath.Join(data, tokenFile))
 	if err != nil {
@@ -161,7 +153,7 @@ func TestServeStartStop(t *testing.T) {
 	if !strings.Contains(out, "total") {
 		t.Fatalf("status against the real server:\n%s", out)
 	}
-	res, err := http.Get(base + "/boot.ipxe")
+	res, err = http.Get(base + "/boot.ipxe")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,32 +167,69 @@ func TestServeStartStop(t *testing.T) {
 	}
 
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("runServe after cancel: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("runServe did not return after cancel")
+	if err := <-done; err != nil {
+		t.Fatalf("serve after cancel: %v", err)
 	}
 	if _, err := http.Get(base + "/healthz"); err == nil {
-		t.Fatal("still serving after runServe returned")
+		t.Fatal("still serving after serve returned")
+	}
+	// Run owned the sockets: both are closed, the store too.
+	if _, err := tc.WriteTo([]byte("x"), tc.LocalAddr()); err == nil {
+		t.Fatal("the TFTP socket is still open after serve returned")
+	}
+	st, err := inventory.Open(data, inventory.Options{LockTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("data dir still held after serve returned: %v", err)
+	}
+	st.Close()
+}
+
+// TestServeLateCheckFreesPorts: a serve that fails a check which used
+// to run after the HTTP and TFTP ports were bound (a bad --dhcp-range)
+// leaves both ports free. runServe binds by flag here, so the test must
+// learn two free ports first.
+func TestServeLateCheckFreesPorts(t *testing.T) {
+	httpPort, tftpPort := freeTCPPort(t), freeUDPPort(t)
+	for _, bad := range [][]string{
+		{"--dhcp-mode", "full", "--dhcp-range", "10.0.0.9-10.0.0.1"},
+		{"--dhcp-mode", "full", "--dhcp-range", "127.0.0.100-127.0.0.120", "--dhcp-router", "router"},
+		{"--dhcp-mode", "full", "--dhcp-range", "127.0.0.100-127.0.0.120", "--dhcp-unknown-share", "0"},
+		{"--unknown-hosts", "nosuchprofile"},
+	} {
+		args := append([]string{"--listen-address", "127.0.0.1", "--http-port", fmt.Sprint(httpPort), "--tftp-port", fmt.Sprint(tftpPort),
+			"--ipxe-dir", fakeIPXEDir(t), "--data-dir", t.TempDir(), "--log-level", "error"}, bad...)
+		if err := runServe(t.Context(), args); err == nil {
+			t.Fatalf("serve %v started", bad)
+		}
+		ln, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", httpPort))
+		if err != nil {
+			t.Fatalf("after serve %v failed, the HTTP port is still held: %v", bad, err)
+		}
+		ln.Close()
+		pc, err := net.ListenPacket("udp4", fmt.Sprintf("127.0.0.1:%d", tftpPort))
+		if err != nil {
+			t.Fatalf("after serve %v failed, the TFTP port is still held: %v", bad, err)
+		}
+		pc.Close()
 	}
 }
 
-func TestDHCPEventDetail(t *testing.T) {
-	ip := netip.MustParseAddr("10.0.0.7")
-	for _, tc := range []struct {
-		r    dhcp.Reply
-		want string
-	}{
-		{dhcp.Reply{Type: dhcpv4.MessageTypeOffer, IP: ip, BootFile: "http://s/boot.ipxe", Client: dhcp.Client{Arch: ipxe.ArchBIOS}},
-			"full OFFER 10.0.0.7 arch bios boot http://s/boot.ipxe"},
-		{dhcp.Reply{Type: dhcpv4.MessageTypeAck, IP: ip, Client: dhcp.Client{Arch: ipxe.ArchUnknown}},
-			"full ACK 10.0.0.7, no boot file (not a PXE client)"},
-	} {
-		if got := dhcpEventDetail("full", tc.r); got != tc.want {
-			t.Errorf("got %q, want %q", got, tc.want)
-		}
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	return pc.LocalAddr().(*net.UDPAddr).Port
 }

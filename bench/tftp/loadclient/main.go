@@ -15,10 +15,10 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
+	"hash"
 	"net"
 	"net/netip"
 	"os"
@@ -27,14 +27,8 @@ import (
 	"strings"
 	"sync"
 	"time"
-)
 
-const (
-	opRRQ   = 1
-	opDATA  = 3
-	opACK   = 4
-	opERROR = 5
-	opOACK  = 6
+	"github.com/stagehand-dev/stagehand/tftp/tftptest"
 )
 
 type config struct {
@@ -215,12 +209,12 @@ func keys(m map[int]int) string {
 	return strings.Join(s, ",")
 }
 
-// client fetches one file at a time; its buffers are reused across transfers.
+// client fetches one file at a time with the shared test client
+// (tftp/tftptest), whose buffers are reused across transfers.
 type client struct {
 	cfg     *config
-	rrq     []byte
-	buf     []byte
-	ack     [4]byte
+	tc      tftptest.Client
+	sum     hash.Hash
 	blk     int // negotiated for the last transfer
 	win     int
 	resends int
@@ -228,170 +222,50 @@ type client struct {
 }
 
 func newClient(cfg *config) *client {
-	rrq := binary.BigEndian.AppendUint16(nil, opRRQ)
-	rrq = append(append(rrq, cfg.file...), 0)
-	rrq = append(rrq, "octet\x00"...)
-	opt := func(name, value string) {
-		rrq = append(append(rrq, name...), 0)
-		rrq = append(append(rrq, value...), 0)
-	}
+	c := &client{cfg: cfg, sum: sha256.New()}
+	var opts []tftptest.Option
 	if cfg.tsize {
-		opt("tsize", "0")
+		opts = append(opts, tftptest.Option{Name: "tsize", Value: "0"})
 	}
 	if cfg.blksize > 0 {
-		opt("blksize", strconv.Itoa(cfg.blksize))
+		opts = append(opts, tftptest.Option{Name: "blksize", Value: strconv.Itoa(cfg.blksize)})
 	}
 	if cfg.windowsize > 0 {
-		opt("windowsize", strconv.Itoa(cfg.windowsize))
+		opts = append(opts, tftptest.Option{Name: "windowsize", Value: strconv.Itoa(cfg.windowsize)})
 	}
-	return &client{cfg: cfg, rrq: rrq, buf: make([]byte, 4+max(512, cfg.blksize)+1)}
+	c.tc = tftptest.Client{Options: opts, Timeout: cfg.timeout, Retries: cfg.retries, Discard: true,
+		OnData: func(_ int64, p []byte) { c.sum.Write(p) }}
+	if cfg.bind.IsValid() {
+		c.tc.Local = net.IP(cfg.bind.AsSlice())
+	}
+	return c
 }
 
-// fetch runs one transfer and reports how it ended.
+// fetch runs one transfer and reports how it ended. A transfer still
+// running at end is abandoned with an ERROR to the server ("cut").
 func (c *client) fetch(end time.Time) (outcome, error) {
+	c.sum.Reset()
+	c.tc.Deadline = end
+	res, err := c.tc.Get(c.cfg.server.String(), c.cfg.file)
 	c.blk, c.win, c.resends, c.got = 512, 1, 0, 0
-	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(c.cfg.bind, 0)))
-	if err != nil {
+	if res != nil {
+		c.blk, c.win, c.resends, c.got = res.Blksize, res.Window, res.Resends, res.Size
+	}
+	var re *tftptest.RemoteError
+	switch {
+	case errors.Is(err, tftptest.ErrDeadline):
+		return cut, nil
+	case errors.Is(err, tftptest.ErrNoAnswer):
+		return failTimeout, err
+	case errors.As(err, &re):
+		return failError, fmt.Errorf("ERROR %d: %s", re.Code, re.Msg)
+	case errors.Is(err, tftptest.ErrMismatch):
+		return failMismatch, err
+	case err != nil:
 		return failSocket, err
 	}
-	defer conn.Close()
-
-	var (
-		tid      netip.AddrPort // the server's transfer port, from its first packet
-		last     = c.rrq        // what a timeout resends
-		lastTo   = c.cfg.server
-		expected = uint16(1) // next block wanted
-		inWin    int         // blocks since the last ACK
-		nakSent  bool        // an ACK for a gap was sent since the last progress
-		tries    int
-		sum      = sha256.New()
-	)
-	send := func(p []byte) error {
-		last, lastTo = p, tid
-		_, err := conn.WriteToUDPAddrPort(p, tid)
-		return err
+	if c.got != c.cfg.wantLen || !bytes.Equal(c.sum.Sum(nil), c.cfg.wantSum[:]) {
+		return failMismatch, fmt.Errorf("got %d bytes, want %d (or SHA-256 differs)", c.got, c.cfg.wantLen)
 	}
-	ackPkt := func(block uint16) []byte {
-		binary.BigEndian.PutUint16(c.ack[:], opACK)
-		binary.BigEndian.PutUint16(c.ack[2:], block)
-		return c.ack[:]
-	}
-	abort := func() {
-		if tid.IsValid() {
-			conn.WriteToUDPAddrPort([]byte("\x00\x05\x00\x00deadline\x00"), tid)
-		}
-	}
-	if _, err := conn.WriteToUDPAddrPort(c.rrq, c.cfg.server); err != nil {
-		return failSocket, err
-	}
-	for {
-		dl := time.Now().Add(c.cfg.timeout)
-		if dl.After(end) {
-			dl = end
-		}
-		conn.SetReadDeadline(dl)
-		n, from, err := conn.ReadFromUDPAddrPort(c.buf)
-		if err != nil {
-			var ne net.Error
-			if !errors.As(err, &ne) || !ne.Timeout() {
-				return failSocket, err
-			}
-			if !time.Now().Before(end) {
-				abort()
-				return cut, nil
-			}
-			if tries++; tries > c.cfg.retries {
-				abort()
-				return failTimeout, fmt.Errorf("no answer after %d resends (block %d)", c.cfg.retries, expected)
-			}
-			c.resends++
-			if _, err := conn.WriteToUDPAddrPort(last, lastTo); err != nil {
-				return failSocket, err
-			}
-			continue
-		}
-		if n < 4 {
-			continue
-		}
-		if !tid.IsValid() {
-			// Only the server we asked may pick the transfer port: a fresh
-			// socket can reuse the port of a transfer cut at the end of the
-			// previous run, whose server may still be resending to it.
-			// (Unmap: without -bind the socket is dual-stack and reports
-			// IPv4 senders as ::ffff:a.b.c.d.)
-			if from.Addr().Unmap() != c.cfg.server.Addr().Unmap() {
-				continue
-			}
-			tid = from
-		} else if from != tid {
-			continue
-		}
-		switch binary.BigEndian.Uint16(c.buf) {
-		case opERROR:
-			msg, _, _ := bytes.Cut(c.buf[4:n], []byte{0})
-			return failError, fmt.Errorf("ERROR %d: %s", binary.BigEndian.Uint16(c.buf[2:]), msg)
-		case opOACK:
-			if expected != 1 {
-				continue
-			}
-			fields := strings.Split(string(c.buf[2:n]), "\x00")
-			for i := 0; i+1 < len(fields); i += 2 {
-				v, _ := strconv.Atoi(fields[i+1])
-				switch strings.ToLower(fields[i]) {
-				case "blksize":
-					c.blk = v
-				case "windowsize":
-					c.win = v
-				case "tsize":
-					if v != c.cfg.wantLen {
-						abort()
-						return failMismatch, fmt.Errorf("tsize %d, want %d", v, c.cfg.wantLen)
-					}
-				}
-			}
-			if c.blk < 8 || c.blk > len(c.buf)-5 || c.win < 1 {
-				abort()
-				return failMismatch, fmt.Errorf("bad OACK %q", c.buf[2:n])
-			}
-			tries = 0
-			if err := send(ackPkt(0)); err != nil {
-				return failSocket, err
-			}
-		case opDATA:
-			block := binary.BigEndian.Uint16(c.buf[2:])
-			if block != expected {
-				if block == expected-1 && inWin == 0 {
-					// Our last ACK was lost and the server resent its
-					// window: acknowledge it again.
-					send(ackPkt(expected - 1))
-				} else if expected-block > uint16(c.win) && !nakSent {
-					// A gap (RFC 7440 section 4): ask for the window to
-					// restart after the last block in order.
-					nakSent = true
-					inWin = 0
-					send(ackPkt(expected - 1))
-				}
-				continue
-			}
-			payload := c.buf[4:n]
-			sum.Write(payload)
-			c.got += len(payload)
-			tries, nakSent = 0, false
-			expected++
-			inWin++
-			final := len(payload) < c.blk
-			if final || inWin == c.win {
-				inWin = 0
-				if err := send(ackPkt(expected - 1)); err != nil {
-					return failSocket, err
-				}
-			}
-			if final {
-				if c.got != c.cfg.wantLen || !bytes.Equal(sum.Sum(nil), c.cfg.wantSum[:]) {
-					return failMismatch, fmt.Errorf("got %d bytes, want %d (or SHA-256 differs)", c.got, c.cfg.wantLen)
-				}
-				return okay, nil
-			}
-		}
-	}
+	return okay, nil
 }

@@ -1,0 +1,138 @@
+package server
+
+import (
+	"net"
+	"net/netip"
+
+	"github.com/stagehand-dev/stagehand/api"
+	"github.com/stagehand-dev/stagehand/dhcp"
+	"github.com/stagehand-dev/stagehand/inventory"
+	"github.com/stagehand-dev/stagehand/ipxe"
+	"github.com/stagehand-dev/stagehand/neigh"
+)
+
+// attribution answers "which host is at this address?" for events that
+// arrive by IP (a TFTP transfer, an artifact download), and learns the
+// answer from DHCP. Today the evidence is, in order: the last address a
+// MAC got from our DHCP server or was seen taking from the site's (the
+// api.Server's IP→MAC memory, also fed by stage 2), then the kernel's
+// neighbour table. It is the one place the wiring asks, so that a single
+// attribution component can replace it.
+type attribution struct{ web *api.Server }
+
+// lease notes that mac holds address a (full mode: our lease; proxy
+// mode: the address it takes from the site's server).
+func (at attribution) lease(mac net.HardwareAddr, a netip.Addr) {
+	if a.IsValid() {
+		at.web.Observe(a.String(), mac.String())
+	}
+}
+
+// transferMAC is the MAC a TFTP transfer from ip belongs to, or "".
+// resolved says whether the client was ARP-resolved (it ran a transfer):
+// then, when the DHCP frame that would have named it was lost (proxy
+// mode overhears one broadcast REQUEST), the kernel still knows. A busy
+// refusal never waited for an answer, and the read loop that sends it
+// must not read the neighbour table.
+func (at attribution) transferMAC(ip string, resolved bool) string {
+	mac := at.web.MACAt(ip)
+	if mac == "" && resolved {
+		mac = neighbourMAC(ip)
+		at.web.Observe(ip, mac)
+	}
+	return mac
+}
+
+// neighbourMAC is the kernel's answer for which MAC is at ip, or "".
+func neighbourMAC(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ""
+	}
+	if mac, ok, err := neigh.Lookup(a.Unmap()); err == nil && ok {
+		return mac.String()
+	}
+	return ""
+}
+
+// AdmitPolicy is the DHCP gate: with --unknown-hosts ignore, only MACs in
+// the inventory (a host's own or one of its other NICs) get any answer,
+// so stagehand is silent on a shared network for every machine it does
+// not own. nil (admit all) otherwise.
+func AdmitPolicy(store *inventory.Store, unknown ipxe.UnknownPolicy) dhcp.Policy {
+	if unknown != ipxe.UnknownIgnore {
+		return nil
+	}
+	return dhcp.PolicyFunc(func(c *dhcp.Client) bool {
+		_, err := store.Resolve(c.MAC.String())
+		return err == nil
+	})
+}
+
+// DHCPHosts adapts the inventory to dhcp.Hosts: each call is one bbolt
+// read, so reservations made through the API apply from the next packet.
+func DHCPHosts(store *inventory.Store) dhcp.Hosts { return dhcpHosts{store} }
+
+type dhcpHosts struct{ s *inventory.Store }
+
+func (d dhcpHosts) Lookup(mac net.HardwareAddr) (netip.Addr, bool) {
+	h, err := d.s.Host(mac.String())
+	if err != nil {
+		// One of a host's other NICs is known, but the reservation is the
+		// host's own MAC's (ReservedFor names that MAC), so it takes a
+		// pool address. Asked only when the MAC is no host's: the common
+		// packet costs one read, as before other NICs existed.
+		_, err := d.s.Resolve(mac.String())
+		return netip.Addr{}, err == nil
+	}
+	a, _ := netip.ParseAddr(h.DHCPAddress) // validated when stored; "" is invalid
+	return a, true
+}
+
+func (d dhcpHosts) ReservedFor(a netip.Addr) net.HardwareAddr {
+	mac, err := d.s.ReservedFor(a.String())
+	if err != nil {
+		return nil
+	}
+	hw, _ := net.ParseMAC(mac)
+	return hw
+}
+
+// leaseStore adapts the inventory to dhcp.LeaseStore.
+type leaseStore struct{ s *inventory.Store }
+
+func (l leaseStore) Leases() ([]dhcp.Lease, error) {
+	ls, err := l.s.Leases()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]dhcp.Lease, 0, len(ls))
+	for _, x := range ls {
+		mac, err1 := net.ParseMAC(x.MAC)
+		ip, err2 := netip.ParseAddr(x.IP)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		out = append(out, dhcp.Lease{MAC: mac, IP: ip, Expiry: x.Expiry, Hostname: x.Hostname})
+	}
+	return out, nil
+}
+
+func (l leaseStore) PutLease(x dhcp.Lease) error {
+	return l.s.PutLease(inventory.Lease{MAC: x.MAC.String(), IP: x.IP.String(), Expiry: x.Expiry, Hostname: x.Hostname})
+}
+
+func (l leaseStore) DeleteLease(mac net.HardwareAddr) error { return l.s.DeleteLease(mac.String()) }
+
+// dhcpEventDetail is the event text for one DHCP reply.
+func dhcpEventDetail(mode string, r dhcp.Reply) string {
+	d := mode + " " + r.Type.String()
+	if r.IP.IsValid() {
+		d += " " + r.IP.String()
+	}
+	if r.BootFile == "" {
+		// The installer's own DHCP client (or any OS): an address, no boot.
+		return d + ", no boot file (not a PXE client)"
+	}
+	return d + " arch " + r.Client.Arch.String() + " boot " + r.BootFile
+}

@@ -1,0 +1,245 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/stagehand-dev/stagehand/api"
+	"github.com/stagehand-dev/stagehand/dhcp"
+	"github.com/stagehand-dev/stagehand/events"
+	"github.com/stagehand-dev/stagehand/inventory"
+	"github.com/stagehand-dev/stagehand/ipxe"
+	"github.com/stagehand-dev/stagehand/metrics"
+	"github.com/stagehand-dev/stagehand/tftp"
+)
+
+// Server is one stagehand: built by New, run once by Run.
+type Server struct {
+	cfg    Config
+	store  *inventory.Store
+	events *events.Recorder
+	feed   *events.Hub
+	web    *api.Server
+	dhcp   *dhcp.Server // nil with DHCP off
+	tftp   *tftp.Server
+	http   *http.Server
+
+	closeOnce sync.Once
+}
+
+// New checks cfg, loads the iPXE binaries, opens the inventory and builds
+// every server, binding nothing: a Config that cannot serve fails here,
+// before the caller opens a socket. token is the operator API's bearer
+// token. Call Run, or Close if Run will not be called.
+func New(cfg Config, token string) (*Server, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	bins, err := ipxe.LoadBinaries(cfg.IPXEDir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, feed: events.NewHub()}
+	s.store, err = inventory.Open(cfg.DataDir, inventory.Options{Log: cfg.Log, OnEvents: s.feed.Publish})
+	if err != nil {
+		return nil, err
+	}
+	unknown, unknownProfile := unknownPolicy(cfg.UnknownHosts)
+	if unknown == ipxe.UnknownProfile {
+		if _, err := s.store.Profile(unknownProfile); err != nil {
+			s.store.Close()
+			return nil, fmt.Errorf("--unknown-hosts %q: not ignore, discover or an existing profile", cfg.UnknownHosts)
+		}
+	}
+	ec := cfg.Events
+	ec.Sink, ec.Log = s.store, cfg.Log.With().Str("svc", "events").Logger()
+	if cfg.EventSink != nil {
+		ec.Sink = cfg.EventSink(s.store)
+	}
+	s.events = events.NewRecorder(ec)
+
+	s.web = api.New(api.Config{
+		Store: s.store, Base: fmt.Sprintf("http://%s:%d", cfg.Addr, cfg.HTTPPort), Binaries: bins,
+		Unknown: unknown, UnknownProfile: unknownProfile,
+		Token: token, BindUserDataToIP: cfg.UserDataIPBinding,
+		Log:    cfg.Log.With().Str("svc", "http").Logger(),
+		Events: s.events, Feed: s.feed,
+		Metrics: s.writeMetrics,
+	})
+	if cfg.DHCPMode != DHCPOff {
+		if s.dhcp, err = dhcp.NewServer(s.dhcpConfig(unknown)); err != nil {
+			s.store.Close()
+			return nil, err
+		}
+	}
+	s.tftp = s.tftpServer(bins)
+	s.http = &http.Server{
+		Handler:           s.web,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
+	// Shutdown waits for handlers to return, and an event stream only
+	// returns when its feed ends.
+	s.http.RegisterOnShutdown(s.feed.Close)
+	return s, nil
+}
+
+func (s *Server) dhcpConfig(unknown ipxe.UnknownPolicy) dhcp.Config {
+	dc := s.cfg.DHCP
+	dc.ServerIP = s.cfg.Addr.AsSlice()
+	dc.HTTPPort = s.cfg.HTTPPort
+	dc.EFIFile = s.cfg.EFIBinary
+	dc.Log = s.cfg.Log.With().Str("svc", "dhcp").Logger()
+	dc.Policy = AdmitPolicy(s.store, unknown)
+	at := attribution{s.web}
+	// proxy mode: the address a host takes from the site server, so its
+	// TFTP transfer is put on its record.
+	dc.OnSiteAddress = at.lease
+	dc.OnReplies = func(rs []dhcp.Reply) {
+		for _, r := range rs {
+			at.lease(r.Client.MAC, r.IP)
+			s.events.Record(r.Client.MAC.String(), "dhcp", dhcpEventDetail(s.cfg.DHCPMode, r))
+		}
+	}
+	if dc.Mode == dhcp.ModeFull {
+		dc.Leases = leaseStore{s.store}
+		dc.Hosts = dhcpHosts{s.store}
+	}
+	return dc
+}
+
+func (s *Server) tftpServer(bins ipxe.Binaries) *tftp.Server {
+	at := attribution{s.web}
+	return &tftp.Server{
+		Handler: tftp.HandlerFunc(func(name string, _ net.Addr) (tftp.File, int64, error) {
+			f, err := bins.Open(name)
+			if err != nil {
+				return nil, 0, err
+			}
+			st, err := f.Stat()
+			if err != nil {
+				f.Close()
+				return nil, 0, err
+			}
+			return f, st.Size(), nil
+		}),
+		Log:          s.cfg.Log.With().Str("svc", "tftp").Logger(),
+		MaxTransfers: s.cfg.TFTP.MaxTransfers,
+		MaxPerClient: s.cfg.TFTP.MaxPerClient,
+		MaxIdle:      s.cfg.TFTP.MaxIdle,
+		// The same bound as the HTTP shutdown: SIGTERM lets a host finish
+		// its iPXE binary, and both drain at once.
+		DrainTimeout: s.cfg.DrainTimeout,
+		// On the read loop for busy refusals: a map lookup and a queue,
+		// never the store.
+		OnTransfer: func(t tftp.Transfer) {
+			ip, _, _ := net.SplitHostPort(t.Remote.String())
+			mac := at.transferMAC(ip, !errors.Is(t.Err, tftp.ErrBusy))
+			if mac == "" {
+				return
+			}
+			detail := fmt.Sprintf("%s %d bytes", t.File, t.Bytes)
+			if t.Err != nil {
+				detail += " failed: " + t.Err.Error()
+			}
+			s.events.Record(mac, "tftp", detail)
+		},
+	}
+}
+
+func (s *Server) writeMetrics(mw *metrics.Writer) {
+	s.events.WriteMetrics(mw)
+	s.feed.WriteMetrics(mw)
+	if s.cfg.Metrics != nil {
+		s.cfg.Metrics(mw, s.dhcp, s.tftp)
+	}
+}
+
+// Run serves on ls until ctx ends or a socket fails, then shuts down in
+// order: protocols (TFTP and HTTP drain within DrainTimeout, event
+// streams end), the recorder's last commit, the store. It owns ls and
+// closes them on every path. It returns nil after a cancel.
+func (s *Server) Run(ctx context.Context, ls Listeners) error {
+	defer s.Close()
+	defer ls.Close()
+	if err := s.checkListeners(ls); err != nil {
+		return err
+	}
+	s.cfg.Log.Info().Str("address", s.cfg.Addr.String()).Str("interface", s.cfg.Interface).Str("dhcp", s.cfg.DHCPMode).
+		Str("http", ls.HTTP.Addr().String()).Str("tftp", ls.TFTP.LocalAddr().String()).Str("data", s.cfg.DataDir).
+		Str("unknown", s.cfg.UnknownHosts).Bool("userdataIPBinding", s.cfg.UserDataIPBinding).Msg("stagehand serving")
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.tftp.Serve(gctx, ls.TFTP) })
+	for _, c := range ls.DHCP {
+		g.Go(func() error { return s.dhcp.Serve(gctx, c) })
+	}
+	g.Go(func() error {
+		if err := s.http.Serve(ls.HTTP); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		// Let in-flight downloads finish, within bounds; then cut the rest.
+		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
+		defer cancel()
+		if err := s.http.Shutdown(sctx); err != nil {
+			s.http.Close()
+		}
+		return nil
+	})
+	err := g.Wait()
+	s.cfg.Log.Info().Msg("stagehand stopped")
+	return err
+}
+
+// checkListeners refuses listeners that do not match the Config: the
+// URLs handed to hosts name Config.HTTPPort.
+func (s *Server) checkListeners(ls Listeners) error {
+	if ls.HTTP == nil || ls.TFTP == nil {
+		return errors.New("server: Run needs an HTTP listener and a TFTP socket")
+	}
+	if a, ok := ls.HTTP.Addr().(*net.TCPAddr); ok && a.Port != s.cfg.HTTPPort {
+		return fmt.Errorf("server: HTTP listener on port %d, but the URLs handed to hosts name port %d", a.Port, s.cfg.HTTPPort)
+	}
+	if want := len(DHCPPorts(s.cfg.DHCPMode)); len(ls.DHCP) != want {
+		return fmt.Errorf("server: DHCP mode %s serves %d sockets, got %d", s.cfg.DHCPMode, want, len(ls.DHCP))
+	}
+	return nil
+}
+
+// Close commits the events still queued (within DrainTimeout), ends the
+// live feed and closes the store. Run calls it; call it yourself only
+// when Run will not be called. Safe to call more than once.
+func (s *Server) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
+		defer cancel()
+		if e := s.events.Close(ctx); e != nil {
+			s.cfg.Log.Warn().Err(e).Msg("events still queued at shutdown were not committed")
+		}
+		s.feed.Close()
+		err = s.store.Close()
+	})
+	return err
+}
+
+// Store is the server's inventory, for tests and tools in the process.
+func (s *Server) Store() *inventory.Store { return s.store }
+
+// Events is the server's event recorder.
+func (s *Server) Events() *events.Recorder { return s.events }
+
+// Feed is the server's live event feed.
+func (s *Server) Feed() *events.Hub { return s.feed }
