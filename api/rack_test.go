@@ -22,10 +22,11 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/stagehand-dev/stagehand/api"
 	"github.com/stagehand-dev/stagehand/inventory"
+	"github.com/stagehand-dev/stagehand/inventory/storage"
+	"github.com/stagehand-dev/stagehand/inventory/storage/boltstore"
 	"github.com/stagehand-dev/stagehand/ipxe"
 	"github.com/stagehand-dev/stagehand/iso9660"
 	"github.com/stagehand-dev/stagehand/userdata"
@@ -536,21 +537,21 @@ func TestCIDataUnrenderable(t *testing.T) {
 	}
 	st.Close()
 	// Static network without a gateway, written behind the store's back.
-	db, err := bolt.Open(filepath.Join(dir, inventory.DBFile), 0o600, &bolt.Options{Timeout: time.Second})
+	eng, err := boltstore.Open(filepath.Join(dir, inventory.DBFile), boltstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte("hosts"))
+	err = eng.Update(func(tx storage.Tx) error {
 		var h map[string]any
-		if err := json.Unmarshal(b.Get([]byte(rk1)), &h); err != nil {
+		if err := json.Unmarshal(tx.Get("hosts", rk1), &h); err != nil {
 			return err
 		}
 		h["site"] = map[string]any{"network": map[string]any{"type": "static", "ipAddress": "10.0.0.5", "mask": "24"}}
 		raw, _ := json.Marshal(h)
-		return b.Put([]byte(rk1), raw)
+		tx.Put("hosts", rk1, raw)
+		return nil
 	})
-	db.Close()
+	eng.Close()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -235,3 +235,43 @@ func TestRefusalsDoNotRerunOthers(t *testing.T) {
 		t.Errorf("%d writes ran %d transaction functions for %d good callers: want %d and %d", u, r, n, n, n)
 	}
 }
+
+// The feed publishes in commit order: one host's events, written by
+// many writers at once, reach OnEvents in the order they are stored.
+func TestOnEventsCommitOrder(t *testing.T) {
+	s, f := openFeedStore(t)
+	mustProfile(t, s, "edge")
+	const mac = "52:54:00:00:12:01"
+	mustHost(t, s, Host{MAC: mac, Profile: "edge"})
+	tok := mustToken(t, s, mac)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 12 {
+				var err error
+				switch (w + i) % 4 {
+				case 0:
+					err = s.AddEvent(mac, "dhcp", "")
+				case 1:
+					_, err = s.AddEvents([]HostEvent{{MAC: mac, Kind: "tftp"}, {MAC: mac, Kind: "http"}})
+				case 2:
+					_, _, err = s.BeginInstall(mac, "10.0.0.1")
+				case 3:
+					_, _, err = s.FetchUserData(tok, "10.0.0.1", BindToScriptIP, okRender)
+				}
+				if err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	_, got := f.snapshot()
+	stored := mustEvents(t, s, mac)
+	if len(stored) >= MaxEventsPerHost {
+		t.Fatalf("%d events: the cap would hide the order", len(stored))
+	}
+	if !reflect.DeepEqual(got[mac], stored) {
+		t.Errorf("published %d events in another order than the %d stored", len(got[mac]), len(stored))
+	}
+}

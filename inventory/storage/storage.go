@@ -47,7 +47,9 @@ type Tx interface {
 	Scan(c Collection, prefix string, fn func(key, value []byte) bool)
 	// OnCommit registers fn to run once the transaction has committed:
 	// never for a transaction that rolled back or is being run again.
-	// It is the change feed. fn runs outside the transaction and must
-	// not block.
+	// It is the change feed: the hooks of successive commits run in
+	// commit order, each commit's before the next one's (an etcd engine
+	// orders them by revision). fn runs outside the transaction and
+	// must not block.
 	OnCommit(fn func())
 }

@@ -24,14 +24,11 @@ type Options struct {
 	// the file; 0 means 1s. A second server on the same file must fail
 	// fast rather than hang.
 	LockTimeout time.Duration
-	// Solo turns group commit off: every Update is its own transaction.
-	Solo bool
 }
 
 // DB is a storage.Engine on a bbolt file.
 type DB struct {
-	db   *bolt.DB
-	solo bool
+	db *bolt.DB
 	// commits counts committed write transactions, for tests that show
 	// writes share commits.
 	commits atomic.Uint64
@@ -75,7 +72,7 @@ func Open(path string, o Options) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("init %s: %w", path, err)
 	}
-	return &DB{db: db, solo: o.Solo}, nil
+	return &DB{db: db}, nil
 }
 
 // Close closes the file. Updates after Close fail.

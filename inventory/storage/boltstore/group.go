@@ -18,11 +18,10 @@ type call struct {
 var errPoisoned = errors.New("a transaction function failed after writing")
 
 // Update runs fn in a write transaction, group-committed with the
-// Updates that arrive while another commit is in flight.
+// Updates that arrive while another commit is in flight. One goroutine
+// commits, and runs each commit's hooks before the next commit starts:
+// the change feed sees commits in the order they happened.
 func (d *DB) Update(fn func(storage.Tx) error) error {
-	if d.solo {
-		return d.updateSolo(fn)
-	}
 	c := &call{fn: fn, done: make(chan error, 1)}
 	d.mu.Lock()
 	d.pending = append(d.pending, c)
@@ -34,7 +33,8 @@ func (d *DB) Update(fn func(storage.Tx) error) error {
 	return <-c.done
 }
 
-// updateSolo runs fn in a transaction of its own.
+// updateSolo runs fn in a transaction of its own, on the committing
+// goroutine.
 func (d *DB) updateSolo(fn func(storage.Tx) error) error {
 	var hooks []func()
 	err := d.db.Update(func(btx *bolt.Tx) error {
