@@ -204,3 +204,48 @@ func TestImportAssignsThroughTransition(t *testing.T) {
 		}
 	}
 }
+
+// A store written when a site name could differ from the host's name is
+// brought to one name on Open: the site name fills an empty name when it
+// is free, and otherwise gives way to the host's name.
+func TestOneNameMigration(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustProfile(t, s, "edge")
+	const a, b, c = "52:54:00:00:0c:11", "52:54:00:00:0c:12", "52:54:00:00:0c:13"
+	mustHost(t, s, Host{MAC: a, Name: "taken", Profile: "edge"})
+	mustHost(t, s, Host{MAC: b, Profile: "edge"})
+	mustHost(t, s, Host{MAC: c, Name: "cname", Profile: "edge"})
+	// As an older version could leave them.
+	if err := s.eng.Update(func(tx storage.Tx) error {
+		for mac, sn := range map[string]string{a: "other", b: "bname", c: "taken"} {
+			h, err := get[Host](tx, colHosts, mac, "host")
+			if err != nil {
+				return err
+			}
+			h.Site.Name = sn
+			if err := put(tx, colHosts, mac, h); err != nil {
+				return err
+			}
+		}
+		tx.Delete(colMeta, metaOneName)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err = Open(dir, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for mac, want := range map[string]string{a: "taken", b: "bname", c: "cname"} {
+		if h, _ := s.Host(mac); h.Name != want || h.Site.Name != "" {
+			t.Errorf("%s: name %q, site name %q; want %q and none", mac, h.Name, h.Site.Name, want)
+		}
+	}
+	_, err = s.CreateHost(Host{MAC: "52:54:00:00:0c:14", Name: "bname"})
+	wantErr(t, "the migrated name is indexed", err, ErrExists, b)
+}
