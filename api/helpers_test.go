@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -21,6 +23,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/stagehand-dev/stagehand/api"
+	"github.com/stagehand-dev/stagehand/attrib"
 	"github.com/stagehand-dev/stagehand/inventory"
 	"github.com/stagehand-dev/stagehand/ipxe"
 )
@@ -50,6 +53,7 @@ type env struct {
 	root    string // temp dir holding the ipxe dir and a file outside it
 	ipxeDir string
 	client  *http.Client
+	attrib  *attrib.Index // what the server knows of who is at which address
 }
 
 // newEnv builds the server; mod may change the Config before api.New.
@@ -82,6 +86,7 @@ func newEnv(t *testing.T, mod func(*api.Config)) *env {
 		t.Fatal(err)
 	}
 	cfg := api.Config{
+		Attrib:   attrib.New(attrib.Config{}),
 		Binaries: bins,
 		Token:    testToken,
 		Log:      zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel),
@@ -97,6 +102,7 @@ func newEnv(t *testing.T, mod func(*api.Config)) *env {
 		t.Fatal(err)
 	}
 	e.store = st
+	e.attrib = cfg.Attrib
 	cfg.Store = st
 	if err := st.PutProfile(inventory.Profile{
 		Name: "edge", Kernel: filepath.Join(root, "artifacts", "vmlinuz"), Initrd: filepath.Join(root, "artifacts", "initrd.img"),
@@ -242,10 +248,28 @@ func (e *env) addHost(h inventory.Host) inventory.Host {
 
 var configURL = regexp.MustCompile(`config_url=(\S+)`)
 
-// stage2 asks what mac should do and, for an install script, returns
-// the token from its config_url.
+// sawDHCP tells the server's attribution what a real host's boot tells
+// it before stage 2: a DHCP exchange that named mac at ip.
+func (e *env) sawDHCP(ip, mac string) {
+	e.t.Helper()
+	hw, err := net.ParseMAC(mac)
+	if err != nil {
+		e.t.Fatalf("sawDHCP: %v", err)
+	}
+	e.attrib.Observe(netip.MustParseAddr(ip), hw, attrib.SourceDHCP)
+}
+
+// stage2 asks what mac should do, as a host on loopback that did DHCP,
+// and, for an install script, returns the token from its config_url.
 func (e *env) stage2(query string) (script, token string) {
 	e.t.Helper()
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if m, err := inventory.NormalizeMAC(q.Get("mac")); err == nil {
+		e.sawDHCP("127.0.0.1", m)
+	}
 	r := e.get("/ipxe?" + query)
 	if r.status != http.StatusOK {
 		e.t.Fatalf("stage 2: status %d: %s", r.status, r.body)

@@ -4,12 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 
 	"github.com/gorilla/mux"
+	"github.com/rs/zerolog"
 
+	"github.com/stagehand-dev/stagehand/attrib"
 	"github.com/stagehand-dev/stagehand/inventory"
 	"github.com/stagehand-dev/stagehand/ipxe"
 	"github.com/stagehand-dev/stagehand/userdata"
@@ -29,7 +33,8 @@ func (s *Server) writeScript(w http.ResponseWriter, b []byte) {
 }
 
 // handleStage2 answers "what should this host do now?". The decision is
-// ipxe.Decide; this handler only gathers its input and applies it.
+// ipxe.Decide; this handler only gathers its input, checks that the
+// client may speak for the MAC it names (bindMAC), and applies it.
 func (s *Server) handleStage2(w http.ResponseWriter, r *http.Request) {
 	q, err := ipxe.ParseQuery(r.URL.Query())
 	if err != nil {
@@ -42,6 +47,7 @@ func (s *Server) handleStage2(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "validation", err.Error())
 		return
 	}
+	nic := mac // the NIC that asked, which the evidence names
 	// A machine booting from one of its other NICs is that host: every
 	// record below is keyed by the host's own MAC.
 	if key, err := s.cfg.Store.Resolve(mac); err == nil {
@@ -58,13 +64,19 @@ func (s *Server) handleStage2(w http.ResponseWriter, r *http.Request) {
 	}
 	action := ipxe.Decide(ipxe.Input{Known: known, State: ipxe.HostState(h.State.String()), Unknown: s.cfg.Unknown}, s.cfg.Now())
 	log := s.cfg.Log.With().Str("mac", mac).Str("ip", ip).Str("action", action.String()).Logger()
-	s.Observe(ip, mac)
-
-	switch action {
-	case ipxe.ActionUnknown:
+	if action == ipxe.ActionUnknown {
+		// Writes nothing and tells nothing about any host: no binding.
 		log.Info().Msg("stage 2 for a host not in the inventory")
 		s.writeScript(w, ipxe.RenderMessage(mac+" is not in the inventory; nothing to boot"))
 		return
+	}
+	// Every other answer writes (facts, LastIP, a discovered record, an
+	// attempt and its token): decided before the first write.
+	if !s.bindMAC(w, &log, nic, mac, ip, known) {
+		return
+	}
+
+	switch action {
 	case ipxe.ActionDiscover:
 		h, err = st.Discover(mac, ip, facts)
 		if err != nil {
@@ -128,6 +140,42 @@ func (s *Server) handleStage2(w http.ResponseWriter, r *http.Request) {
 	}))
 }
 
+// bindMAC reports whether the client at ip may speak for nic (the MAC it
+// named; mac is its host's key). Under MACBindingStrict it must be vouched
+// for by Config.Attrib; otherwise the client gets 403, the host (if known)
+// an event naming the address, and nothing else is written. A served
+// request is remembered as a claim, so the host's downloads that follow
+// are put on its record.
+func (s *Server) bindMAC(w http.ResponseWriter, log *zerolog.Logger, nic, mac, ip string, known bool) bool {
+	addr, err := netip.ParseAddr(ip)
+	hw, _ := net.ParseMAC(nic) // normalized above
+	if s.cfg.MACBinding == MACBindingOff {
+		if err == nil {
+			s.cfg.Attrib.Observe(addr, hw, attrib.SourceClaim)
+		}
+		return true
+	}
+	if err == nil {
+		if src, ok := s.cfg.Attrib.Vouch(hw, addr); ok {
+			log.Debug().Str("evidence", src.String()).Msg("stage 2: MAC bound to the address")
+			s.cfg.Attrib.Observe(addr, hw, attrib.SourceClaim)
+			return true
+		}
+	}
+	why := fmt.Sprintf("no DHCP lease, overheard DHCP exchange or neighbour entry on the serving interface ties %s to %s", nic, ip)
+	log.Warn().Str("nic", nic).Msg("stage 2 refused: " + why)
+	if known {
+		if err := s.cfg.Store.AddEvent(mac, "stage2-refused", "request from "+ip+" refused: "+why); err != nil {
+			log.Error().Err(err).Msg("recording the refusal")
+		}
+	}
+	w.Header().Set("Content-Type", scriptType)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusForbidden)
+	w.Write(ipxe.RenderMessage("stage 2 refused: " + why + " (serve --mac-binding)"))
+	return false
+}
+
 // handleArtifact serves a profile's kernel, initrd or live root image.
 // http.ServeContent gives Content-Length, Range and If-Modified-Since,
 // and copies with io.CopyN: an *io.LimitedReader over the artifact,
@@ -151,8 +199,13 @@ func (s *Server) handleArtifact(w http.ResponseWriter, r *http.Request) {
 	defer a.Close()
 	w.Header().Set("Content-Type", "application/octet-stream")
 	http.ServeContent(w, r, "", a.ModTime, artifactContent(a))
-	if mac := s.MACAt(remoteIP(r)); mac != "" && r.Method == http.MethodGet && r.Header.Get("Range") == "" {
-		s.eventLater(mac, "artifact", p.Name+"/"+v["file"])
+	if r.Method != http.MethodGet || r.Header.Get("Range") != "" {
+		return
+	}
+	if a, err := netip.ParseAddr(remoteIP(r)); err == nil {
+		if mac, _, ok := s.cfg.Attrib.MACAt(a); ok {
+			s.eventLater(mac.String(), "artifact", p.Name+"/"+v["file"])
+		}
 	}
 }
 

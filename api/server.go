@@ -4,16 +4,18 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/rs/zerolog"
 
+	"github.com/stagehand-dev/stagehand/attrib"
 	"github.com/stagehand-dev/stagehand/inventory"
 	"github.com/stagehand-dev/stagehand/ipxe"
 	"github.com/stagehand-dev/stagehand/metrics"
@@ -50,6 +52,47 @@ type Config struct {
 	Metrics func(*metrics.Writer)
 	// TokenLimit bounds failed install-token lookups per client address.
 	TokenLimit LimitPolicy
+	// Attrib ties client addresses to MACs: for stage 2's MAC binding and
+	// to put artifact downloads on the right host. nil: an index of the
+	// server's own with no lease and no kernel evidence, which knows only
+	// what Observe tells it.
+	Attrib *attrib.Index
+	// MACBinding is whether stage 2 needs evidence that the MAC named in
+	// the request is at the requesting address (zero value: strict).
+	MACBinding MACBinding
+}
+
+// MACBinding is the stage-2 policy for a MAC named by a client.
+type MACBinding uint8
+
+const (
+	// MACBindingStrict serves stage 2 for a MAC only to an address that
+	// Config.Attrib vouches for (a lease, an overheard DHCP exchange, the
+	// kernel's neighbour entry): a stranger who names a known MAC gets
+	// 403, and nothing is written but an event on the host.
+	MACBindingStrict MACBinding = iota
+	// MACBindingOff trusts the MAC a client names, for networks where the
+	// evidence cannot exist (hosts behind NAT or an HTTP proxy; stage 2
+	// fetched from another network than DHCP ran on).
+	MACBindingOff
+)
+
+func (b MACBinding) String() string {
+	if b == MACBindingOff {
+		return "off"
+	}
+	return "strict"
+}
+
+// ParseMACBinding reads "strict" or "off".
+func ParseMACBinding(s string) (MACBinding, error) {
+	switch s {
+	case "strict":
+		return MACBindingStrict, nil
+	case "off":
+		return MACBindingOff, nil
+	}
+	return 0, fmt.Errorf("MAC binding %q: want strict or off", s)
 }
 
 // Server serves HTTP. Build it with New; it is an http.Handler.
@@ -63,23 +106,17 @@ type Server struct {
 
 	later         chan struct{} // slots for events recorded in the background
 	droppedEvents atomic.Uint64
-
-	mu    sync.Mutex
-	byIP  map[string]string // last MAC seen at an IP, to put artifact/TFTP events on the right host
-	order []string          // insertion order of byIP, for its bound
 }
-
-// maxIPMap bounds the IP→MAC memory; a flood of strangers only evicts.
-// Above the largest racks we measure (5 000 hosts, bench/rack), so that
-// a whole rack's addresses are remembered at once: about 1 MiB when full.
-const maxIPMap = 16384
 
 // New builds the router.
 func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, byIP: map[string]string{}, limiter: newTokenLimiter(cfg.TokenLimit, cfg.Now),
+	if cfg.Attrib == nil {
+		cfg.Attrib = attrib.New(attrib.Config{Now: cfg.Now})
+	}
+	s := &Server{cfg: cfg, limiter: newTokenLimiter(cfg.TokenLimit, cfg.Now),
 		later: make(chan struct{}, maxLaterEvents)}
 	s.stage1 = ipxe.RenderStage1(ipxe.Stage1Params{Base: cfg.Base})
 	r := mux.NewRouter()
@@ -108,22 +145,16 @@ func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" not allowed on "+r.URL.Path)
 }
 
-// Observe notes that mac was last seen at ip (DHCP, stage 2), so later
-// requests from that IP (TFTP, artifacts) can be recorded on the host.
+// Observe tells Config.Attrib that a DHCP exchange named mac at ip.
+//
+// Deprecated: call Config.Attrib.Observe, which takes the evidence's
+// source; kept for callers of the old IP→MAC map.
 func (s *Server) Observe(ip, mac string) {
-	if ip == "" || mac == "" {
-		return
+	a, err1 := netip.ParseAddr(ip)
+	hw, err2 := net.ParseMAC(mac)
+	if err1 == nil && err2 == nil {
+		s.cfg.Attrib.Observe(a, hw, attrib.SourceDHCP)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.byIP[ip]; !ok {
-		s.order = append(s.order, ip)
-		if len(s.order) > maxIPMap {
-			delete(s.byIP, s.order[0])
-			s.order = s.order[1:]
-		}
-	}
-	s.byIP[ip] = mac
 }
 
 // eventLater records an event without making the request wait for its
@@ -146,11 +177,18 @@ func (s *Server) eventLater(mac, kind, detail string) {
 
 const maxLaterEvents = 256
 
-// MACAt returns the MAC last observed at ip, or "".
+// MACAt returns who Config.Attrib says is at ip, or "".
+//
+// Deprecated: call Config.Attrib.MACAt.
 func (s *Server) MACAt(ip string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.byIP[ip]
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ""
+	}
+	if mac, _, ok := s.cfg.Attrib.MACAt(a); ok {
+		return mac.String()
+	}
+	return ""
 }
 
 // auth checks the bearer token in constant time. A token in the query
