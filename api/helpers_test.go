@@ -59,6 +59,12 @@ type env struct {
 // newEnv builds the server; mod may change the Config before api.New.
 func newEnv(t *testing.T, mod func(*api.Config)) *env {
 	t.Helper()
+	return newEnvOn(t, nil, mod)
+}
+
+// newEnvOn is newEnv serving on ln (nil: a loopback port of its own).
+func newEnvOn(t *testing.T, ln net.Listener, mod func(*api.Config)) *env {
+	t.Helper()
 	root := t.TempDir()
 	e := &env{t: t, root: root, ipxeDir: filepath.Join(root, "ipxe")}
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -113,6 +119,10 @@ func newEnv(t *testing.T, mod func(*api.Config)) *env {
 
 	// The base URL goes into scripts, so the listener comes first.
 	e.srv = httptest.NewUnstartedServer(nil)
+	if ln != nil {
+		e.srv.Listener.Close()
+		e.srv.Listener = ln
+	}
 	e.base = "http://" + e.srv.Listener.Addr().String()
 	cfg.Base = e.base
 	e.srv.Config.Handler = api.New(cfg)
