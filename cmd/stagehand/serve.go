@@ -14,10 +14,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/stagehand-dev/stagehand/api"
+	"github.com/stagehand-dev/stagehand/attrib"
 	"github.com/stagehand-dev/stagehand/dhcp"
 	"github.com/stagehand-dev/stagehand/inventory"
 	"github.com/stagehand-dev/stagehand/ipxe"
@@ -39,6 +41,7 @@ type serveOpts struct {
 	unknown                         string
 	logLevel, logFormat             string
 	userDataIPBinding               bool
+	macBinding                      string
 }
 
 func serveFlags(fs *flag.FlagSet) *serveOpts {
@@ -62,6 +65,7 @@ func serveFlags(fs *flag.FlagSet) *serveOpts {
 	fs.StringVar(&o.unknown, "unknown-hosts", "ignore", "what to do with MACs not in the inventory: ignore, discover, or the name of a profile to install")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "console", "console or json")
+	fs.StringVar(&o.macBinding, "mac-binding", "strict", "stage 2: strict serves a host's install script only to an address that a lease, an overheard DHCP exchange or the kernel's neighbour entry on --interface ties to the MAC it names (403 otherwise); off trusts the MAC any client names, for hosts behind NAT or an HTTP proxy, or when stage 2 comes from another network than DHCP")
 	fs.BoolVar(&o.userDataIPBinding, "userdata-ip-binding", true, "serve each install attempt's user-data only to the address that fetched its install script; turn off if the installer may come back from another address (NAT, a different DHCP pool)")
 	return o
 }
@@ -241,6 +245,18 @@ func runServe(ctx context.Context, args []string) error {
 	if err := o.checkTFTP(); err != nil {
 		return err
 	}
+	macBinding, err := api.ParseMACBinding(o.macBinding)
+	if err != nil {
+		return fmt.Errorf("--mac-binding %q: want strict or off", o.macBinding)
+	}
+	// Who is at which address: leases (full mode), overheard DHCP, and
+	// the kernel's neighbour entries on the serving interface only.
+	var leases attrib.LeaseTable
+	acfg := attrib.Config{Neighbours: neigh.Table{Device: iface}}
+	if mode == "full" {
+		acfg.Leases = &leases
+	}
+	who := attrib.New(acfg)
 	if err := ipxe.CheckBinaries(o.ipxeDir, ipxe.FileBIOS, o.efiBinary); err != nil {
 		return err
 	}
@@ -279,6 +295,7 @@ func runServe(ctx context.Context, args []string) error {
 		Store: store, Base: base, Binaries: bins,
 		Unknown: unknown, UnknownProfile: unknownProfile,
 		Token: token, BindUserDataToIP: o.userDataIPBinding,
+		Attrib: who, MACBinding: macBinding,
 		Log: log.With().Str("svc", "http").Logger(),
 		// The servers below exist by the time anyone can scrape.
 		Metrics: func(mw *metrics.Writer) { writeServerMetrics(mw, mode, dhcpSrv, tftpSrv) },
@@ -307,13 +324,13 @@ func runServe(ctx context.Context, args []string) error {
 			// the inventory does not hold (AddEvents skips those).
 			// proxy mode: the address a host takes from the site server,
 			// so its TFTP transfer is put on its record.
-			OnSiteAddress: func(mac net.HardwareAddr, a netip.Addr) { web.Observe(a.String(), mac.String()) },
+			OnSiteAddress: func(mac net.HardwareAddr, a netip.Addr) { who.Observe(a, mac, attrib.SourceDHCP) },
 			OnReplies: func(rs []dhcp.Reply) {
 				evs := make([]inventory.HostEvent, 0, len(rs))
 				for _, r := range rs {
 					mac := r.Client.MAC.String()
-					if r.IP.IsValid() {
-						web.Observe(r.IP.String(), mac)
+					if r.IP.IsValid() && r.Type == dhcpv4.MessageTypeAck {
+						who.Observe(r.IP, r.Client.MAC, attrib.SourceDHCP)
 					}
 					evs = append(evs, inventory.HostEvent{MAC: mac, Kind: "dhcp", Detail: dhcpEventDetail(mode, r)})
 				}
@@ -339,7 +356,7 @@ func runServe(ctx context.Context, args []string) error {
 				return fmt.Errorf("--dhcp-dns: %w", err)
 			}
 			dcfg.LeaseTime = o.leaseTime
-			dcfg.Leases = leaseStore{store}
+			dcfg.Leases = leaseStore{s: store, mirror: &leases}
 			dcfg.Hosts = dhcpHosts{store}
 			if o.unknownShare < 1 || o.unknownShare > 100 {
 				return fmt.Errorf("--dhcp-unknown-share %d: want a percentage 1-100", o.unknownShare)
@@ -392,17 +409,16 @@ func runServe(ctx context.Context, args []string) error {
 		// finish its iPXE binary, and both drain at once.
 		DrainTimeout: 10 * time.Second,
 		OnTransfer: func(t tftp.Transfer) {
-			ip, _, _ := net.SplitHostPort(t.Remote.String())
-			mac := web.MACAt(ip)
-			// A transfer that ran has been ARP-resolved: when the DHCP
-			// frame that would have named the host was lost (proxy mode
-			// overhears one broadcast REQUEST), the kernel still knows.
-			// Not for busy refusals, which never waited for an answer.
-			if mac == "" && !errors.Is(t.Err, tftp.ErrBusy) {
-				mac = neighbourMAC(ip)
-				web.Observe(ip, mac)
+			ap, _ := netip.ParseAddrPort(t.Remote.String())
+			// A transfer that ran has been ARP-resolved, so MACAt may ask
+			// the kernel; a busy refusal never waited for an answer and
+			// is attributed from memory only.
+			at := who.MACAt
+			if errors.Is(t.Err, tftp.ErrBusy) {
+				at = who.Remembered
 			}
-			if mac != "" {
+			if hw, _, ok := at(ap.Addr()); ok {
+				mac := hw.String()
 				detail := fmt.Sprintf("%s %d bytes", t.File, t.Bytes)
 				if t.Err != nil {
 					detail += " failed: " + t.Err.Error()
@@ -420,7 +436,7 @@ func runServe(ctx context.Context, args []string) error {
 
 	log.Info().Str("address", addr.String()).Str("interface", iface).Str("dhcp", mode).
 		Int("http", o.httpPort).Int("tftp", o.tftpPort).Str("data", o.dataDir).Str("unknown", o.unknown).
-		Bool("userdataIPBinding", o.userDataIPBinding).Msg("stagehand serving")
+		Bool("userdataIPBinding", o.userDataIPBinding).Str("macBinding", macBinding.String()).Msg("stagehand serving")
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return tftpSrv.Serve(gctx, tftpConn) })
@@ -443,18 +459,6 @@ func runServe(ctx context.Context, args []string) error {
 	err = g.Wait()
 	log.Info().Msg("stagehand stopped")
 	return err
-}
-
-// neighbourMAC is the kernel's answer for which MAC is at ip, or "".
-func neighbourMAC(ip string) string {
-	a, err := netip.ParseAddr(ip)
-	if err != nil {
-		return ""
-	}
-	if mac, ok, err := neigh.Lookup(a.Unmap()); err == nil && ok {
-		return mac.String()
-	}
-	return ""
 }
 
 // admitPolicy is the DHCP gate: with --unknown-hosts ignore, only MACs in
@@ -497,8 +501,13 @@ func (d dhcpHosts) ReservedFor(a netip.Addr) net.HardwareAddr {
 	return hw
 }
 
-// leaseStore adapts the inventory to dhcp.LeaseStore.
-type leaseStore struct{ s *inventory.Store }
+// leaseStore adapts the inventory to dhcp.LeaseStore, and keeps mirror
+// (attribution's view of the leases) in step with every lease the DHCP
+// server loads, stores durably or forgets.
+type leaseStore struct {
+	s      *inventory.Store
+	mirror *attrib.LeaseTable
+}
 
 func (l leaseStore) Leases() ([]dhcp.Lease, error) {
 	ls, err := l.s.Leases()
@@ -513,15 +522,26 @@ func (l leaseStore) Leases() ([]dhcp.Lease, error) {
 			continue
 		}
 		out = append(out, dhcp.Lease{MAC: mac, IP: ip, Expiry: x.Expiry, Hostname: x.Hostname})
+		l.mirror.Put(mac, ip, x.Expiry)
 	}
 	return out, nil
 }
 
 func (l leaseStore) PutLease(x dhcp.Lease) error {
-	return l.s.PutLease(inventory.Lease{MAC: x.MAC.String(), IP: x.IP.String(), Expiry: x.Expiry, Hostname: x.Hostname})
+	err := l.s.PutLease(inventory.Lease{MAC: x.MAC.String(), IP: x.IP.String(), Expiry: x.Expiry, Hostname: x.Hostname})
+	if err == nil {
+		l.mirror.Put(x.MAC, x.IP, x.Expiry)
+	}
+	return err
 }
 
-func (l leaseStore) DeleteLease(mac net.HardwareAddr) error { return l.s.DeleteLease(mac.String()) }
+func (l leaseStore) DeleteLease(mac net.HardwareAddr) error {
+	err := l.s.DeleteLease(mac.String())
+	if err == nil {
+		l.mirror.Delete(mac)
+	}
+	return err
+}
 
 // dhcpEventDetail is the event text for one DHCP reply.
 func dhcpEventDetail(mode string, r dhcp.Reply) string {

@@ -92,6 +92,7 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"--tftp-max-transfers", "0"}, "--tftp-max-transfers 0: want at least 1"},
 		{[]string{"--tftp-max-per-client", "-1"}, "--tftp-max-per-client -1: want 0 (no cap) or more"},
 		{[]string{"--tftp-max-idle", "2s"}, "--tftp-max-idle 2s: want at least 5s"},
+		{[]string{"--mac-binding", "loose"}, `--mac-binding "loose": want strict or off`},
 	} {
 		args := append([]string{"--listen-address", "127.0.0.1", "--dhcp-mode", "off", "--http-port", "0", "--tftp-port", "0",
 			"--ipxe-dir", ipxeDir, "--data-dir", t.TempDir(), "--log-level", "error"}, tc.args...)
@@ -172,6 +173,19 @@ func TestServeStartStop(t *testing.T) {
 	}
 	if strings.Contains(string(b), strings.TrimSpace(string(tok))) {
 		t.Fatal("the operator token is in a machine script")
+	}
+	// MAC binding is strict by default: no DHCP ran (--dhcp-mode off) and
+	// loopback has no neighbour entries, so nothing ties a host's MAC to
+	// this client, and stage 2 for it is refused.
+	mustCLI(t, "host", "add", "52:54:00:5e:00:01", "--server", base, "--data-dir", data)
+	res, err = http.Get(base + "/ipxe?mac=52:54:00:5e:00:01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusForbidden || !strings.Contains(string(b), "stage 2 refused") {
+		t.Fatalf("stage 2 for a known MAC from a client nothing ties to it: %d\n%s", res.StatusCode, b)
 	}
 
 	cancel()
