@@ -15,6 +15,7 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 
+	"github.com/stagehand-dev/stagehand/api"
 	"github.com/stagehand-dev/stagehand/dhcp"
 	"github.com/stagehand-dev/stagehand/inventory"
 	"github.com/stagehand-dev/stagehand/ipxe"
@@ -75,6 +76,29 @@ func TestServePortInUse(t *testing.T) {
 		t.Fatalf("data dir still held after the failed start: %v", err)
 	}
 	st.Close()
+}
+
+// TestMACBindingFlag: --mac-binding is strict unless told otherwise, and,
+// like every serve flag, comes from the environment or the YAML file.
+func TestMACBindingFlag(t *testing.T) {
+	fs, o := newServeFlags()
+	if err := parseFlags(fs, nil); err != nil || o.macBinding != "strict" {
+		t.Fatalf("default --mac-binding %q (%v), want strict", o.macBinding, err)
+	}
+	t.Setenv("STAGEHAND_MAC_BINDING", "off")
+	fs, o = newServeFlags()
+	if err := parseFlags(fs, nil); err != nil || o.macBinding != "off" {
+		t.Fatalf("STAGEHAND_MAC_BINDING=off gave %q (%v)", o.macBinding, err)
+	}
+	os.Unsetenv("STAGEHAND_MAC_BINDING")
+	cfg := writeFile(t, t.TempDir(), "stagehand.yaml", "mac-binding: \"off\"\n")
+	fs, o = newServeFlags()
+	if err := parseFlags(fs, []string{"--config", cfg}); err != nil || o.macBinding != "off" {
+		t.Fatalf("mac-binding: off in the config file gave %q (%v)", o.macBinding, err)
+	}
+	if b, err := api.ParseMACBinding(o.macBinding); err != nil || b != api.MACBindingOff {
+		t.Fatalf("ParseMACBinding(%q) = %v, %v", o.macBinding, b, err)
+	}
 }
 
 func TestServeFlagErrors(t *testing.T) {
