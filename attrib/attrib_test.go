@@ -97,15 +97,21 @@ func TestVouch(t *testing.T) {
 		{name: "overheard exchange still fresh at TTL", mac: macB, ip: "10.0.0.20", want: attrib.SourceDHCP, wantOK: true,
 			setup: func(_ *attrib.Index, c *clock, _ *attrib.LeaseTable) { c.add(time.Hour) }},
 		{name: "address moved: newest sighting wins", mac: macB, ip: "10.0.0.20",
-			setup: func(x *attrib.Index, _ *clock, _ *attrib.LeaseTable) { x.Observe(ip("10.0.0.20"), mac(macA), attrib.SourceDHCP) }},
+			setup: func(x *attrib.Index, _ *clock, _ *attrib.LeaseTable) {
+				x.Observe(ip("10.0.0.20"), mac(macA), attrib.SourceDHCP)
+			}},
 		{name: "neighbour on the serving interface", mac: macC, ip: "10.0.0.30", want: attrib.SourceNeighbour, wantOK: true},
 		{name: "neighbour names another MAC", mac: macA, ip: "10.0.0.30"},
 		{name: "neighbour on another interface", mac: macB, ip: "10.0.0.40"},
 		{name: "neighbour incomplete", mac: macC, ip: "10.0.0.50"},
 		{name: "a stale sighting of another MAC does not hide the kernel's entry", mac: macC, ip: "10.0.0.30", want: attrib.SourceNeighbour, wantOK: true,
-			setup: func(x *attrib.Index, _ *clock, _ *attrib.LeaseTable) { x.Observe(ip("10.0.0.30"), mac(macA), attrib.SourceDHCP) }},
+			setup: func(x *attrib.Index, _ *clock, _ *attrib.LeaseTable) {
+				x.Observe(ip("10.0.0.30"), mac(macA), attrib.SourceDHCP)
+			}},
 		{name: "a claim never vouches", mac: macA, ip: "10.0.0.60",
-			setup: func(x *attrib.Index, _ *clock, _ *attrib.LeaseTable) { x.Observe(ip("10.0.0.60"), mac(macA), attrib.SourceClaim) }},
+			setup: func(x *attrib.Index, _ *clock, _ *attrib.LeaseTable) {
+				x.Observe(ip("10.0.0.60"), mac(macA), attrib.SourceClaim)
+			}},
 		{name: "lease and neighbour cannot be observed", mac: macA, ip: "10.0.0.61",
 			setup: func(x *attrib.Index, _ *clock, _ *attrib.LeaseTable) {
 				x.Observe(ip("10.0.0.61"), mac(macA), attrib.SourceLease)
@@ -140,7 +146,9 @@ func TestMACAt(t *testing.T) {
 	}{
 		{name: "lease", ip: "10.0.0.10", want: macA, source: attrib.SourceLease},
 		{name: "a lease beats a sighting", ip: "10.0.0.10", want: macA, source: attrib.SourceLease,
-			setup: func(x *attrib.Index, _ *clock, _ *attrib.LeaseTable) { x.Observe(ip("10.0.0.10"), mac(macB), attrib.SourceDHCP) }},
+			setup: func(x *attrib.Index, _ *clock, _ *attrib.LeaseTable) {
+				x.Observe(ip("10.0.0.10"), mac(macB), attrib.SourceDHCP)
+			}},
 		{name: "expired lease yields to a sighting", ip: "10.0.0.10", want: macB, source: attrib.SourceDHCP,
 			setup: func(x *attrib.Index, c *clock, _ *attrib.LeaseTable) {
 				c.add(time.Hour)
@@ -148,25 +156,37 @@ func TestMACAt(t *testing.T) {
 			}},
 		{name: "overheard exchange", ip: "10.0.0.20", want: macB, source: attrib.SourceDHCP},
 		{name: "a sighting beats the kernel", ip: "10.0.0.30", want: macA, source: attrib.SourceDHCP,
-			setup: func(x *attrib.Index, _ *clock, _ *attrib.LeaseTable) { x.Observe(ip("10.0.0.30"), mac(macA), attrib.SourceDHCP) }},
+			setup: func(x *attrib.Index, _ *clock, _ *attrib.LeaseTable) {
+				x.Observe(ip("10.0.0.30"), mac(macA), attrib.SourceDHCP)
+			}},
 		{name: "kernel", ip: "10.0.0.30", want: macC, source: attrib.SourceNeighbour},
 		{name: "kernel beats a claim", ip: "10.0.0.30", want: macC, source: attrib.SourceNeighbour,
-			setup: func(x *attrib.Index, _ *clock, _ *attrib.LeaseTable) { x.Observe(ip("10.0.0.30"), mac(macA), attrib.SourceClaim) }},
+			setup: func(x *attrib.Index, _ *clock, _ *attrib.LeaseTable) {
+				x.Observe(ip("10.0.0.30"), mac(macA), attrib.SourceClaim)
+			}},
 		{name: "Remembered skips the kernel", ip: "10.0.0.30", noKernl: true},
 		{name: "Remembered: a claim", ip: "10.0.0.30", want: macA, source: attrib.SourceClaim, noKernl: true,
-			setup: func(x *attrib.Index, _ *clock, _ *attrib.LeaseTable) { x.Observe(ip("10.0.0.30"), mac(macA), attrib.SourceClaim) }},
+			setup: func(x *attrib.Index, _ *clock, _ *attrib.LeaseTable) {
+				x.Observe(ip("10.0.0.30"), mac(macA), attrib.SourceClaim)
+			}},
 		{name: "kernel entry on another interface", ip: "10.0.0.40"},
 		{name: "claim", ip: "10.0.0.60", want: macA, source: attrib.SourceClaim,
-			setup: func(x *attrib.Index, _ *clock, _ *attrib.LeaseTable) { x.Observe(ip("10.0.0.60"), mac(macA), attrib.SourceClaim) }},
+			setup: func(x *attrib.Index, _ *clock, _ *attrib.LeaseTable) {
+				x.Observe(ip("10.0.0.60"), mac(macA), attrib.SourceClaim)
+			}},
 		{name: "expired claim", ip: "10.0.0.60",
 			setup: func(x *attrib.Index, c *clock, _ *attrib.LeaseTable) {
 				x.Observe(ip("10.0.0.60"), mac(macA), attrib.SourceClaim)
 				c.add(2 * time.Hour)
 			}},
 		{name: "lease moved to another address", ip: "10.0.0.10", want: "",
-			setup: func(_ *attrib.Index, _ *clock, lt *attrib.LeaseTable) { lt.Put(mac(macA), ip("10.0.0.11"), t0.Add(time.Hour)) }},
+			setup: func(_ *attrib.Index, _ *clock, lt *attrib.LeaseTable) {
+				lt.Put(mac(macA), ip("10.0.0.11"), t0.Add(time.Hour))
+			}},
 		{name: "address re-leased to another MAC", ip: "10.0.0.10", want: macC, source: attrib.SourceLease,
-			setup: func(_ *attrib.Index, _ *clock, lt *attrib.LeaseTable) { lt.Put(mac(macC), ip("10.0.0.10"), t0.Add(time.Hour)) }},
+			setup: func(_ *attrib.Index, _ *clock, lt *attrib.LeaseTable) {
+				lt.Put(mac(macC), ip("10.0.0.10"), t0.Add(time.Hour))
+			}},
 		{name: "nobody", ip: "10.0.0.99"},
 	}
 	for _, tc := range tests {
