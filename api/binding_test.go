@@ -1,12 +1,16 @@
 package api_test
 
 import (
+	"net"
 	"net/http"
+	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stagehand-dev/stagehand/api"
+	"github.com/stagehand-dev/stagehand/attrib"
 	"github.com/stagehand-dev/stagehand/inventory"
 	"github.com/stagehand-dev/stagehand/ipxe"
 )
@@ -179,4 +183,29 @@ func TestStage2BindingOtherNIC(t *testing.T) {
 	if h := e.host(own); h.Attempt != 1 || h.ScriptIP != otherIP {
 		t.Fatalf("host after stage 2 from its other NIC: %+v", h)
 	}
+}
+
+// TestStage2BindingLease: in full mode the evidence is the lease this
+// server granted: the holder of the lease gets its script from the leased
+// address, from no other, and no longer once the lease has expired.
+func TestStage2BindingLease(t *testing.T) {
+	const mac = "52:54:00:aa:00:81"
+	var leases attrib.LeaseTable
+	now := time.Now()
+	clock := func() time.Time { return now }
+	e := newEnv(t, func(c *api.Config) {
+		c.Attrib = attrib.New(attrib.Config{Leases: &leases, Now: clock})
+	})
+	e.addHost(inventory.Host{MAC: mac})
+	hw, _ := net.ParseMAC(mac)
+	leases.Put(hw, netip.MustParseAddr("127.0.0.1"), now.Add(time.Minute))
+
+	before, events := e.hosts(), e.eventsOf(mac)
+	wantRefused(t, e, e.getFrom(otherIP, "/ipxe?mac="+mac), mac, otherIP, before, events)
+	if r := e.getFrom("127.0.0.1", "/ipxe?mac="+mac); r.status != http.StatusOK {
+		t.Fatalf("from the leased address: %d\n%s", r.status, r.body)
+	}
+	now = now.Add(time.Minute)
+	before, events = e.hosts(), e.eventsOf(mac)
+	wantRefused(t, e, e.getFrom("127.0.0.1", "/ipxe?mac="+mac), mac, "127.0.0.1", before, events)
 }
