@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -84,9 +85,10 @@ func TestStage2Stranger(t *testing.T) {
 
 		// Evidence for another MAC at the stranger's address is no
 		// evidence for this one.
-		e.sawDHCP(otherIP, "52:54:00:aa:00:52")
+		const third = "127.0.0.3"
+		e.sawDHCP(third, "52:54:00:aa:00:52")
 		events = e.eventsOf(mac)
-		wantRefused(t, e, e.getFrom(otherIP, "/ipxe?mac="+mac), mac, otherIP, before, events)
+		wantRefused(t, e, e.getFrom(third, "/ipxe?mac="+mac), mac, third, before, events)
 
 		// The host, seen in DHCP at its address, gets its script and its
 		// user-data.
@@ -208,4 +210,44 @@ func TestStage2BindingLease(t *testing.T) {
 	now = now.Add(time.Minute)
 	before, events = e.hosts(), e.eventsOf(mac)
 	wantRefused(t, e, e.getFrom("127.0.0.1", "/ipxe?mac="+mac), mac, "127.0.0.1", before, events)
+}
+
+// TestStage2RefusalEventsSpaced: a stranger repeating the request (or
+// iPXE retrying stage 1) adds one refusal event per host and address a
+// minute, not one per request; another address is another fact.
+func TestStage2RefusalEventsSpaced(t *testing.T) {
+	const mac = "52:54:00:aa:00:91"
+	var mu sync.Mutex
+	now := time.Date(2025, 6, 1, 8, 0, 0, 0, time.UTC)
+	e := newEnv(t, func(c *api.Config) {
+		c.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	})
+	e.addHost(inventory.Host{MAC: mac, Profile: "edge"})
+	refusals := func() (n int) {
+		for _, ev := range e.eventsOf(mac) {
+			if ev.Kind == "stage2-refused" {
+				n++
+			}
+		}
+		return n
+	}
+	for range 5 {
+		if r := e.getFrom(otherIP, "/ipxe?mac="+mac); r.status != http.StatusForbidden {
+			t.Fatalf("stranger: %d", r.status)
+		}
+	}
+	if n := refusals(); n != 1 {
+		t.Fatalf("5 refusals within a minute from one address: %d events, want 1", n)
+	}
+	e.getFrom("127.0.0.3", "/ipxe?mac="+mac)
+	if n := refusals(); n != 2 {
+		t.Fatalf("a refusal from another address: %d events, want 2", n)
+	}
+	mu.Lock()
+	now = now.Add(time.Minute)
+	mu.Unlock()
+	e.getFrom(otherIP, "/ipxe?mac="+mac)
+	if n := refusals(); n != 3 {
+		t.Fatalf("a refusal a minute later: %d events, want 3", n)
+	}
 }

@@ -4,16 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"strings"
 
 	"github.com/gorilla/mux"
-	"github.com/rs/zerolog"
 
-	"github.com/stagehand-dev/stagehand/attrib"
 	"github.com/stagehand-dev/stagehand/inventory"
 	"github.com/stagehand-dev/stagehand/ipxe"
 	"github.com/stagehand-dev/stagehand/userdata"
@@ -138,42 +135,6 @@ func (s *Server) handleStage2(w http.ResponseWriter, r *http.Request) {
 		KernelURL: art + "kernel", InitrdURL: art + "initrd",
 		Cmdline: ipxe.ExpandCmdline(p.Cmdline, vars),
 	}))
-}
-
-// bindMAC reports whether the client at ip may speak for nic (the MAC it
-// named; mac is its host's key). Under MACBindingStrict it must be vouched
-// for by Config.Attrib; otherwise the client gets 403, the host (if known)
-// an event naming the address, and nothing else is written. A served
-// request is remembered as a claim, so the host's downloads that follow
-// are put on its record.
-func (s *Server) bindMAC(w http.ResponseWriter, log *zerolog.Logger, nic, mac, ip string, known bool) bool {
-	addr, err := netip.ParseAddr(ip)
-	hw, _ := net.ParseMAC(nic) // normalized above
-	if s.cfg.MACBinding == MACBindingOff {
-		if err == nil {
-			s.cfg.Attrib.Observe(addr, hw, attrib.SourceClaim)
-		}
-		return true
-	}
-	if err == nil {
-		if src, ok := s.cfg.Attrib.Vouch(hw, addr); ok {
-			log.Debug().Str("evidence", src.String()).Msg("stage 2: MAC bound to the address")
-			s.cfg.Attrib.Observe(addr, hw, attrib.SourceClaim)
-			return true
-		}
-	}
-	why := fmt.Sprintf("no DHCP lease, overheard DHCP exchange or neighbour entry on the serving interface ties %s to %s", nic, ip)
-	log.Warn().Str("nic", nic).Msg("stage 2 refused: " + why)
-	if known {
-		if err := s.cfg.Store.AddEvent(mac, "stage2-refused", "request from "+ip+" refused: "+why); err != nil {
-			log.Error().Err(err).Msg("recording the refusal")
-		}
-	}
-	w.Header().Set("Content-Type", scriptType)
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusForbidden)
-	w.Write(ipxe.RenderMessage("stage 2 refused: " + why + " (serve --mac-binding)"))
-	return false
 }
 
 // handleArtifact serves a profile's kernel, initrd or live root image.

@@ -106,6 +106,7 @@ type Server struct {
 
 	later         chan struct{} // slots for events recorded in the background
 	droppedEvents atomic.Uint64
+	refused       refusalLog // stage-2 refusals recorded lately
 }
 
 // New builds the router.
