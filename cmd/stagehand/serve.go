@@ -323,7 +323,8 @@ func runServe(ctx context.Context, args []string) error {
 			// rack powering on sends thousands a second, mostly from MACs
 			// the inventory does not hold (AddEvents skips those).
 			// proxy mode: the address a host takes from the site server,
-			// so its TFTP transfer is put on its record.
+			// so its TFTP transfer is put on its record and its stage 2
+			// is bound to its MAC (attrib's overheard-exchange evidence).
 			OnSiteAddress: func(mac net.HardwareAddr, a netip.Addr) { who.Observe(a, mac, attrib.SourceDHCP) },
 			OnReplies: func(rs []dhcp.Reply) {
 				evs := make([]inventory.HostEvent, 0, len(rs))
