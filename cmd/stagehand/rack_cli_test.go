@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/stagehand-dev/stagehand/api"
+	"github.com/stagehand-dev/stagehand/attrib"
 	"github.com/stagehand-dev/stagehand/inventory"
 	"github.com/stagehand-dev/stagehand/iso9660"
 )
@@ -32,6 +35,7 @@ type rackServer struct {
 	st   *inventory.Store
 	skew atomic.Int64
 	conn []string
+	who  *attrib.Index
 }
 
 func newRackServer(t *testing.T) *rackServer {
@@ -40,9 +44,9 @@ func newRackServer(t *testing.T) *rackServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs := &rackServer{t: t, st: st}
+	rs := &rackServer{t: t, st: st, who: attrib.New(attrib.Config{})}
 	srv := httptest.NewServer(api.New(api.Config{
-		Store: st, Base: "http://127.0.0.1:1", Token: cliToken,
+		Store: st, Base: "http://127.0.0.1:1", Token: cliToken, Attrib: rs.who,
 		Log: zerolog.New(zerolog.NewTestWriter(t)),
 		Now: func() time.Time { return time.Now().Add(time.Duration(rs.skew.Load())) },
 	}))
@@ -69,9 +73,15 @@ func (rs *rackServer) profile(name string, extra ...string) {
 
 var tokenInScript = regexp.MustCompile(`config_url=\S+/userdata/(\S+)`)
 
-// boot plays the host's stage 2 and returns the attempt's token.
+// boot plays the host's DHCP exchange (as the server overhears it) and
+// its stage 2, and returns the attempt's token.
 func (rs *rackServer) boot(mac string) string {
 	rs.t.Helper()
+	hw, err := net.ParseMAC(mac)
+	if err != nil {
+		rs.t.Fatal(err)
+	}
+	rs.who.Observe(netip.MustParseAddr("127.0.0.1"), hw, attrib.SourceDHCP)
 	res, err := http.Get(rs.url + "/ipxe?mac=" + mac)
 	if err != nil {
 		rs.t.Fatal(err)
