@@ -177,8 +177,8 @@ func TestCLIRackWorkflow(t *testing.T) {
 	}
 
 	isoPath := filepath.Join(dir, "seed.iso")
-	if out := mustCLI(t, rs.with("host", "cidata", cm3, "-o", isoPath)...); out != "" {
-		t.Errorf("cidata -o printed %q", out)
+	if out := mustCLI(t, rs.with("host", "cidata", cm3, "-f", isoPath)...); out != "" {
+		t.Errorf("cidata -f printed %q", out)
 	}
 	raw, err := os.ReadFile(isoPath)
 	if err != nil {
@@ -194,13 +194,13 @@ func TestCLIRackWorkflow(t *testing.T) {
 	if rs.state(cm3) != "booting" {
 		t.Errorf("after cidata %s is %s", cm3, rs.state(cm3))
 	}
-	if _, err := cli(t, rs.with("host", "cidata", cm3)...); err == nil || !strings.Contains(err.Error(), "-o FILE") {
-		t.Errorf("cidata without -o: %v", err)
+	if _, err := cli(t, rs.with("host", "cidata", cm3)...); err == nil || !strings.Contains(err.Error(), "-f FILE") {
+		t.Errorf("cidata without -f: %v", err)
 	}
 
 	report := filepath.Join(dir, "report.json")
-	if out := mustCLI(t, rs.with("host", "export", "--format", "json", "-o", report)...); out != "" {
-		t.Errorf("export -o printed %q", out)
+	if out := mustCLI(t, rs.with("host", "export", "--format", "json", "-f", report)...); out != "" {
+		t.Errorf("export -f printed %q", out)
 	}
 	var rows []inventory.ReportRow
 	if b, err := os.ReadFile(report); err != nil || json.Unmarshal(b, &rows) != nil {
