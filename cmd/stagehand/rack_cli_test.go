@@ -32,20 +32,25 @@ type rackServer struct {
 	st   *inventory.Store
 	skew atomic.Int64
 	conn []string
+	// events stands in for the server's event stream (GET
+	// /api/v1/events) until the real endpoint is in this branch.
+	events *fakeEvents
 }
 
 func newRackServer(t *testing.T) *rackServer {
 	t.Helper()
-	st, err := inventory.Open(t.TempDir(), inventory.Options{LockTimeout: 200 * time.Millisecond})
+	fe := &fakeEvents{}
+	st, err := inventory.Open(t.TempDir(), inventory.Options{LockTimeout: 200 * time.Millisecond, OnEvents: fe.publish})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs := &rackServer{t: t, st: st}
-	srv := httptest.NewServer(api.New(api.Config{
+	fe.st = st
+	rs := &rackServer{t: t, st: st, events: fe}
+	srv := httptest.NewServer(fe.wrap(api.New(api.Config{
 		Store: st, Base: "http://127.0.0.1:1", Token: cliToken,
 		Log: zerolog.New(zerolog.NewTestWriter(t)),
 		Now: func() time.Time { return time.Now().Add(time.Duration(rs.skew.Load())) },
-	}))
+	})))
 	t.Cleanup(func() {
 		srv.Close()
 		st.Close()
