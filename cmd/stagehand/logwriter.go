@@ -25,4 +25,3 @@ func logWriterTo(f *os.File, format string) (io.Writer, error) {
 	}
 	return nil, fmt.Errorf("--log-format %q: want console or json", format)
 }
-
