@@ -3,6 +3,7 @@ package inventory
 import (
 	"bytes"
 	"encoding/csv"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -193,5 +194,25 @@ func TestExportFailedMessageOneLine(t *testing.T) {
 	}
 	if !reflect.DeepEqual(rows[0].FailedMessage, "line 1\nline 2") {
 		t.Fatal("row changed")
+	}
+}
+
+// The README's manifest section names every field of the table.
+func TestFieldsInREADME(t *testing.T) {
+	raw, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(raw)
+	start := strings.Index(doc, "Manifest columns")
+	end := strings.Index(doc, "The export (the ready-to-ship report)")
+	if start < 0 || end < start {
+		t.Fatal("README has no manifest section")
+	}
+	section := doc[start:end]
+	for _, f := range Fields {
+		if !strings.Contains(section, f.Name) {
+			t.Errorf("README's manifest section does not name field %s", f.Name)
+		}
 	}
 }

@@ -398,3 +398,32 @@ func TestCLIWatchFollowsStream(t *testing.T) {
 		t.Fatalf("watch printed:\n%s", out.String())
 	}
 }
+
+// Operator commands read STAGEHAND_<FLAG> and the --config YAML file, a
+// flag beating the environment beating the file, and refuse a file key
+// that is no flag of the command.
+func TestCLIEnvAndConfig(t *testing.T) {
+	rs := newRackServer(t)
+	rs.profile("edge")
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "cli.yaml", "server: "+rs.url+"\ntoken: "+cliToken+"\noutput: json\n")
+	out := mustCLI(t, "status", "--config", cfg)
+	if !strings.Contains(out, `"total": 0`) {
+		t.Fatalf("status --config (output: json):\n%s", out)
+	}
+	t.Setenv("STAGEHAND_OUTPUT", "table")
+	if out := mustCLI(t, "status", "--config", cfg); !strings.Contains(out, "STATE") {
+		t.Fatalf("STAGEHAND_OUTPUT=table over the file:\n%s", out)
+	}
+	if out := mustCLI(t, "status", "--config", cfg, "-o", "json"); !strings.Contains(out, `"total"`) {
+		t.Fatalf("-o json over STAGEHAND_OUTPUT:\n%s", out)
+	}
+	t.Setenv("STAGEHAND_CONFIG", cfg)
+	if out := mustCLI(t, "host", "list"); !strings.HasPrefix(out, "MAC") {
+		t.Fatalf("host list with STAGEHAND_CONFIG:\n%s", out)
+	}
+	bad := writeFile(t, dir, "bad.yaml", "server: "+rs.url+"\ntokn: x\n")
+	if _, err := cli(t, "status", "--config", bad); err == nil || !strings.Contains(err.Error(), "unknown key(s) tokn") {
+		t.Fatalf("unknown config key: %v", err)
+	}
+}
