@@ -106,3 +106,18 @@ func TestProfileCreateRefusesExisting(t *testing.T) {
 	wantError(t, e.op(http.MethodPatch, "/profiles/edge", `{"cmdlin":"x"}`), http.StatusBadRequest, "bad_json")
 	wantError(t, e.op(http.MethodPatch, "/profiles/nope", `{"cmdline":"x"}`), http.StatusNotFound, "not_found")
 }
+
+// A PATCH of the site keeps values the manifest's text form cannot
+// carry (a tag value with ";"), and a bad other MAC is refused, not
+// dropped.
+func TestHostSpecKeepsValues(t *testing.T) {
+	e := newEnv(t, nil)
+	e.addHost(inventory.Host{MAC: "aa:bb:cc:00:00:01", Profile: "edge"})
+	e.opJSON(http.MethodPatch, "/hosts/aa:bb:cc:00:00:01", `{"site":{"paletteEndpoint":"p.example","tags":{"zone":"a;b"}}}`, http.StatusOK, nil)
+	if h := e.host("aa:bb:cc:00:00:01"); h.Site.Tags["zone"] != "a;b" {
+		t.Fatalf("tags after PATCH: %v", h.Site.Tags)
+	}
+	before := e.hosts()
+	wantError(t, e.op(http.MethodPatch, "/hosts/aa:bb:cc:00:00:01", `{"otherMACs":[""]}`), http.StatusBadRequest, "validation")
+	e.unchanged(before)
+}

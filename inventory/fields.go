@@ -2,6 +2,8 @@ package inventory
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/stagehand-dev/stagehand/userdata"
@@ -48,6 +50,9 @@ type Field struct {
 
 	get func(*Host) string
 	set func(*Host, string)
+	// copy moves the field's value between hosts where the text form
+	// would lose something (a tag value with ";"); nil copies the text.
+	copy func(dst, src *Host)
 }
 
 // Get returns the field's text form (a CSV cell): lists joined with ";".
@@ -143,8 +148,9 @@ var Fields = []Field{
 		Usage: "stylus.site.edgeHostToken, a secret (prefer --site FILE: a flag lands in shell history)",
 		get:   func(h *Host) string { return h.Site.EdgeHostToken }, set: func(h *Host, v string) { h.Site.EdgeHostToken = v }},
 	{Name: "tags", JSON: "site.tags", Flag: "tags", Kind: KindTags, Usage: "stylus.site.tags, k=v;k=v",
-		get: func(h *Host) string { return FormatTags(h.Site.Tags) },
-		set: func(h *Host, v string) { h.Site.Tags, _ = ParseTags(v) }},
+		get:  func(h *Host) string { return FormatTags(h.Site.Tags) },
+		set:  func(h *Host, v string) { h.Site.Tags, _ = ParseTags(v) },
+		copy: func(dst, src *Host) { dst.Site.Tags = maps.Clone(src.Site.Tags) }},
 	{Name: "networkType", JSON: "site.network.type", Flag: "network-type", Usage: "stylus.site.network.type (static or dhcp)",
 		get: netGet(func(n *userdata.Network) *string { return &n.Type }), set: netSet(func(n *userdata.Network) *string { return &n.Type })},
 	{Name: "ipAddress", JSON: "site.network.ipAddress", Flag: "ip-address", Kind: KindIPv4, Usage: "static address (unique)",
@@ -165,7 +171,8 @@ var Fields = []Field{
 	{Name: "otherMACs", JSON: "otherMACs", Flag: "other-macs", Kind: KindMACList, Report: "other_macs",
 		Usage: "the machine's other NICs, MAC,MAC: it may PXE-boot from any of them (each unique; \"\" removes them)",
 		get:   func(h *Host) string { return strings.Join(h.OtherMACs, ";") },
-		set:   func(h *Host, v string) { h.OtherMACs = splitList(v) }},
+		set:   func(h *Host, v string) { h.OtherMACs = splitList(v) },
+		copy:  func(dst, src *Host) { dst.OtherMACs = slices.Clone(src.OtherMACs) }},
 	{Name: "siteName", JSON: "site.name", Flag: "site-name", Usage: "stylus.site.name when it differs from the host name",
 		get: func(h *Host) string { return h.Site.Name }, set: func(h *Host, v string) { h.Site.Name = v }},
 }
@@ -174,7 +181,11 @@ var Fields = []Field{
 // manifest row and an API update change a host.
 func MergeFields(h *Host, src *Host, set map[string]bool) {
 	for _, f := range Fields {
-		if set[f.Name] && f.Name != "mac" {
+		switch {
+		case !set[f.Name] || f.Name == "mac":
+		case f.copy != nil:
+			f.copy(h, src)
+		default:
 			f.set(h, f.get(src))
 		}
 	}
