@@ -199,6 +199,10 @@ func TestCLIExportFilters(t *testing.T) {
 	if all := mustCLI(t, rs.with("host", "export")...); strings.Contains(all, "SEKRET") || !strings.Contains(all, cm2) {
 		t.Errorf("export without --include-secrets:\n%s", all)
 	}
+	var rows []inventory.ReportRow
+	if err := json.Unmarshal([]byte(mustCLI(t, rs.with("host", "export", "-o", "json")...)), &rows); err != nil || len(rows) != 2 {
+		t.Errorf("export -o json: %+v %v", rows, err)
+	}
 	if all := mustCLI(t, rs.with("host", "export", "--include-secrets")...); !strings.Contains(all, "SEKRET") {
 		t.Errorf("export --include-secrets:\n%s", all)
 	}

@@ -98,6 +98,9 @@ Secret fields (edgeHostToken) are left out unless --include-secrets is
 given; importing a file without them leaves the stored secrets alone.`,
 		Args: nArgs(0, "no arguments (the file is -f FILE)"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !cmd.Flags().Changed("format") && a.opts.output == "json" {
+				format = "json" // -o json asks for JSON when --format does not say
+			}
 			if format != "csv" && format != "json" {
 				return fmt.Errorf("--format %q: want csv or json", format)
 			}
@@ -118,7 +121,7 @@ given; importing a file without them leaves the stored secrets alone.`,
 		},
 	}
 	ff = addFilterFlags(cmd.Flags(), false)
-	cmd.Flags().StringVar(&format, "format", "csv", "csv or json")
+	cmd.Flags().StringVar(&format, "format", "csv", "csv or json (default json with -o json)")
 	cmd.Flags().StringVarP(&file, "file", "f", "", "write to this file instead of standard output")
 	cmd.Flags().BoolVar(&secrets, "include-secrets", false, "include secret fields (edgeHostToken); keep the file safe")
 	return cmd
