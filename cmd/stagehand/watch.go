@@ -112,7 +112,9 @@ func (w *watcher) run(ctx context.Context) error {
 		return err
 	}
 	poke := make(chan struct{}, 1)
-	go w.follow(ctx, poke)
+	streamCtx, endStream := context.WithCancel(ctx)
+	defer endStream()
+	go w.follow(streamCtx, poke)
 	safety := time.NewTicker(safetyRefresh)
 	defer safety.Stop()
 	last := time.Now()
