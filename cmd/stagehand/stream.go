@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -119,8 +120,11 @@ func (a *app) hostEventsCommand() *cobra.Command {
 				defer resp.Body.Close()
 				p.print0()
 				err = readEvents(a.ctx, resp.Body, p.print)
-				if a.ctx.Err() != nil {
+				switch {
+				case a.ctx.Err() != nil:
 					return nil // interrupted: the normal end of --follow
+				case err == nil:
+					return errors.New("host events --follow: the server ended the stream (did it stop?)")
 				}
 				return err
 			}
