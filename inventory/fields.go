@@ -17,7 +17,8 @@ import (
 // one entry here (and the Host struct member it reads and writes). See
 // docs/ARCHITECTURE.md.
 
-// FieldKind is how a field's text form is read and checked.
+// FieldKind is how a field's text form is read: the CLI and the docs
+// describe a field by it, and Set splits lists and tags by it.
 type FieldKind int
 
 const (
@@ -58,9 +59,11 @@ type Field struct {
 // Get returns the field's text form (a CSV cell): lists joined with ";".
 func (f Field) Get(h *Host) string { return f.get(h) }
 
-// Set parses v, as a CSV cell or a flag gives it, onto h. It checks the
-// field's syntax (a MAC, tags); the store checks the host as a whole.
-// The error names the field.
+// Set parses v, as a CSV cell or a flag gives it, onto h. It checks only
+// what the text form needs (one line, tags as k=v); the values are
+// checked once, for every path (manifest, API, CLI), by the store's
+// host validation (Host.validate, userdata.ValidateSite), which names
+// the host and field. The error names the field.
 func (f Field) Set(h *Host, v string) error {
 	if f.Kind != KindDocument {
 		v = strings.TrimSpace(v)
