@@ -8,12 +8,9 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
-	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
-	"gopkg.in/yaml.v3"
 )
 
 // The command line is github.com/spf13/cobra rather than ff or more
@@ -105,66 +102,6 @@ func serveCommand() *cobra.Command {
 			return runServe(cmd.Context(), args)
 		},
 	}
-}
-
-// applyEnvAndConfig fills every flag not given on the command line from
-// its STAGEHAND_* variable, else from the --config YAML file (keys are
-// flag names). Precedence: flag, then environment, then file, then the
-// flag's default. An unknown key in the file is an error naming it.
-func applyEnvAndConfig(fs *pflag.FlagSet) error {
-	if f := fs.Lookup("config"); f != nil && !f.Changed {
-		if v, ok := os.LookupEnv(envName("config")); ok {
-			fs.Set("config", v)
-		}
-	}
-	file := map[string]any{}
-	if f := fs.Lookup("config"); f != nil && f.Value.String() != "" {
-		path := f.Value.String()
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			return fmt.Errorf("config file: %w", err)
-		}
-		if err := yaml.Unmarshal(raw, &file); err != nil {
-			return fmt.Errorf("config file %s: %w", path, err)
-		}
-		var unknown []string
-		for k := range file {
-			if fs.Lookup(k) == nil || k == "config" || k == "help" {
-				unknown = append(unknown, k)
-			}
-		}
-		if len(unknown) > 0 {
-			sort.Strings(unknown)
-			return fmt.Errorf("config file %s: unknown key(s) %s (keys are flag names without dashes in front)", path, strings.Join(unknown, ", "))
-		}
-	}
-	var err error
-	fs.VisitAll(func(f *pflag.Flag) {
-		if err != nil || f.Changed || f.Name == "config" || f.Name == "help" {
-			return
-		}
-		if v, ok := os.LookupEnv(envName(f.Name)); ok {
-			if e := fs.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("%s=%q: %w", envName(f.Name), v, e)
-			}
-			return
-		}
-		// An empty key decodes as nil: leave the default.
-		if v, ok := file[f.Name]; ok && v != nil {
-			s := fmt.Sprint(v)
-			if list, isList := v.([]any); isList {
-				parts := make([]string, len(list))
-				for i, p := range list {
-					parts[i] = fmt.Sprint(p)
-				}
-				s = strings.Join(parts, ",")
-			}
-			if e := fs.Set(f.Name, s); e != nil {
-				err = fmt.Errorf("config file key %s=%q: %w", f.Name, s, e)
-			}
-		}
-	})
-	return err
 }
 
 // version is set at link time (-ldflags "-X main.version=v1.2.3");
