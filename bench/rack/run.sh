@@ -172,7 +172,7 @@ one_run() {
 		-server $SRV_IP -http-port $HTTP_PORT -server-pid "$SRV_PID" \
 		-kernel-size "$KERNEL_BYTES" -initrd-size "$INITRD_BYTES" \
 		-o "$WORK/results/load-$label-$n-$r.json"
-	cli host export --format json -o "$d/export.json" --data-dir "$d"
+	cli host export --format json -f "$d/export.json" --data-dir "$d"
 	ip netns exec $SRV_NS "$RG" verify -n "$n" -export "$d/export.json" -server "$URL" \
 		-token-file "$d/api-token" -o "$WORK/results/verify-$label-$n-$r.json" || true
 	stop_server
@@ -257,7 +257,7 @@ HEAD=$WORK/head.md
 	echo "    --http-port $HTTP_PORT --tftp-port 69 --data-dir DIR --unknown-hosts ignore --log-format json --log-level info"
 	echo "ip netns exec $CLI_NS taskset -c 0 rackgen load -n N -c $CONC -ramp $RAMP -dev $CLI_IF -server $SRV_IP -server-pid PID \\"
 	echo "    -kernel-size $KERNEL_BYTES -initrd-size $INITRD_BYTES"
-	echo "stagehand host export --format json -o export.json   # then: rackgen verify (state, attempt, events per host)"
+	echo "stagehand host export --format json -f export.json   # then: rackgen verify (state, attempt, events per host)"
 	echo '```'
 	echo
 	echo "Each host, in order: (1) broadcast proxyDHCP DISCOVER as BIOS PXE firmware (options 60, 93, 94, 97) → OFFER"
