@@ -70,16 +70,11 @@ func newLogger(level, format string) (zerolog.Logger, error) {
 		return zerolog.Nop(), fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
 	}
 	zerolog.TimeFieldFormat = time.RFC3339Nano // boot steps are milliseconds apart
-	var l zerolog.Logger
-	switch format {
-	case "json":
-		l = zerolog.New(os.Stderr)
-	case "console":
-		l = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05.000"})
-	default:
-		return zerolog.Nop(), fmt.Errorf("--log-format %q: want console or json", format)
+	w, err := logWriter(format)
+	if err != nil {
+		return zerolog.Nop(), err
 	}
-	return l.Level(lvl).With().Timestamp().Logger(), nil
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
 }
 
 // resolveAddr picks the serving address and interface from what was given.

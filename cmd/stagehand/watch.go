@@ -24,9 +24,14 @@ type progress struct {
 }
 
 func summarize(st api.Status) progress {
-	p := progress{total: st.Total, installed: st.ByState["installed"], failed: st.ByState["failed"],
+	p := progress{total: st.Total, installed: st.ByState[inventory.StateInstalled.String()], failed: st.ByState[inventory.StateFailed.String()],
 		stalled: st.Stalled, failedNames: st.Failed}
-	p.active = st.ByState["ready"] + st.ByState["booting"] + st.ByState["installing"]
+	for _, s := range inventory.States() {
+		// Discovered hosts wait for an operator, not for the rack.
+		if s != inventory.StateDiscovered && s != inventory.StateInstalled && s != inventory.StateFailed {
+			p.active += st.ByState[s.String()]
+		}
+	}
 	return p
 }
 
@@ -226,8 +231,8 @@ func (a *app) statusCommand() *cobra.Command {
 			}
 			tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "STATE\tHOSTS")
-			for _, s := range []string{"discovered", "ready", "booting", "installing", "installed", "failed"} {
-				fmt.Fprintf(tw, "%s\t%d\n", s, st.ByState[s])
+			for _, s := range inventory.States() {
+				fmt.Fprintf(tw, "%s\t%d\n", s, st.ByState[s.String()])
 			}
 			fmt.Fprintf(tw, "total\t%d\n", st.Total)
 			if err := tw.Flush(); err != nil {
