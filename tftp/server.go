@@ -22,7 +22,7 @@ const (
 	DefaultMaxBlockSize  = 1468 // 1500-byte Ethernet MTU minus IPv4, UDP and TFTP headers
 	DefaultMaxWindowSize = 64
 	// DefaultDrainTimeout matches the HTTP server's shutdown bound in
-	// cmd/stagehand: a host mid-way through undionly.kpxe (about 70 KiB)
+	// package server: a host mid-way through undionly.kpxe (about 70 KiB)
 	// or ipxe.efi (about 1 MiB) finishes well inside it even lock-step.
 	DefaultDrainTimeout = 10 * time.Second
 )

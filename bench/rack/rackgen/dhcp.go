@@ -33,7 +33,7 @@ var (
 var ipxeEncap = []byte{0x13, 1, 1, 0x11, 1, 1}
 
 // listenDHCP opens a UDP socket for a DHCP client. Broadcast replies reach
-// only a socket bound to the wildcard address (QEMU-LAB.md pitfall 9), so
+// only a socket bound to the wildcard address (docs/LAB.md pitfall 9), so
 // the shared firmware socket binds 0.0.0.0:68 pinned to dev; a host's own
 // socket for the 4011 exchange binds its address. SO_REUSEADDR on both
 // lets them share port 68, as the firmware's single port does.
