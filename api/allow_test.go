@@ -34,7 +34,7 @@ func TestMethodNotAllowedAllow(t *testing.T) {
 		{http.MethodGet, "/api/v1/hosts/" + mac1 + "/reprovision", "POST"},
 		{http.MethodDelete, "/api/v1/hosts/" + mac1 + "/events", "GET"},
 		{http.MethodDelete, "/api/v1/profiles", "GET, POST"},
-		{http.MethodPatch, "/api/v1/profiles/edge", "GET, PUT, DELETE"},
+		{http.MethodPost, "/api/v1/profiles/edge", "GET, PUT, DELETE, PATCH"},
 		{http.MethodPut, "/api/v1/status", "GET"},
 	}
 	for _, tc := range tests {

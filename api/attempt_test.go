@@ -50,6 +50,7 @@ func (e *env) getFrom(ip, path string) resp { return e.requestFrom(ip, http.Meth
 // stage2From is stage2 for a host whose iPXE runs at ip.
 func (e *env) stage2From(ip, mac string) string {
 	e.t.Helper()
+	e.sawDHCP(ip, mac)
 	r := e.getFrom(ip, "/ipxe?mac="+mac)
 	m := configURL.FindStringSubmatch(r.text())
 	if r.status != http.StatusOK || m == nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 
 	"github.com/stagehand-dev/stagehand/inventory"
 )
@@ -90,9 +91,18 @@ func (s *Server) importHosts(w http.ResponseWriter, r *http.Request) {
 	writeStoreError(w, err)
 }
 
+// exportHosts is the report, filtered like a list (stalled included).
+// Its CSV form is a manifest (inventory.WriteExportCSV): it imports
+// back. Secret fields appear only with includeSecrets=1.
 func (s *Server) exportHosts(w http.ResponseWriter, r *http.Request) {
 	f, ok := filter(w, r)
 	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	secrets, err := queryBool(q, "includeSecrets")
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "validation", err.Error())
 		return
 	}
 	_, rows, err := s.hostsReport(f)
@@ -100,16 +110,31 @@ func (s *Server) exportHosts(w http.ResponseWriter, r *http.Request) {
 		writeStoreError(w, err)
 		return
 	}
-	switch format := r.URL.Query().Get("format"); format {
+	if q.Get("stalled") == "true" {
+		rows = slices.DeleteFunc(rows, func(r inventory.ReportRow) bool { return !r.Stalled })
+	}
+	switch format := q.Get("format"); format {
 	case "", "json":
 		w.Header().Set("Content-Type", "application/json")
 		inventory.WriteReportJSON(w, rows)
 	case "csv":
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		w.Header().Set("Content-Disposition", `attachment; filename="stagehand-report.csv"`)
-		inventory.WriteReportCSV(w, rows)
+		inventory.WriteExportCSV(w, rows, secrets)
 	default:
 		writeError(w, http.StatusBadRequest, "validation", fmt.Sprintf("query format %q: want csv or json", format))
+	}
+}
+
+// queryBool reads a boolean query parameter: absent is false.
+func queryBool(q url.Values, name string) (bool, error) {
+	switch v := q.Get(name); v {
+	case "", "0", "false":
+		return false, nil
+	case "1", "true":
+		return true, nil
+	default:
+		return false, fmt.Errorf("query %s %q: want 1 or 0", name, v)
 	}
 }
 

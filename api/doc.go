@@ -3,5 +3,10 @@
 // user-data, callbacks), and the operator API under /api/v1 that the CLI
 // drives. Machine endpoints carry no operator auth; what protects them
 // is that every secret they hand out is bound to one live install
-// attempt by an unguessable token.
+// attempt by an unguessable token, and that the token is handed out only
+// to the host: stage 2 serves a MAC only to an address that package
+// attrib has evidence for (a lease, an overheard DHCP exchange, the
+// kernel's neighbour entry; Config.MACBinding), and with
+// Config.BindUserDataToIP the user-data goes only to the address that
+// passed stage 2.
 package api

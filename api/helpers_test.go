@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -22,6 +24,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/stagehand-dev/stagehand/api"
+	"github.com/stagehand-dev/stagehand/attrib"
 	"github.com/stagehand-dev/stagehand/events"
 	"github.com/stagehand-dev/stagehand/inventory"
 	"github.com/stagehand-dev/stagehand/ipxe"
@@ -54,10 +57,17 @@ type env struct {
 	client  *http.Client
 	events  *events.Recorder // the informational events' recorder
 	feed    *events.Hub      // the store's live feed
+	attrib  *attrib.Index    // what the server knows of who is at which address
 }
 
 // newEnv builds the server; mod may change the Config before api.New.
 func newEnv(t *testing.T, mod func(*api.Config)) *env {
+	t.Helper()
+	return newEnvOn(t, nil, mod)
+}
+
+// newEnvOn is newEnv serving on ln (nil: a loopback port of its own).
+func newEnvOn(t *testing.T, ln net.Listener, mod func(*api.Config)) *env {
 	t.Helper()
 	root := t.TempDir()
 	e := &env{t: t, root: root, ipxeDir: filepath.Join(root, "ipxe")}
@@ -86,6 +96,7 @@ func newEnv(t *testing.T, mod func(*api.Config)) *env {
 		t.Fatal(err)
 	}
 	cfg := api.Config{
+		Attrib:   attrib.New(attrib.Config{}),
 		Binaries: bins,
 		Token:    testToken,
 		Log:      zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel),
@@ -102,6 +113,7 @@ func newEnv(t *testing.T, mod func(*api.Config)) *env {
 		t.Fatal(err)
 	}
 	e.store = st
+	e.attrib = cfg.Attrib
 	cfg.Store = st
 	e.events = events.NewRecorder(events.Config{Sink: st, Log: storeLog})
 	if cfg.Events == nil {
@@ -119,6 +131,10 @@ func newEnv(t *testing.T, mod func(*api.Config)) *env {
 
 	// The base URL goes into scripts, so the listener comes first.
 	e.srv = httptest.NewUnstartedServer(nil)
+	if ln != nil {
+		e.srv.Listener.Close()
+		e.srv.Listener = ln
+	}
 	e.base = "http://" + e.srv.Listener.Addr().String()
 	cfg.Base = e.base
 	e.srv.Config.Handler = api.New(cfg)
@@ -266,10 +282,28 @@ func (e *env) addHost(h inventory.Host) inventory.Host {
 
 var configURL = regexp.MustCompile(`config_url=(\S+)`)
 
-// stage2 asks what mac should do and, for an install script, returns
-// the token from its config_url.
+// sawDHCP tells the server's attribution what a real host's boot tells
+// it before stage 2: a DHCP exchange that named mac at ip.
+func (e *env) sawDHCP(ip, mac string) {
+	e.t.Helper()
+	hw, err := net.ParseMAC(mac)
+	if err != nil {
+		e.t.Fatalf("sawDHCP: %v", err)
+	}
+	e.attrib.Observe(netip.MustParseAddr(ip), hw, attrib.SourceDHCP)
+}
+
+// stage2 asks what mac should do, as a host on loopback that did DHCP,
+// and, for an install script, returns the token from its config_url.
 func (e *env) stage2(query string) (script, token string) {
 	e.t.Helper()
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if m, err := inventory.NormalizeMAC(q.Get("mac")); err == nil {
+		e.sawDHCP("127.0.0.1", m)
+	}
 	r := e.get("/ipxe?" + query)
 	if r.status != http.StatusOK {
 		e.t.Fatalf("stage 2: status %d: %s", r.status, r.body)

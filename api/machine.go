@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 
@@ -29,7 +30,8 @@ func (s *Server) writeScript(w http.ResponseWriter, b []byte) {
 }
 
 // handleStage2 answers "what should this host do now?". The decision is
-// ipxe.Decide; this handler only gathers its input and applies it.
+// ipxe.Decide; this handler only gathers its input, checks that the
+// client may speak for the MAC it names (bindMAC), and applies it.
 func (s *Server) handleStage2(w http.ResponseWriter, r *http.Request) {
 	q, err := ipxe.ParseQuery(r.URL.Query())
 	if err != nil {
@@ -42,6 +44,7 @@ func (s *Server) handleStage2(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "validation", err.Error())
 		return
 	}
+	nic := mac // the NIC that asked, which the evidence names
 	// A machine booting from one of its other NICs is that host: every
 	// record below is keyed by the host's own MAC.
 	if key, err := s.cfg.Store.Resolve(mac); err == nil {
@@ -58,13 +61,19 @@ func (s *Server) handleStage2(w http.ResponseWriter, r *http.Request) {
 	}
 	action := ipxe.Decide(ipxe.Input{Known: known, State: bootState(h.State), Unknown: s.cfg.Unknown})
 	log := s.cfg.Log.With().Str("mac", mac).Str("ip", ip).Str("action", action.String()).Logger()
-	s.Observe(ip, mac)
-
-	switch action {
-	case ipxe.ActionUnknown:
+	if action == ipxe.ActionUnknown {
+		// Writes nothing and tells nothing about any host: no binding.
 		log.Info().Msg("stage 2 for a host not in the inventory")
 		s.writeScript(w, ipxe.RenderMessage(mac+" is not in the inventory; nothing to boot"))
 		return
+	}
+	// Every other answer writes (facts, LastIP, a discovered record, an
+	// attempt and its token): decided before the first write.
+	if !s.bindMAC(w, &log, nic, mac, ip, known) {
+		return
+	}
+
+	switch action {
 	case ipxe.ActionDiscover:
 		h, err = st.Discover(mac, ip, facts)
 		if err != nil {
@@ -151,8 +160,13 @@ func (s *Server) handleArtifact(w http.ResponseWriter, r *http.Request) {
 	defer a.Close()
 	w.Header().Set("Content-Type", "application/octet-stream")
 	http.ServeContent(w, r, "", a.ModTime, artifactContent(a))
-	if mac := s.MACAt(remoteIP(r)); mac != "" && r.Method == http.MethodGet && r.Header.Get("Range") == "" {
-		s.cfg.Events.Record(mac, "artifact", p.Name+"/"+v["file"])
+	if r.Method != http.MethodGet || r.Header.Get("Range") != "" {
+		return
+	}
+	if a, err := netip.ParseAddr(remoteIP(r)); err == nil {
+		if mac, _, ok := s.cfg.Attrib.MACAt(a); ok {
+			s.cfg.Events.Record(mac.String(), "artifact", p.Name+"/"+v["file"])
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/gorilla/mux"
 
@@ -45,9 +46,12 @@ func (s *Server) operatorRoutes(r *mux.Router) {
 	handle("/hosts/{mac}/userdata", s.previewUserData).Methods(http.MethodGet)
 	handle("/hosts/{mac}/cidata.iso", s.cidata).Methods(http.MethodGet)
 	handle("/profiles", s.listProfiles).Methods(http.MethodGet)
-	handle("/profiles", s.putProfile).Methods(http.MethodPost)
+	// POST creates and refuses an existing name; PUT replaces or creates
+	// (as it always did); PATCH changes only the members given.
+	handle("/profiles", s.createProfile).Methods(http.MethodPost)
 	handle("/profiles/{name}", s.getProfile).Methods(http.MethodGet)
 	handle("/profiles/{name}", s.putProfile).Methods(http.MethodPut)
+	handle("/profiles/{name}", s.patchProfile).Methods(http.MethodPatch)
 	handle("/profiles/{name}", s.deleteProfile).Methods(http.MethodDelete)
 	handle("/status", s.status).Methods(http.MethodGet)
 	handle("/backup", s.backup).Methods(http.MethodGet)
@@ -113,7 +117,10 @@ func (s *Server) listHosts(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// HostSpec is what an operator may set on a host.
+// HostSpec is what an operator may set on a host: the JSON form of
+// inventory.Fields (each field at its Field.JSON path). A member given
+// (even empty) sets its fields; site replaces the whole site. A test
+// checks that every field of the table has its path here.
 type HostSpec struct {
 	MAC      string         `json:"mac,omitempty"`
 	Name     *string        `json:"name,omitempty"`
@@ -128,28 +135,34 @@ type HostSpec struct {
 	OtherMACs *[]string `json:"otherMACs,omitempty"`
 }
 
+// Fields returns the spec as a host and the names of the fields it sets:
+// a field is set when the top member of its JSON path is given.
+func (spec HostSpec) Fields() (inventory.Host, map[string]bool) {
+	var h inventory.Host
+	var given map[string]json.RawMessage
+	b, err := json.Marshal(spec)
+	if err == nil {
+		err = json.Unmarshal(b, &given)
+	}
+	if err == nil {
+		err = json.Unmarshal(b, &h)
+	}
+	if err != nil {
+		panic("api: HostSpec does not round-trip through a Host: " + err.Error())
+	}
+	set := map[string]bool{}
+	for _, f := range inventory.Fields {
+		top, _, _ := strings.Cut(f.JSON, ".")
+		if _, ok := given[top]; ok {
+			set[f.Name] = true
+		}
+	}
+	return h, set
+}
+
 func (spec HostSpec) apply(h *inventory.Host) {
-	if spec.Name != nil {
-		h.Name = *spec.Name
-	}
-	if spec.Serial != nil {
-		h.Serial = *spec.Serial
-	}
-	if spec.Profile != nil {
-		h.Profile = *spec.Profile
-	}
-	if spec.Site != nil {
-		h.Site = *spec.Site
-	}
-	if spec.UserData != nil {
-		h.UserData = *spec.UserData
-	}
-	if spec.DHCPAddress != nil {
-		h.DHCPAddress = *spec.DHCPAddress
-	}
-	if spec.OtherMACs != nil {
-		h.OtherMACs = *spec.OtherMACs
-	}
+	src, set := spec.Fields()
+	inventory.MergeFields(h, &src, set)
 }
 
 // hostMAC is the {mac} of a host route, resolved: one of a host's other
@@ -301,6 +314,46 @@ func (s *Server) putProfile(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &p) {
 		return
 	}
+	s.storeProfile(w, r, p)
+}
+
+// createProfile is POST /profiles: a new profile only, so that adding a
+// profile under a name in use cannot wipe that profile's command line
+// and user-data.
+func (s *Server) createProfile(w http.ResponseWriter, r *http.Request) {
+	var p inventory.Profile
+	if !decode(w, r, &p) {
+		return
+	}
+	if _, err := s.cfg.Store.Profile(p.Name); err == nil {
+		writeError(w, http.StatusConflict, "exists", fmt.Sprintf("profile %s: already exists (change it with profile update, or PUT /api/v1/profiles/%s to replace it)", p.Name, p.Name))
+		return
+	}
+	s.storeProfile(w, r, p)
+}
+
+// patchProfile is PATCH /profiles/{name}: the body's members are
+// decoded over the stored profile, so those not given keep their value.
+func (s *Server) patchProfile(w http.ResponseWriter, r *http.Request) {
+	p, err := s.cfg.Store.Profile(mux.Vars(r)["name"])
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	name := p.Name
+	p.Name = ""
+	if !decode(w, r, &p) {
+		return
+	}
+	if p.Name == "" {
+		p.Name = name
+	}
+	s.storeProfile(w, r, p)
+}
+
+// storeProfile validates and writes p under the route's {name}, if any,
+// and answers with the stored profile.
+func (s *Server) storeProfile(w http.ResponseWriter, r *http.Request, p inventory.Profile) {
 	if name := mux.Vars(r)["name"]; name != "" {
 		if p.Name != "" && p.Name != name {
 			writeError(w, http.StatusBadRequest, "validation", fmt.Sprintf("profile %s: field name: body says %q", name, p.Name))

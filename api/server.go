@@ -4,16 +4,17 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/rs/zerolog"
 
+	"github.com/stagehand-dev/stagehand/attrib"
 	"github.com/stagehand-dev/stagehand/events"
 	"github.com/stagehand-dev/stagehand/inventory"
 	"github.com/stagehand-dev/stagehand/ipxe"
@@ -65,12 +66,53 @@ type Config struct {
 	// so proxies and clients can tell a quiet stream from a dead one.
 	// 0 means 15 s.
 	Heartbeat time.Duration
+	// Attrib ties client addresses to MACs: for stage 2's MAC binding and
+	// to put artifact downloads on the right host. nil: an index of the
+	// server's own with no lease and no kernel evidence, which knows only
+	// what Observe tells it.
+	Attrib *attrib.Index
+	// MACBinding is whether stage 2 needs evidence that the MAC named in
+	// the request is at the requesting address (zero value: strict).
+	MACBinding MACBinding
 }
 
 // EventRecorder takes events for the store without blocking; an
 // *events.Recorder is one. Record must return at once.
 type EventRecorder interface {
 	Record(mac, kind, detail string)
+}
+
+// MACBinding is the stage-2 policy for a MAC named by a client.
+type MACBinding uint8
+
+const (
+	// MACBindingStrict serves stage 2 for a MAC only to an address that
+	// Config.Attrib vouches for (a lease, an overheard DHCP exchange, the
+	// kernel's neighbour entry): a stranger who names a known MAC gets
+	// 403, and nothing is written but an event on the host.
+	MACBindingStrict MACBinding = iota
+	// MACBindingOff trusts the MAC a client names, for networks where the
+	// evidence cannot exist (hosts behind NAT or an HTTP proxy; stage 2
+	// fetched from another network than DHCP ran on).
+	MACBindingOff
+)
+
+func (b MACBinding) String() string {
+	if b == MACBindingOff {
+		return "off"
+	}
+	return "strict"
+}
+
+// ParseMACBinding reads "strict" or "off".
+func ParseMACBinding(s string) (MACBinding, error) {
+	switch s {
+	case "strict":
+		return MACBindingStrict, nil
+	case "off":
+		return MACBindingOff, nil
+	}
+	return 0, fmt.Errorf("MAC binding %q: want strict or off", s)
 }
 
 // Server serves HTTP. Build it with New; it is an http.Handler.
@@ -83,15 +125,8 @@ type Server struct {
 	installs installHistogram
 	limiter  *tokenLimiter
 
-	mu    sync.Mutex
-	byIP  map[string]string // last MAC seen at an IP, to put artifact/TFTP events on the right host
-	order []string          // insertion order of byIP, for its bound
+	refused refusalLog // stage-2 refusals recorded lately
 }
-
-// maxIPMap bounds the IP→MAC memory; a flood of strangers only evicts.
-// Above the largest racks we measure (5 000 hosts, bench/rack), so that
-// a whole rack's addresses are remembered at once: about 1 MiB when full.
-const maxIPMap = 16384
 
 // New builds the router.
 func New(cfg Config) *Server {
@@ -104,7 +139,10 @@ func New(cfg Config) *Server {
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = defaultHeartbeat
 	}
-	s := &Server{cfg: cfg, byIP: map[string]string{}, limiter: newTokenLimiter(cfg.TokenLimit, cfg.Now)}
+	if cfg.Attrib == nil {
+		cfg.Attrib = attrib.New(attrib.Config{Now: cfg.Now})
+	}
+	s := &Server{cfg: cfg, limiter: newTokenLimiter(cfg.TokenLimit, cfg.Now)}
 	s.stage1 = ipxe.RenderStage1(ipxe.Stage1Params{Base: cfg.Base})
 	r := mux.NewRouter()
 	r.Use(s.countRequests)
@@ -153,31 +191,6 @@ func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 // allMethods are the methods a 405's Allow may list, in RFC 9110 order.
 var allMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete,
 	http.MethodConnect, http.MethodOptions, http.MethodTrace, http.MethodPatch}
-
-// Observe notes that mac was last seen at ip (DHCP, stage 2), so later
-// requests from that IP (TFTP, artifacts) can be recorded on the host.
-func (s *Server) Observe(ip, mac string) {
-	if ip == "" || mac == "" {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.byIP[ip]; !ok {
-		s.order = append(s.order, ip)
-		if len(s.order) > maxIPMap {
-			delete(s.byIP, s.order[0])
-			s.order = s.order[1:]
-		}
-	}
-	s.byIP[ip] = mac
-}
-
-// MACAt returns the MAC last observed at ip, or "".
-func (s *Server) MACAt(ip string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.byIP[ip]
-}
 
 // auth checks the bearer token in constant time. A token in the query
 // string is refused outright: URLs end up in proxy and shell histories.

@@ -206,7 +206,7 @@ func TestInteropProxyBesideDnsmasq(t *testing.T) {
 	var dout bytes.Buffer
 	dm := exec.CommandContext(dctx, "ip", "netns", "exec", site, dnsmasq, "--no-daemon", "--port=0",
 		"--conf-file=/dev/null", "--interface=vs", "--bind-interfaces", "--user=root", "--log-dhcp",
-		"--no-ping", // dnsmasq pings before offering: 3 s per run (QEMU-LAB.md pitfall 4)
+		"--no-ping", // dnsmasq pings before offering: 3 s per run (docs/LAB.md pitfall 4)
 		"--dhcp-range=192.168.88.100,192.168.88.150,255.255.255.0,1h",
 		"--dhcp-leasefile="+filepath.Join(dir, "leases"), "--pid-file="+filepath.Join(dir, "pid"))
 	dm.Stdout, dm.Stderr = &dout, &dout

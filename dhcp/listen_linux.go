@@ -17,7 +17,7 @@ const rcvBuf = 4 << 20
 
 // ListenUDP opens a UDP socket on the wildcard address and port for Serve.
 // Linux does not deliver broadcast DHCP requests to a socket bound to a
-// unicast address (QEMU-LAB.md pitfall 9), so the socket binds 0.0.0.0 and
+// unicast address (docs/LAB.md pitfall 9), so the socket binds 0.0.0.0 and
 // is pinned to ifname with SO_BINDTODEVICE, which also sends broadcast
 // replies out of that interface from its address. SO_BROADCAST allows
 // replies to 255.255.255.255; SO_REUSEADDR lets a restarted server bind at

@@ -175,7 +175,7 @@ func (p *pool) offer(mac net.HardwareAddr, requested netip.Addr, now time.Time) 
 // offerTo reserves an address for q.mac: its current offer or lease, else
 // the requested address (option 50) if available, else the first
 // available slot probing linearly from a hash of the MAC (deterministic,
-// and no ping: QEMU-LAB.md pitfall 4), else the oldest-probed expired
+// and no ping: docs/LAB.md pitfall 4), else the oldest-probed expired
 // lease of another client. Addresses reserved for other clients are never
 // offered. An unknown client gets a new slot only while unknown clients
 // hold less than their share, or by reclaiming one another unknown client

@@ -103,7 +103,7 @@ func (r *replier) bootFor(c *Client) (bootChoice, bool) {
 		return bootChoice{}, false
 	}
 	// iPXE asking again after the chainload must get the script, whatever
-	// its architecture, or it loads itself forever (QEMU-LAB.md).
+	// its architecture, or it loads itself forever (docs/LAB.md).
 	if c.IPXE {
 		return r.script, true
 	}

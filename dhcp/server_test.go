@@ -208,7 +208,7 @@ func TestProxyDiscoverOffer(t *testing.T) {
 }
 
 // OVMF after a proxy offer: DISCOVER on 67, then a REQUEST to 4011 with the
-// address the site server gave it (QEMU-LAB.md).
+// address the site server gave it (docs/LAB.md).
 func TestProxyBootServerRequest(t *testing.T) {
 	l := startLab(t, testConfig(ModeProxy))
 	disc := loadPacket(t, "qemu-ovmf-pxe-discover")

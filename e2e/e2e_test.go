@@ -34,7 +34,7 @@ type server struct {
 func startServer(t *testing.T, n *lab.Net, args ...string) *server {
 	t.Helper()
 	// iPXE waits ~14 s for an IPv6 router advertisement on a network with
-	// none (QEMU-LAB.md pitfall 3); a lab RA peer saves that per boot.
+	// none (docs/LAB.md pitfall 3); a lab RA peer saves that per boot.
 	lab.RunRA(t, n)
 	s := &server{t: t, n: n, dataDir: t.TempDir(), url: fmt.Sprintf("http://%s:8080", n.ServerIP)}
 	s.Process = lab.Start(t, n.NS, binary, append([]string{"serve",

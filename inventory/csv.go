@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/stagehand-dev/stagehand/inventory/storage"
-	"github.com/stagehand-dev/stagehand/userdata"
 )
 
 // Rack manifests: a CSV with a header row naming its columns. Columns
@@ -19,13 +18,17 @@ import (
 // so a manifest that only carries serials can be re-imported over a
 // full one.
 
-// Column names, matched after folding case and dropping '-', '_', '.'
-// and spaces, so "networkType", "network.type" and "NETWORK_TYPE" agree.
-var csvColumns = []string{
-	"mac", "name", "serial", "profile",
-	"paletteEndpoint", "registrationURL", "projectUid", "edgeHostToken", "tags",
-	"networkType", "ipAddress", "mask", "gateway", "nameserver", "httpProxy",
-	"userdata", "dhcpAddress", "otherMACs",
+// Column names are the Names of Fields, matched after folding case and
+// dropping '-', '_', '.' and spaces, so "networkType", "network.type" and
+// "NETWORK_TYPE" agree. The report's read-only columns (state,
+// last_ip, ...) are accepted and ignored, so that an export imports
+// back as a manifest.
+func csvColumns() []string {
+	cols := make([]string, len(Fields))
+	for i, f := range Fields {
+		cols[i] = f.Name
+	}
+	return cols
 }
 
 // Bounds on a manifest.
@@ -111,7 +114,10 @@ func ParseCSV(r io.Reader) ([]Record, error) {
 		return nil, &ImportError{Rows: []RowError{{Row: 1, Reason: "header: " + err.Error()}}}
 	}
 	canon := map[string]string{}
-	for _, c := range csvColumns {
+	for _, c := range reportOnlyColumns() {
+		canon[foldColumn(c)] = ""
+	}
+	for _, c := range csvColumns() {
 		canon[foldColumn(c)] = c
 	}
 	cols := make([]string, len(header))
@@ -121,7 +127,9 @@ func ParseCSV(r io.Reader) ([]Record, error) {
 		c, ok := canon[foldColumn(strings.TrimPrefix(h, "\ufeff"))]
 		switch {
 		case !ok:
-			bad = append(bad, RowError{Row: 1, Field: h, Reason: "unknown column; known: " + strings.Join(csvColumns, ", ")})
+			bad = append(bad, RowError{Row: 1, Field: h, Reason: "unknown column; known: " + strings.Join(csvColumns(), ", ")})
+		case c == "":
+			continue // a report column: read-only
 		case seen[c]:
 			bad = append(bad, RowError{Row: 1, Field: h, Reason: "column given twice"})
 		}
@@ -175,65 +183,20 @@ func parseRow(row int, cols, fields []string) (Record, []RowError) {
 	rec := Record{Row: row, Set: map[string]bool{}}
 	h := &rec.Host
 	var bad []RowError
-	net := &userdata.Network{}
 	for i, c := range cols {
-		v := strings.TrimSpace(fields[i])
+		if c == "" {
+			continue // a report column
+		}
+		v := fields[i]
 		rec.Set[c] = true
 		if len(v) > maxCell {
 			bad = append(bad, RowError{Row: row, Field: c, Reason: fmt.Sprintf("longer than %d bytes", maxCell)})
 			continue
 		}
-		switch c {
-		case "mac":
-			h.MAC = v
-		case "name":
-			h.Name = v
-		case "serial":
-			h.Serial = v
-		case "profile":
-			h.Profile = v
-		case "paletteEndpoint":
-			h.Site.PaletteEndpoint = v
-		case "registrationURL":
-			h.Site.RegistrationURL = v
-		case "projectUid":
-			h.Site.ProjectUID = v
-		case "edgeHostToken":
-			h.Site.EdgeHostToken = v
-		case "tags":
-			tags, err := ParseTags(v)
-			if err != nil {
-				bad = append(bad, RowError{Row: row, Field: "tags", Reason: err.Error()})
-			}
-			h.Site.Tags = tags
-		case "networkType":
-			net.Type = v
-		case "ipAddress":
-			net.IPAddress = v
-		case "mask":
-			net.Mask = v
-		case "gateway":
-			net.Gateway = v
-		case "nameserver":
-			net.Nameserver = v
-		case "httpProxy":
-			net.HTTPProxy = v
-		case "userdata":
-			h.UserData = v
-		case "dhcpAddress":
-			h.DHCPAddress = v
-		case "otherMACs":
-			// "mac;mac", like tags; validated with the host.
-			h.OtherMACs = nil
-			for _, m := range strings.Split(v, ";") {
-				if m = strings.TrimSpace(m); m != "" {
-					h.OtherMACs = append(h.OtherMACs, m)
-				}
-			}
+		f, _ := FieldByName(c)
+		if err := f.Set(h, v); err != nil {
+			bad = append(bad, RowError{Row: row, Field: c, Reason: strings.TrimPrefix(err.Error(), "field "+c+": ")})
 		}
-	}
-	if *net != (userdata.Network{}) {
-		h.Site.Network = net
 	}
 	mac, err := NormalizeMAC(h.MAC)
 	if err != nil {
@@ -403,6 +366,10 @@ func checkImport(tx storage.Tx, recs []Record, bad []RowError) (hosts []Host, ex
 			continue
 		}
 		merged := old
+		if old.Site.Network != nil { // the merge writes through the pointer
+			n := *old.Site.Network
+			merged.Site.Network = &n
+		}
 		mergeRecord(&merged, rec)
 		if rec.Set["name"] && old.Name != merged.Name {
 			c.leave("name", old.Name, old.MAC)
@@ -512,43 +479,4 @@ func checkImportRow(tx storage.Tx, c *importClaims, h *Host, row int, fail func(
 }
 
 // mergeRecord copies the columns a manifest row sets onto h.
-func mergeRecord(h *Host, rec Record) {
-	r := rec.Host
-	set := rec.Set
-	if set["name"] {
-		h.Name = r.Name
-	}
-	if set["serial"] {
-		h.Serial = r.Serial
-	}
-	if set["profile"] {
-		h.Profile = r.Profile
-	}
-	if set["paletteEndpoint"] {
-		h.Site.PaletteEndpoint = r.Site.PaletteEndpoint
-	}
-	if set["registrationURL"] {
-		h.Site.RegistrationURL = r.Site.RegistrationURL
-	}
-	if set["projectUid"] {
-		h.Site.ProjectUID = r.Site.ProjectUID
-	}
-	if set["edgeHostToken"] {
-		h.Site.EdgeHostToken = r.Site.EdgeHostToken
-	}
-	if set["tags"] {
-		h.Site.Tags = r.Site.Tags
-	}
-	if set["networkType"] || set["ipAddress"] || set["mask"] || set["gateway"] || set["nameserver"] || set["httpProxy"] {
-		h.Site.Network = r.Site.Network
-	}
-	if set["userdata"] {
-		h.UserData = r.UserData
-	}
-	if set["dhcpAddress"] {
-		h.DHCPAddress = r.DHCPAddress
-	}
-	if set["otherMACs"] {
-		h.OtherMACs = r.OtherMACs
-	}
-}
+func mergeRecord(h *Host, rec Record) { MergeFields(h, &rec.Host, rec.Set) }

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // DefaultInstallTimeout is how long an attempt may take before the host
@@ -51,6 +53,8 @@ type ReportRow struct {
 	// OtherMACs are the host's other NICs (Host.OtherMACs); CSV column
 	// other_macs, ";"-separated.
 	OtherMACs []string `json:"otherMACs,omitempty"`
+
+	host Host // the operator's fields, for the export's manifest columns
 }
 
 // Report builds the ready-to-ship report for hosts, judging stalls with
@@ -69,7 +73,7 @@ func Report(hosts []Host, profiles []Profile, now time.Time) []ReportRow {
 		r := ReportRow{
 			MAC: h.MAC, Name: h.Name, Serial: h.Serial, SMBIOSSerial: h.Facts.Serial, Profile: h.Profile,
 			State: h.State.String(), Stalled: Stalled(h, to, now), Attempt: h.Attempt,
-			FirstBoot: h.FirstBootAt, LastIP: h.LastIP, FailedMessage: h.FailedMsg, DHCPAddress: h.DHCPAddress, OtherMACs: h.OtherMACs,
+			FirstBoot: h.FirstBootAt, LastIP: h.LastIP, FailedMessage: h.FailedMsg, DHCPAddress: h.DHCPAddress, OtherMACs: h.OtherMACs, host: h,
 		}
 		if h.State == StateInstalled {
 			r.InstalledAt = h.InstalledAt
@@ -84,10 +88,70 @@ func Report(hosts []Host, profiles []Profile, now time.Time) []ReportRow {
 	return rows
 }
 
-// reportHeader only ever grows at the end, so scripts reading columns by
-// position keep working.
-var reportHeader = []string{"mac", "name", "serial", "smbios_serial", "profile", "state", "stalled", "attempt",
-	"first_boot", "installed_at", "install_duration_s", "last_ip", "failed_message", "dhcp_address", "other_macs"}
+// reportColumn is one column of the CSV report: a host field of the
+// table (field) or a read-only fact of the host's provisioning (value).
+type reportColumn struct {
+	name  string
+	field string
+	value func(ReportRow) string
+}
+
+// reportColumns only ever grow at the end, so scripts reading columns by
+// position keep working. Host fields appear under Field.Report; a test
+// checks that every field with a Report column is here.
+var reportColumns = []reportColumn{
+	{name: "mac", field: "mac"},
+	{name: "name", field: "name"},
+	{name: "serial", field: "serial"},
+	{name: "smbios_serial", value: func(r ReportRow) string { return r.SMBIOSSerial }},
+	{name: "profile", field: "profile"},
+	{name: "state", value: func(r ReportRow) string { return r.State }},
+	{name: "stalled", value: func(r ReportRow) string { return strconv.FormatBool(r.Stalled) }},
+	{name: "attempt", value: func(r ReportRow) string { return strconv.Itoa(r.Attempt) }},
+	{name: "first_boot", value: func(r ReportRow) string { return fmtTime(r.FirstBoot) }},
+	{name: "installed_at", value: func(r ReportRow) string { return fmtTime(r.InstalledAt) }},
+	{name: "install_duration_s", value: func(r ReportRow) string {
+		if r.InstallDuration == "" {
+			return ""
+		}
+		return strconv.FormatFloat(r.InstallSeconds, 'f', 0, 64)
+	}},
+	{name: "last_ip", value: func(r ReportRow) string { return r.LastIP }},
+	// One line per host whatever the installer wrote: a spreadsheet or
+	// a line-based tool reads each row whole.
+	{name: "failed_message", value: func(r ReportRow) string { return OneLine(r.FailedMessage) }},
+	{name: "dhcp_address", field: "dhcpAddress"},
+	{name: "other_macs", field: "otherMACs"},
+}
+
+// reportOnlyColumns are the report's columns that are no host field: an
+// import accepts and ignores them.
+func reportOnlyColumns() []string {
+	var out []string
+	for _, c := range reportColumns {
+		if c.field == "" {
+			out = append(out, c.name)
+		}
+	}
+	return out
+}
+
+// exportColumns are the report's columns, then every host field the
+// report does not carry, under its manifest name; secret fields only
+// when asked for.
+func exportColumns(secrets bool) []reportColumn {
+	cols := slices.Clone(reportColumns)
+	inReport := map[string]bool{}
+	for _, c := range reportColumns {
+		inReport[c.field] = true
+	}
+	for _, f := range Fields {
+		if !inReport[f.Name] && (secrets || !f.Secret) {
+			cols = append(cols, reportColumn{name: f.Name, field: f.Name})
+		}
+	}
+	return cols
+}
 
 func fmtTime(t time.Time) string {
 	if t.IsZero() {
@@ -96,21 +160,73 @@ func fmtTime(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
-// WriteReportCSV writes rows as CSV with a header.
-func WriteReportCSV(w io.Writer, rows []ReportRow) error {
+// WriteReportCSV writes the report's columns of rows as CSV with a
+// header.
+func WriteReportCSV(w io.Writer, rows []ReportRow) error { return writeCSV(w, rows, reportColumns) }
+
+// WriteExportCSV writes the export: the report's columns, then the
+// manifest's columns the report lacks. It is a manifest: ParseCSV reads
+// its host fields back and ignores the report-only columns. Secret
+// fields (edgeHostToken) are written only when secrets is set; a file
+// without them imports without touching the stored secrets.
+func WriteExportCSV(w io.Writer, rows []ReportRow, secrets bool) error {
+	return writeCSV(w, rows, exportColumns(secrets))
+}
+
+func writeCSV(w io.Writer, rows []ReportRow, cols []reportColumn) error {
 	cw := csv.NewWriter(w)
-	cw.Write(reportHeader)
+	line := make([]string, len(cols))
+	for i, c := range cols {
+		line[i] = c.name
+	}
+	cw.Write(line)
 	for _, r := range rows {
-		secs := ""
-		if r.InstallDuration != "" {
-			secs = strconv.FormatFloat(r.InstallSeconds, 'f', 0, 64)
+		for i, c := range cols {
+			if c.field != "" {
+				f, _ := FieldByName(c.field)
+				h := r.host
+				if h.MAC == "" {
+					h.MAC = r.MAC // a row built by hand
+				}
+				line[i] = f.Get(&h)
+			} else {
+				line[i] = c.value(r)
+			}
 		}
-		cw.Write([]string{r.MAC, r.Name, r.Serial, r.SMBIOSSerial, r.Profile, r.State, strconv.FormatBool(r.Stalled),
-			strconv.Itoa(r.Attempt), fmtTime(r.FirstBoot), fmtTime(r.InstalledAt), secs, r.LastIP, r.FailedMessage, r.DHCPAddress,
-			strings.Join(r.OtherMACs, ";")})
+		cw.Write(line)
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// OneLine makes s safe for one table cell or CSV line: a backslash,
+// newline, carriage return, tab and every other control character is
+// written as an escape (\\, \n, \r, \t, \x1b, \u0085), visibly, so a
+// multi-line message reads as one line and stays unambiguous.
+func OneLine(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return r == '\\' || unicode.IsControl(r) }) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x80 && unicode.IsControl(r):
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case unicode.IsControl(r):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 // WriteReportJSON writes rows as a JSON array.

@@ -34,7 +34,7 @@ func RunDnsmasqSite(t testing.TB, ns, iface, rangeStart, rangeEnd string, extra 
 		"--dhcp-range=" + rangeStart + "," + rangeEnd + ",1h",
 		"--dhcp-authoritative",
 		// dnsmasq pings an address before offering it: 3 s per boot
-		// (QEMU-LAB.md pitfall 4).
+		// (docs/LAB.md pitfall 4).
 		"--no-ping",
 		"--log-dhcp",
 	}
@@ -44,7 +44,7 @@ func RunDnsmasqSite(t testing.TB, ns, iface, rangeStart, rangeEnd string, extra 
 // RunRA adds a host to n (a peer namespace, see AddPeer) that sends IPv6
 // router advertisements without the managed/other flags and answers
 // nothing else. iPXE waits about 13 s for an RA before it runs its script
-// (QEMU-LAB.md pitfall 3); with RunRA on the bridge it goes on as soon as
+// (docs/LAB.md pitfall 3); with RunRA on the bridge it goes on as soon as
 // one arrives. The prefix is fd00:5a6::/64, the host fd00:5a6::2.
 func RunRA(t testing.TB, n *Net) *Dnsmasq {
 	t.Helper()

@@ -195,7 +195,7 @@ func firstDiscover(t *testing.T, pc net.PacketConn, mac string, within time.Dura
 func listenDHCP(t *testing.T, n *lab.Net) net.PacketConn {
 	t.Helper()
 	// Wildcard bind: broadcasts never reach a socket bound to the unicast
-	// address (QEMU-LAB.md pitfall 9).
+	// address (docs/LAB.md pitfall 9).
 	pc, err := lab.ListenPacketIn(n.NS, "udp4", "0.0.0.0:67")
 	if err != nil {
 		t.Fatal(err)
@@ -212,7 +212,7 @@ func TestPXEDiscoverBIOS(t *testing.T) {
 	vm := lab.StartVM(t, n, lab.VMOptions{Firmware: lab.BIOS, NICROM: true, Timeout: 2 * time.Minute})
 	p := firstDiscover(t, pc, vm.MAC, 90*time.Second)
 	t.Logf("BIOS: first DHCPDISCOVER after %s", time.Since(start).Round(100*time.Millisecond))
-	// The NIC ROM is iPXE itself (QEMU-LAB.md): user-class "iPXE".
+	// The NIC ROM is iPXE itself (docs/LAB.md): user-class "iPXE".
 	if p.userClass != "iPXE" {
 		t.Errorf("user class = %q, want iPXE", p.userClass)
 	}

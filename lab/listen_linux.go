@@ -26,7 +26,7 @@ func ListenIn(ns, network, addr string) (net.Listener, error) {
 }
 
 // ListenPacketIn is ListenIn for packet sockets (net.ListenPacket). A DHCP
-// listener must bind the wildcard address to see broadcasts (QEMU-LAB.md
+// listener must bind the wildcard address to see broadcasts (docs/LAB.md
 // pitfall 9); in a namespace of its own no SO_BINDTODEVICE is needed.
 func ListenPacketIn(ns, network, addr string) (net.PacketConn, error) {
 	var pc net.PacketConn

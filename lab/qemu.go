@@ -109,7 +109,7 @@ func qemuArgs(c qemuConfig) []string {
 	secs := int((c.Timeout + time.Second - 1) / time.Second)
 	args := []string{
 		// timeout, not a context: a signal to it still reaches QEMU, and
-		// -k makes sure a wedged QEMU dies (QEMU-LAB.md pitfall 7).
+		// -k makes sure a wedged QEMU dies (docs/LAB.md pitfall 7).
 		"timeout", "-k", "5", fmt.Sprint(secs),
 		QEMU,
 		"-nodefaults",
@@ -121,13 +121,13 @@ func qemuArgs(c qemuConfig) []string {
 		"-monitor", "none",
 		"-serial", "file:" + c.Serial,
 		// With panic=-1 on the kernel line, a failed boot ends QEMU rather
-		// than looping (QEMU-LAB.md pitfall 5).
+		// than looping (docs/LAB.md pitfall 5).
 		"-no-reboot",
 	}
 	switch o.Firmware {
 	case BIOS:
 		// SeaBIOS and BIOS iPXE print to VGA only; sga copies that text to
-		// the serial console (QEMU-LAB.md pitfall 6).
+		// the serial console (docs/LAB.md pitfall 6).
 		args = append(args, "-device", "sga")
 	case UEFI:
 		args = append(args,

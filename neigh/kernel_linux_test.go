@@ -14,7 +14,8 @@ import (
 // TestLookupKernel reads a real kernel table: a peer namespace and the
 // server namespace exchange a UDP datagram each way, as a TFTP client and
 // server do, so the server's kernel has resolved the peer's address; the lookup, run on a thread in the server namespace, must name
-// exactly the peer's eth0 MAC. An address nobody has is not found.
+// exactly the peer's eth0 MAC, on the bridge it was resolved on and on no
+// other interface. An address nobody has is not found.
 func TestLookupKernel(t *testing.T) {
 	n := lab.NewNet(t, "neigh", "10.98.1.1/24")
 	peer := n.AddPeer(t, "peer", "10.98.1.20/24")
@@ -26,9 +27,19 @@ func TestLookupKernel(t *testing.T) {
 	want := macField(t, string(out))
 
 	const path = "/proc/thread-self/net/arp"
-	var got, stranger string
-	var found, strangerFound bool
+	var got, stranger, onBridge, onLo string
+	var found, strangerFound, loFound bool
 	err = lab.InNS(n.NS, func() error {
+		mac, _, err := neigh.Table{Path: path, Device: n.Bridge}.Lookup(netip.MustParseAddr("10.98.1.20"))
+		if err != nil {
+			return err
+		}
+		onBridge = mac.String()
+		mac, loFound, err = neigh.Table{Path: path, Device: "lo"}.Lookup(netip.MustParseAddr("10.98.1.20"))
+		onLo = mac.String()
+		if err != nil {
+			return err
+		}
 		mac, ok, err := neigh.LookupIn(path, netip.MustParseAddr("10.98.1.20"))
 		if err != nil {
 			return err
@@ -43,6 +54,12 @@ func TestLookupKernel(t *testing.T) {
 	}
 	if !found || got != want {
 		t.Fatalf("lookup of the peer 10.98.1.20: %q (found %v), want %q", got, found, want)
+	}
+	if onBridge != want {
+		t.Fatalf("lookup of the peer on %s: %q, want %q", n.Bridge, onBridge, want)
+	}
+	if loFound {
+		t.Fatalf("lookup of the peer on lo found %q: the entry is on %s", onLo, n.Bridge)
 	}
 	if strangerFound {
 		t.Fatalf("lookup of an unused address found %q", stranger)

@@ -1,16 +1,18 @@
 // Package neigh looks up the kernel's IPv4 neighbour (ARP) table: which
-// MAC address an on-link IP address belongs to.
+// MAC address an on-link IP address belongs to, and on which interface.
 //
-// stagehand uses it as the last resort for naming the host behind a TFTP
-// transfer in proxyDHCP mode. There, the address a firmware uses is handed
-// out by the site's DHCP server, and stagehand learns it by overhearing the
-// client's broadcast REQUEST. On a lossy network that one frame can be
-// lost while the site server still gets its copy, and the transfer would be
-// recorded on no host. But a TFTP transfer cannot happen without ARP: by
-// the time it ends, the kernel has resolved the client's address, so its
-// table names the MAC. Clients behind a router never appear there under
-// their own address (the router's MAC does, under the router's address), so
-// a lookup cannot misattribute a routed client.
+// It is the third and last kind of evidence package attrib consults when
+// it ties an address to a host (after a lease this server granted and an
+// overheard DHCP exchange). In proxyDHCP mode stagehand learns a host's
+// address by overhearing one broadcast REQUEST; on a lossy network that
+// frame can be lost while the site server still gets its copy. But a TFTP
+// transfer or an HTTP request cannot happen without ARP: by then the
+// kernel has resolved the client's address, so its table names the MAC.
+// Clients behind a router never appear there under their own address (the
+// router's MAC does, under the router's address), so a lookup cannot
+// misattribute a routed client; and Table restricts a lookup to the
+// serving interface, so an address on-link on another network does not
+// count either.
 package neigh
 
 import (
@@ -37,8 +39,8 @@ const atfCom = 0x2
 // it, and the bound sits far above any such setting.
 const maxLines = 1 << 20
 
-// Lookup returns the MAC address the kernel has resolved for ip, reading
-// ProcPath. ok is false when there is no resolved entry.
+// Lookup returns the MAC address the kernel has resolved for ip on any
+// interface, reading ProcPath. ok is false when there is no resolved entry.
 func Lookup(ip netip.Addr) (mac net.HardwareAddr, ok bool, err error) {
 	return LookupIn(ProcPath, ip)
 }
@@ -46,12 +48,33 @@ func Lookup(ip netip.Addr) (mac net.HardwareAddr, ok bool, err error) {
 // LookupIn is Lookup on the table at path (for another namespace, e.g.
 // /proc/thread-self/net/arp on a thread switched into it).
 func LookupIn(path string, ip netip.Addr) (net.HardwareAddr, bool, error) {
+	return Table{Path: path}.Lookup(ip)
+}
+
+// Table is the kernel's table seen through one interface. An entry names
+// the interface it was resolved on (the Device column): a server that
+// serves hosts on one interface asks only about that one, so an address
+// that is on-link elsewhere (a management network, a VM bridge) never
+// names a host of the provisioning network. The zero value reads
+// ProcPath for every interface. A Table is a value; Lookup reads the
+// file afresh on each call and is safe for concurrent use.
+type Table struct {
+	Path   string // "" means ProcPath
+	Device string // "" means any interface
+}
+
+// Lookup returns the MAC the kernel has resolved for ip on t's interface.
+func (t Table) Lookup(ip netip.Addr) (net.HardwareAddr, bool, error) {
+	path := t.Path
+	if path == "" {
+		path = ProcPath
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, false, err
 	}
 	defer f.Close()
-	return find(f, ip)
+	return find(f, ip, t.Device)
 }
 
 // find scans a table in /proc/net/arp's format:
@@ -59,10 +82,10 @@ func LookupIn(path string, ip netip.Addr) (net.HardwareAddr, bool, error) {
 //	IP address       HW type     Flags       HW address            Mask     Device
 //	192.0.2.1        0x1         0x2         02:fc:00:00:00:05     *        eth0
 //
-// and returns the first resolved entry for ip. Rows it cannot read are
+// and returns the first resolved entry for ip on dev ("": any). Rows it cannot read are
 // skipped: the format belongs to the kernel, and a row it adds in a form
 // we do not know must not hide the others.
-func find(r io.Reader, ip netip.Addr) (net.HardwareAddr, bool, error) {
+func find(r io.Reader, ip netip.Addr, dev string) (net.HardwareAddr, bool, error) {
 	if !ip.Is4() {
 		return nil, false, nil
 	}
@@ -76,7 +99,7 @@ func find(r io.Reader, ip netip.Addr) (net.HardwareAddr, bool, error) {
 			return nil, false, fmt.Errorf("neighbour table longer than %d lines", maxLines)
 		}
 		f := strings.Fields(sc.Text())
-		if len(f) < 4 || f[0] != want {
+		if len(f) < 4 || f[0] != want || (dev != "" && (len(f) < 6 || f[5] != dev)) {
 			continue
 		}
 		flags, err := strconv.ParseUint(strings.TrimPrefix(f[2], "0x"), 16, 32)

@@ -36,7 +36,7 @@ func TestFind(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.reason, func(t *testing.T) {
-			mac, ok, err := find(strings.NewReader(table), netip.MustParseAddr(tc.ip))
+			mac, ok, err := find(strings.NewReader(table), netip.MustParseAddr(tc.ip), "")
 			if err != nil {
 				t.Fatalf("find(%s): %v", tc.ip, err)
 			}
@@ -53,7 +53,7 @@ func TestFind(t *testing.T) {
 
 func TestFindHeaderOnly(t *testing.T) {
 	header := "IP address       HW type     Flags       HW address            Mask     Device\n"
-	if _, ok, err := find(strings.NewReader(header), netip.MustParseAddr("10.0.0.1")); ok || err != nil {
+	if _, ok, err := find(strings.NewReader(header), netip.MustParseAddr("10.0.0.1"), ""); ok || err != nil {
 		t.Fatalf("empty table: ok %v err %v", ok, err)
 	}
 }
@@ -61,5 +61,43 @@ func TestFindHeaderOnly(t *testing.T) {
 func TestLookupMissingFile(t *testing.T) {
 	if _, _, err := LookupIn(t.TempDir()+"/arp", netip.MustParseAddr("10.0.0.1")); err == nil {
 		t.Fatal("LookupIn on a missing file: no error")
+	}
+}
+
+// TestFindOnDevice: an entry counts only on the interface asked about;
+// the same address resolved on another interface is another network's.
+func TestFindOnDevice(t *testing.T) {
+	tests := []struct {
+		ip, dev string
+		want    string // "" = not found
+		reason  string
+	}{
+		{"10.99.7.113", "br0", "52:54:00:e2:07:01", "resolved on the interface asked about"},
+		{"10.99.7.113", "eth1", "", "resolved only on another interface"},
+		{"10.99.7.116", "eth1", "52:54:00:e2:07:04", "the row on the interface asked about, after an unreadable one"},
+		{"10.99.7.116", "br0", "", "the row on br0 is unreadable; eth1's does not count"},
+		{"10.99.7.120", "br1", "52:54:00:e2:07:08", "the second of two rows for one address"},
+		{"10.99.7.120", "br0", "52:54:00:e2:07:07", "the first of two rows for one address"},
+		{"10.99.7.121", "br0", "", "a row without a Device column names no interface"},
+		{"10.99.7.121", "", "52:54:00:e2:07:09", "without a device, the same row counts"},
+	}
+	const twoNets = table + `10.99.7.120      0x1         0x2         52:54:00:e2:07:07     *        br0
+10.99.7.120      0x1         0x2         52:54:00:e2:07:08     *        br1
+10.99.7.121      0x1         0x2         52:54:00:e2:07:09
+`
+	for _, tc := range tests {
+		t.Run(tc.reason, func(t *testing.T) {
+			mac, ok, err := find(strings.NewReader(twoNets), netip.MustParseAddr(tc.ip), tc.dev)
+			if err != nil {
+				t.Fatalf("find(%s, %q): %v", tc.ip, tc.dev, err)
+			}
+			got := ""
+			if ok {
+				got = mac.String()
+			}
+			if got != tc.want {
+				t.Fatalf("find(%s, %q) = %q, want %q", tc.ip, tc.dev, got, tc.want)
+			}
+		})
 	}
 }

@@ -4,56 +4,11 @@ import (
 	"net"
 	"net/netip"
 
-	"github.com/stagehand-dev/stagehand/api"
+	"github.com/stagehand-dev/stagehand/attrib"
 	"github.com/stagehand-dev/stagehand/dhcp"
 	"github.com/stagehand-dev/stagehand/inventory"
 	"github.com/stagehand-dev/stagehand/ipxe"
-	"github.com/stagehand-dev/stagehand/neigh"
 )
-
-// attribution answers "which host is at this address?" for events that
-// arrive by IP (a TFTP transfer, an artifact download), and learns the
-// answer from DHCP. Today the evidence is, in order: the last address a
-// MAC got from our DHCP server or was seen taking from the site's (the
-// api.Server's IP→MAC memory, also fed by stage 2), then the kernel's
-// neighbour table. It is the one place the wiring asks, so that a single
-// attribution component can replace it.
-type attribution struct{ web *api.Server }
-
-// lease notes that mac holds address a (full mode: our lease; proxy
-// mode: the address it takes from the site's server).
-func (at attribution) lease(mac net.HardwareAddr, a netip.Addr) {
-	if a.IsValid() {
-		at.web.Observe(a.String(), mac.String())
-	}
-}
-
-// transferMAC is the MAC a TFTP transfer from ip belongs to, or "".
-// resolved says whether the client was ARP-resolved (it ran a transfer):
-// then, when the DHCP frame that would have named it was lost (proxy
-// mode overhears one broadcast REQUEST), the kernel still knows. A busy
-// refusal never waited for an answer, and the read loop that sends it
-// must not read the neighbour table.
-func (at attribution) transferMAC(ip string, resolved bool) string {
-	mac := at.web.MACAt(ip)
-	if mac == "" && resolved {
-		mac = neighbourMAC(ip)
-		at.web.Observe(ip, mac)
-	}
-	return mac
-}
-
-// neighbourMAC is the kernel's answer for which MAC is at ip, or "".
-func neighbourMAC(ip string) string {
-	a, err := netip.ParseAddr(ip)
-	if err != nil {
-		return ""
-	}
-	if mac, ok, err := neigh.Lookup(a.Unmap()); err == nil && ok {
-		return mac.String()
-	}
-	return ""
-}
 
 // AdmitPolicy is the DHCP gate: with --unknown-hosts ignore, only MACs in
 // the inventory (a host's own or one of its other NICs) get any answer,
@@ -98,8 +53,13 @@ func (d dhcpHosts) ReservedFor(a netip.Addr) net.HardwareAddr {
 	return hw
 }
 
-// leaseStore adapts the inventory to dhcp.LeaseStore.
-type leaseStore struct{ s *inventory.Store }
+// leaseStore adapts the inventory to dhcp.LeaseStore, and keeps mirror
+// (attribution's view of the leases) in step with every lease the DHCP
+// server loads, stores durably or forgets.
+type leaseStore struct {
+	s      *inventory.Store
+	mirror *attrib.LeaseTable
+}
 
 func (l leaseStore) Leases() ([]dhcp.Lease, error) {
 	ls, err := l.s.Leases()
@@ -114,15 +74,26 @@ func (l leaseStore) Leases() ([]dhcp.Lease, error) {
 			continue
 		}
 		out = append(out, dhcp.Lease{MAC: mac, IP: ip, Expiry: x.Expiry, Hostname: x.Hostname})
+		l.mirror.Put(mac, ip, x.Expiry)
 	}
 	return out, nil
 }
 
 func (l leaseStore) PutLease(x dhcp.Lease) error {
-	return l.s.PutLease(inventory.Lease{MAC: x.MAC.String(), IP: x.IP.String(), Expiry: x.Expiry, Hostname: x.Hostname})
+	err := l.s.PutLease(inventory.Lease{MAC: x.MAC.String(), IP: x.IP.String(), Expiry: x.Expiry, Hostname: x.Hostname})
+	if err == nil {
+		l.mirror.Put(x.MAC, x.IP, x.Expiry)
+	}
+	return err
 }
 
-func (l leaseStore) DeleteLease(mac net.HardwareAddr) error { return l.s.DeleteLease(mac.String()) }
+func (l leaseStore) DeleteLease(mac net.HardwareAddr) error {
+	err := l.s.DeleteLease(mac.String())
+	if err == nil {
+		l.mirror.Delete(mac)
+	}
+	return err
+}
 
 // dhcpEventDetail is the event text for one DHCP reply.
 func dhcpEventDetail(mode string, r dhcp.Reply) string {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/stagehand-dev/stagehand/api"
 	"github.com/stagehand-dev/stagehand/dhcp"
 	"github.com/stagehand-dev/stagehand/events"
 	"github.com/stagehand-dev/stagehand/ipxe"
@@ -50,6 +51,10 @@ type Config struct {
 	// "ignore" (default), "discover" or the name of a profile.
 	UnknownHosts      string
 	UserDataIPBinding bool
+	// MACBinding is stage 2's rule for the MAC a client names: strict
+	// (the zero value) needs evidence from attrib that the MAC is at the
+	// requesting address.
+	MACBinding api.MACBinding
 
 	// DHCPMode is DHCPOff (default), DHCPProxy or DHCPFull. DHCP carries
 	// the full-mode settings (RangeStart, RangeEnd, Netmask, Router, DNS,

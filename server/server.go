@@ -6,17 +6,21 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
+	"github.com/insomniacslk/dhcp/dhcpv4"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/stagehand-dev/stagehand/api"
+	"github.com/stagehand-dev/stagehand/attrib"
 	"github.com/stagehand-dev/stagehand/dhcp"
 	"github.com/stagehand-dev/stagehand/events"
 	"github.com/stagehand-dev/stagehand/inventory"
 	"github.com/stagehand-dev/stagehand/ipxe"
 	"github.com/stagehand-dev/stagehand/metrics"
+	"github.com/stagehand-dev/stagehand/neigh"
 	"github.com/stagehand-dev/stagehand/tftp"
 )
 
@@ -27,7 +31,9 @@ type Server struct {
 	events *events.Recorder
 	feed   *events.Hub
 	web    *api.Server
-	dhcp   *dhcp.Server // nil with DHCP off
+	who    *attrib.Index     // who is at which address: stage 2's binding, TFTP and artifact attribution
+	leases attrib.LeaseTable // full mode: attribution's in-memory view of the leases
+	dhcp   *dhcp.Server      // nil with DHCP off
 	tftp   *tftp.Server
 	http   *http.Server
 
@@ -65,10 +71,18 @@ func New(cfg Config, token string) (*Server, error) {
 	}
 	s.events = events.NewRecorder(ec)
 
+	// Who is at which address: leases (full mode), overheard DHCP, and
+	// the kernel's neighbour entries on the serving interface only.
+	acfg := attrib.Config{Neighbours: neigh.Table{Device: cfg.Interface}}
+	if cfg.DHCPMode == DHCPFull {
+		acfg.Leases = &s.leases
+	}
+	s.who = attrib.New(acfg)
 	s.web = api.New(api.Config{
 		Store: s.store, Base: fmt.Sprintf("http://%s:%d", cfg.Addr, cfg.HTTPPort), Binaries: bins,
 		Unknown: unknown, UnknownProfile: unknownProfile,
 		Token: token, BindUserDataToIP: cfg.UserDataIPBinding,
+		Attrib: s.who, MACBinding: cfg.MACBinding,
 		Log:    cfg.Log.With().Str("svc", "http").Logger(),
 		Events: s.events, Feed: s.feed,
 		Metrics: s.writeMetrics,
@@ -99,25 +113,26 @@ func (s *Server) dhcpConfig(unknown ipxe.UnknownPolicy) dhcp.Config {
 	dc.EFIFile = s.cfg.EFIBinary
 	dc.Log = s.cfg.Log.With().Str("svc", "dhcp").Logger()
 	dc.Policy = AdmitPolicy(s.store, unknown)
-	at := attribution{s.web}
-	// proxy mode: the address a host takes from the site server, so its
-	// TFTP transfer is put on its record.
-	dc.OnSiteAddress = at.lease
+	// proxy mode: the address a host takes from the site server (its
+	// broadcast REQUEST, overheard), so its TFTP transfer is put on its
+	// record and its stage 2 is bound to its MAC.
+	dc.OnSiteAddress = func(mac net.HardwareAddr, a netip.Addr) { s.who.Observe(a, mac, attrib.SourceDHCP) }
 	dc.OnReplies = func(rs []dhcp.Reply) {
 		for _, r := range rs {
-			at.lease(r.Client.MAC, r.IP)
+			if r.IP.IsValid() && r.Type == dhcpv4.MessageTypeAck {
+				s.who.Observe(r.IP, r.Client.MAC, attrib.SourceDHCP)
+			}
 			s.events.Record(r.Client.MAC.String(), "dhcp", dhcpEventDetail(s.cfg.DHCPMode, r))
 		}
 	}
 	if dc.Mode == dhcp.ModeFull {
-		dc.Leases = leaseStore{s.store}
+		dc.Leases = leaseStore{s: s.store, mirror: &s.leases}
 		dc.Hosts = dhcpHosts{s.store}
 	}
 	return dc
 }
 
 func (s *Server) tftpServer(bins ipxe.Binaries) *tftp.Server {
-	at := attribution{s.web}
 	return &tftp.Server{
 		Handler: tftp.HandlerFunc(func(name string, _ net.Addr) (tftp.File, int64, error) {
 			f, err := bins.Open(name)
@@ -139,13 +154,20 @@ func (s *Server) tftpServer(bins ipxe.Binaries) *tftp.Server {
 		// its iPXE binary, and both drain at once.
 		DrainTimeout: s.cfg.DrainTimeout,
 		// On the read loop for busy refusals: a map lookup and a queue,
-		// never the store.
+		// never the store. A transfer that ran has been ARP-resolved, so
+		// attribution may ask the kernel; a busy refusal never waited for
+		// an answer and is attributed from memory only.
 		OnTransfer: func(t tftp.Transfer) {
-			ip, _, _ := net.SplitHostPort(t.Remote.String())
-			mac := at.transferMAC(ip, !errors.Is(t.Err, tftp.ErrBusy))
-			if mac == "" {
+			ap, _ := netip.ParseAddrPort(t.Remote.String())
+			at := s.who.MACAt
+			if errors.Is(t.Err, tftp.ErrBusy) {
+				at = s.who.Remembered
+			}
+			hw, _, ok := at(ap.Addr().Unmap())
+			if !ok {
 				return
 			}
+			mac := hw.String()
 			detail := fmt.Sprintf("%s %d bytes", t.File, t.Bytes)
 			if t.Err != nil {
 				detail += " failed: " + t.Err.Error()
@@ -175,7 +197,7 @@ func (s *Server) Run(ctx context.Context, ls Listeners) error {
 	}
 	s.cfg.Log.Info().Str("address", s.cfg.Addr.String()).Str("interface", s.cfg.Interface).Str("dhcp", s.cfg.DHCPMode).
 		Str("http", ls.HTTP.Addr().String()).Str("tftp", ls.TFTP.LocalAddr().String()).Str("data", s.cfg.DataDir).
-		Str("unknown", s.cfg.UnknownHosts).Bool("userdataIPBinding", s.cfg.UserDataIPBinding).Msg("stagehand serving")
+		Str("unknown", s.cfg.UnknownHosts).Bool("userdataIPBinding", s.cfg.UserDataIPBinding).Str("macBinding", s.cfg.MACBinding.String()).Msg("stagehand serving")
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.tftp.Serve(gctx, ls.TFTP) })

@@ -20,6 +20,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/stagehand-dev/stagehand/api"
 	"github.com/stagehand-dev/stagehand/dhcp"
 	"github.com/stagehand-dev/stagehand/events"
 	"github.com/stagehand-dev/stagehand/inventory"
@@ -66,6 +67,10 @@ func start(t *testing.T, mod func(*server.Config)) *running {
 	cfg := server.Config{
 		Addr: netip.MustParseAddr("127.0.0.1"), HTTPPort: ln.Addr().(*net.TCPAddr).Port,
 		DataDir: r.data, IPXEDir: ipxeDir, DHCPMode: server.DHCPOff,
+		// Loopback with DHCP off: no lease, exchange or neighbour entry
+		// can tie a MAC to the client, so stage 2 trusts the MAC it names
+		// (the binding itself is api's and attrib's tests' subject).
+		MACBinding:   api.MACBindingOff,
 		TFTP:         server.TFTPConfig{MaxIdle: time.Minute},
 		DrainTimeout: 5 * time.Second,
 		Log:          zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),

@@ -22,7 +22,7 @@ const (
 	DefaultMaxBlockSize  = 1468 // 1500-byte Ethernet MTU minus IPv4, UDP and TFTP headers
 	DefaultMaxWindowSize = 64
 	// DefaultDrainTimeout matches the HTTP server's shutdown bound in
-	// cmd/stagehand: a host mid-way through undionly.kpxe (about 70 KiB)
+	// package server: a host mid-way through undionly.kpxe (about 70 KiB)
 	// or ipxe.efi (about 1 MiB) finishes well inside it even lock-step.
 	DefaultDrainTimeout = 10 * time.Second
 )
@@ -189,6 +189,17 @@ func (s *Server) config() config {
 	return c
 }
 
+// classifyAgain classifies raw, an RRQ from the port of the running
+// transfer t: a repeat or the network's copy belongs to t, anything else
+// starts a new transfer. A second transfer to the same client port would
+// race the first and double the traffic, as in.tftpd's duplicate
+// children do under load, and a client that gets answers from two TIDs
+// can lose both (curl did, in CI).
+func classifyAgain(t *transfer, raw []byte, now time.Time) rrqAction {
+	heard := t.lastHeard.Load()
+	return classifyRRQ(heard != 0, t.clientEnded.Load(), t.raw == string(raw), now.Sub(time.Unix(0, heard)))
+}
+
 // Serve answers read requests arriving on conn, a UDP socket the caller
 // opened (127.0.0.1:0 in tests, <ip>:69 in production), until ctx is
 // cancelled. Each transfer runs from its own ephemeral UDP socket bound to
@@ -266,23 +277,15 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 
 		mu.Lock()
 		if t := active[remote]; t != nil {
-			// A second transfer to the same client port would race the
-			// first and double the traffic, as in.tftpd's duplicate
-			// children do under load, and a client that gets answers from
-			// two TIDs can lose both (curl did, in CI).
 			now := time.Now()
-			heard := t.lastHeard.Load()
-			switch classifyRRQ(heard != 0, t.clientEnded.Load(), t.raw == string(buf[:n]), now.Sub(time.Unix(0, heard))) {
-			case rrqRepeat:
-				// If the client repeated it because our OACK was lost, the
-				// transfer answers with the OACK again.
+			if c := classifyAgain(t, buf[:n], now); c != rrqNew {
 				mu.Unlock()
 				s.stats.dupRRQ.Add(1)
-				t.repeatedRRQ(now)
-				continue
-			case rrqCopy:
-				mu.Unlock()
-				s.stats.dupRRQ.Add(1)
+				// A repeat because our OACK was lost: the transfer answers
+				// with the OACK again. A copy gets nothing.
+				if c == rrqRepeat {
+					t.repeatedRRQ(now)
+				}
 				continue
 			}
 		}

@@ -6,7 +6,7 @@
 #	bash bench/dhcp/run.sh            # full run, about 10 minutes
 #	RUNS=1 DUR=3 bash bench/dhcp/run.sh   # smoke run
 #
-# Method (shared/BENCH-NOTES.md): server and perfdhcp in two network
+# Method (docs/BENCHMARKS.md): server and perfdhcp in two network
 # namespaces joined by a veth, server pinned to CPU 1, client to CPU 0.
 # perfdhcp acts as a relay (-l CLIENT_ADDR: giaddr set, no raw socket), so
 # both servers answer to 10.250.1.2:67. Each offered rate is run RUNS
@@ -149,7 +149,7 @@ start_server() {
 	dnsmasq/full)
 		# --no-ping: by default dnsmasq pings every new address and
 		# stalls up to 3 s per ping (single-threaded); stagehand never
-		# pings (QEMU-LAB.md). Without it dnsmasq answers nothing here.
+		# pings (docs/LAB.md pitfall 4). Without it dnsmasq answers nothing here.
 		ip netns exec $NS_S taskset -c 1 dnsmasq --keep-in-foreground --conf-file=/dev/null --port=0 \
 			--pid-file= --interface=$IF_S --no-ping --dhcp-range=$RANGE_START,$RANGE_END,1h \
 			--dhcp-lease-max=20000 --dhcp-leasefile="$W/dnsmasq.leases" \

@@ -3,8 +3,9 @@
 #
 # N hosts (100, 1000, 5000) go through the whole boot chain at once against
 # one `stagehand serve --dhcp-mode proxy` in its own network namespace:
-# proxyDHCP DISCOVER, the PXE REQUEST to 4011, TFTP of undionly.kpxe, iPXE's
-# DHCP, stage 1, stage 2, kernel, initrd, user-data, callback. The load
+# proxyDHCP DISCOVER, the REQUEST for the site's address (overheard), the PXE
+# REQUEST to 4011, TFTP of undionly.kpxe, iPXE's DHCP, stage 1, stage 2,
+# kernel, initrd, user-data, callback. The load
 # client (bench/rack/rackgen) runs in a second namespace joined by a veth,
 # every host on an address of its own. Server pinned to CPU 1, client to
 # CPU 0. Each figure is taken RACK_RUNS times (default 3) under the shared
@@ -171,7 +172,7 @@ one_run() {
 		-server $SRV_IP -http-port $HTTP_PORT -server-pid "$SRV_PID" \
 		-kernel-size "$KERNEL_BYTES" -initrd-size "$INITRD_BYTES" \
 		-o "$WORK/results/load-$label-$n-$r.json"
-	cli host export --format json -o "$d/export.json" --data-dir "$d"
+	cli host export --format json -f "$d/export.json" --data-dir "$d"
 	ip netns exec $SRV_NS "$RG" verify -n "$n" -export "$d/export.json" -server "$URL" \
 		-token-file "$d/api-token" -o "$WORK/results/verify-$label-$n-$r.json" || true
 	stop_server
@@ -256,17 +257,22 @@ HEAD=$WORK/head.md
 	echo "    --http-port $HTTP_PORT --tftp-port 69 --data-dir DIR --unknown-hosts ignore --log-format json --log-level info"
 	echo "ip netns exec $CLI_NS taskset -c 0 rackgen load -n N -c $CONC -ramp $RAMP -dev $CLI_IF -server $SRV_IP -server-pid PID \\"
 	echo "    -kernel-size $KERNEL_BYTES -initrd-size $INITRD_BYTES"
-	echo "stagehand host export --format json -o export.json   # then: rackgen verify (state, attempt, events per host)"
+	echo "stagehand host export --format json -f export.json   # then: rackgen verify (state, attempt, events per host)"
 	echo '```'
 	echo
 	echo "Each host, in order: (1) broadcast proxyDHCP DISCOVER as BIOS PXE firmware (options 60, 93, 94, 97) → OFFER"
-	echo "with undionly.kpxe; (2) REQUEST to 4011 from its own address (ciaddr) → ACK; (3) TFTP RRQ (blksize 1432, tsize,"
+	echo "with undionly.kpxe, then the broadcast REQUEST for its address to the site DHCP server (options 50 and 54, not"
+	echo "answered: that server is not simulated), which stagehand overhears; (2) REQUEST to 4011 from its own address"
+	echo "(ciaddr) → ACK; (3) TFTP RRQ (blksize 1432, tsize,"
 	echo "one ACK per block) of undionly.kpxe from its own address, bytes compared with /usr/lib/ipxe; (4) DISCOVER as"
-	echo "iPXE (user class iPXE, option 175) → OFFER with http://…/boot.ipxe; (5) GET /boot.ipxe; (6) GET the stage-2"
+	echo "iPXE (user class iPXE, option 175) → OFFER with http://…/boot.ipxe, and iPXE's REQUEST to the site server;"
+	echo "(5) GET /boot.ipxe; (6) GET the stage-2"
 	echo "URL built from stage 1's chain line; (7) GET the kernel and initrd URLs of the install script (length checked);"
 	echo "(8) GET its config_url (must be #cloud-config); (9) POST the callback URL found in the user-data (must answer"
 	echo "installed, changed). HTTP and TFTP leave from the host's own address (10.250.32.0/19, one /32 per host), so"
-	echo "user-data stays bound to the address that fetched stage 2 (\`--userdata-ip-binding\` on, the default). DHCP"
+	echo "user-data stays bound to the address that fetched stage 2 (\`--userdata-ip-binding\` on, the default), and stage 2"
+	echo "is bound to the MAC by the overheard REQUEST (\`--mac-binding strict\`, the default; the hosts are routed, so"
+	echo "the server's neighbour table cannot vouch for them). DHCP"
 	echo "is retransmitted after 2, 4, 8 s as firmware would; HTTP and TFTP failures fail the host. \"Failed hosts\""
 	echo "counts hosts that did not reach installed for any reason. After each run the inventory is checked: every host"
 	echo "installed with attempt 1, and its events include dhcp, booting, userdata and installed."

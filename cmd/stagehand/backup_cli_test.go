@@ -12,7 +12,7 @@ import (
 	"github.com/stagehand-dev/stagehand/inventory"
 )
 
-// `stagehand backup -o FILE` writes a verified copy of the running
+// `stagehand backup -f FILE` writes a verified copy of the running
 // server's inventory that a server can start on, and reports it; a
 // refused or cut download leaves no FILE behind.
 func TestBackupCommand(t *testing.T) {
@@ -25,7 +25,7 @@ func TestBackupCommand(t *testing.T) {
 
 	dir := t.TempDir()
 	file := filepath.Join(dir, "inv.db")
-	out := mustCLI(t, rs.with("backup", "-o", file)...)
+	out := mustCLI(t, rs.with("backup", "-f", file)...)
 	if !strings.HasPrefix(out, file+": ") || !strings.Contains(out, "2 hosts, 1 profiles") || !strings.HasSuffix(out, "verified\n") {
 		t.Errorf("backup said %q", out)
 	}
@@ -49,17 +49,17 @@ func TestBackupCommand(t *testing.T) {
 	st.Close()
 
 	var res backupResult
-	if err := json.Unmarshal([]byte(mustCLI(t, rs.with("backup", "-o", file, "--output", "json")...)), &res); err != nil ||
+	if err := json.Unmarshal([]byte(mustCLI(t, rs.with("backup", "-f", file, "--output", "json")...)), &res); err != nil ||
 		res.Hosts != 2 || res.Profiles != 1 || res.File != file || res.Bytes <= 0 {
 		t.Errorf("json: %+v, %v", res, err)
 	}
 
-	// Refusals leave nothing: no -o, a wrong token, a download cut short.
-	if _, err := cli(t, rs.with("backup")...); err == nil || !strings.Contains(err.Error(), "-o FILE is required") {
-		t.Errorf("without -o: %v", err)
+	// Refusals leave nothing: no -f, a wrong token, a download cut short.
+	if _, err := cli(t, rs.with("backup")...); err == nil || !strings.Contains(err.Error(), "-f FILE is required") {
+		t.Errorf("without -f: %v", err)
 	}
 	bad := filepath.Join(dir, "bad.db")
-	if _, err := cli(t, "backup", "-o", bad, "--server", rs.url, "--token", "wrong"); err == nil {
+	if _, err := cli(t, "backup", "-f", bad, "--server", rs.url, "--token", "wrong"); err == nil {
 		t.Error("backup with a wrong token succeeded")
 	}
 	cut := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -67,14 +67,14 @@ func TestBackupCommand(t *testing.T) {
 		w.Write(make([]byte, 1000))
 	}))
 	defer cut.Close()
-	if _, err := cli(t, "backup", "-o", bad, "--server", cut.URL, "--token", cliToken); err == nil || !strings.Contains(err.Error(), "cut") {
+	if _, err := cli(t, "backup", "-f", bad, "--server", cut.URL, "--token", cliToken); err == nil || !strings.Contains(err.Error(), "cut") {
 		t.Errorf("cut download: %v", err)
 	}
 	notDB := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte(strings.Repeat("not a database ", 100)))
 	}))
 	defer notDB.Close()
-	if _, err := cli(t, "backup", "-o", bad, "--server", notDB.URL, "--token", cliToken); err == nil || !strings.Contains(err.Error(), "not a stagehand database") {
+	if _, err := cli(t, "backup", "-f", bad, "--server", notDB.URL, "--token", cliToken); err == nil || !strings.Contains(err.Error(), "not a stagehand database") {
 		t.Errorf("not a database: %v", err)
 	}
 	ents, _ := os.ReadDir(dir)

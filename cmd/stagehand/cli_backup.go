@@ -3,13 +3,14 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/stagehand-dev/stagehand/inventory"
 )
@@ -21,26 +22,33 @@ type backupResult struct {
 	inventory.BackupSummary
 }
 
-// runBackup downloads a consistent copy of the running server's
-// inventory to -o FILE. The download goes to a temporary file beside
-// FILE, which is synced and verified (bbolt's page check, the hosts
-// counted) before it is renamed into place: FILE is a good backup or is
-// not written at all.
-func runBackup(ctx context.Context, args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
-	co := clientFlags(fs)
+func (a *app) backupCommand() *cobra.Command {
 	var file string
-	fs.StringVar(&file, "o", "", "write the backup here (required)")
-	if _, err := parseCommand(fs, args); err != nil {
-		return err
+	cmd := &cobra.Command{
+		Use:   "backup -f FILE",
+		Short: "a consistent copy of the inventory, verified",
+		Args:  nArgs(0, "no arguments (the file is -f FILE)"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return errors.New("backup: -f FILE is required")
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			return runBackup(a.ctx, c, file, a.out)
+		},
 	}
-	if file == "" {
-		return errors.New("backup: -o FILE is required")
-	}
-	c, err := co.client()
-	if err != nil {
-		return err
-	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "write the backup here (required)")
+	return cmd
+}
+
+// runBackup downloads a consistent copy of the running server's
+// inventory to file. The download goes to a temporary file beside
+// it, which is synced and verified (bbolt's page check, the hosts
+// counted) before it is renamed into place: file is a good backup or is
+// not written at all.
+func runBackup(ctx context.Context, c *client, file string, out io.Writer) error {
 	tmp, err := os.CreateTemp(filepath.Dir(file), ".stagehand-backup-*")
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
@@ -80,26 +88,31 @@ func runBackup(ctx context.Context, args []string, out io.Writer) error {
 	return err
 }
 
-// runRestore puts a backup in place as the data dir's database. It works
-// on the files, not through the server, which must be stopped: it
+// restoreCommand puts a backup in place as the data dir's database. It
+// works on the files, not through the server, which must be stopped: it
 // refuses while a server holds the database.
-func runRestore(args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
-	dataDir := fs.String("data-dir", "/var/lib/stagehand", "the server's data dir")
-	pos, err := parseCommand(fs, args)
-	if err != nil {
-		return err
+func (a *app) restoreCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "restore FILE [--data-dir DIR]",
+		Short: "put a backup in place (server stopped)",
+		Args:  nArgs(1, "FILE (a backup from stagehand backup)"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := a.checkOutput(); err != nil {
+				return err
+			}
+			sum, kept, err := inventory.Restore(args[0], a.opts.dataDir, time.Now())
+			if err != nil {
+				return err
+			}
+			db := filepath.Join(a.opts.dataDir, inventory.DBFile)
+			if a.opts.output == "json" {
+				return printJSON(a.out, map[string]any{"file": args[0], "database": db, "kept": kept, "summary": sum})
+			}
+			fmt.Fprintf(a.out, "restored %s into %s: %d hosts, %d profiles, %d leases\n", args[0], db, sum.Hosts, sum.Profiles, sum.Leases)
+			if kept != "" {
+				fmt.Fprintf(a.out, "the database it replaced is kept as %s\n", kept)
+			}
+			return nil
+		},
 	}
-	if len(pos) != 1 {
-		return errors.New("restore: want one FILE (a backup from stagehand backup)")
-	}
-	sum, kept, err := inventory.Restore(pos[0], *dataDir, time.Now())
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "restored %s into %s: %d hosts, %d profiles, %d leases\n", pos[0], filepath.Join(*dataDir, inventory.DBFile), sum.Hosts, sum.Profiles, sum.Leases)
-	if kept != "" {
-		fmt.Fprintf(out, "the database it replaced is kept as %s\n", kept)
-	}
-	return nil
 }

@@ -5,12 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,18 +27,23 @@ type client struct {
 
 type clientOpts struct{ server, token, dataDir, output string }
 
-func clientFlags(fs *flag.FlagSet) *clientOpts {
-	o := &clientOpts{}
-	fs.StringVar(&o.server, "server", "http://127.0.0.1:8080", "stagehand server URL")
-	fs.StringVar(&o.token, "token", "", "operator API token (default: read from --data-dir)")
-	fs.StringVar(&o.dataDir, "data-dir", "/var/lib/stagehand", "the server's data dir, where it keeps "+tokenFile)
-	fs.StringVar(&o.output, "output", "table", "table or json")
-	return o
+// checkOutput validates --output, for commands that need no server.
+func (a *app) checkOutput() error {
+	if o := a.opts.output; o != "table" && o != "json" {
+		return fmt.Errorf("--output %q: want table or json", o)
+	}
+	return nil
 }
 
-func (o *clientOpts) client() (*client, error) {
-	if o.output != "table" && o.output != "json" {
-		return nil, fmt.Errorf("--output %q: want table or json", o.output)
+// client checks the global flags and returns an API client.
+func (a *app) client() (*client, error) {
+	if err := a.checkOutput(); err != nil {
+		return nil, err
+	}
+	o := a.opts
+	server, err := serverURL(o.server)
+	if err != nil {
+		return nil, err
 	}
 	tok := o.token
 	if tok == "" {
@@ -47,7 +53,42 @@ func (o *clientOpts) client() (*client, error) {
 		}
 		tok = strings.TrimSpace(string(b))
 	}
-	return &client{server: strings.TrimRight(o.server, "/"), token: tok, output: o.output, http: &http.Client{Timeout: 30 * time.Second}}, nil
+	return &client{server: server, token: tok, output: o.output, http: &http.Client{Timeout: 30 * time.Second}}, nil
+}
+
+// serverURL reads --server: a URL, or HOST:PORT meaning http://HOST:PORT.
+func serverURL(s string) (string, error) {
+	bad := func(why string) (string, error) {
+		return "", fmt.Errorf("--server %q (STAGEHAND_SERVER): %s; want http://HOST:PORT, https://HOST:PORT or HOST:PORT", s, why)
+	}
+	t := strings.TrimSpace(s)
+	if t == "" {
+		return bad("empty")
+	}
+	if !strings.Contains(t, "://") {
+		t = "http://" + t
+	}
+	u, err := url.Parse(t)
+	switch {
+	case err != nil:
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return bad(err.Error())
+	case u.Scheme != "http" && u.Scheme != "https":
+		return bad("scheme " + u.Scheme + " is not http or https")
+	case u.Host == "" || u.Hostname() == "":
+		return bad("no host")
+	case u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+		return bad("a query, fragment or user name has no place here")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return bad("port " + p + " is not 1-65535")
+		}
+	}
+	return strings.TrimRight(u.String(), "/"), nil
 }
 
 // do sends a request and decodes a JSON answer into out (when non-nil).
@@ -123,8 +164,4 @@ func (c *client) open(ctx context.Context, hc *http.Client, method, path, conten
 	return nil, fmt.Errorf("%s %s: %s", method, path, resp.Status)
 }
 
-func (c *client) printJSON(out io.Writer, v any) error {
-	enc := json.NewEncoder(out)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
+func (c *client) printJSON(out io.Writer, v any) error { return printJSON(out, v) }

@@ -1,13 +1,13 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"sort"
 	"strings"
 
-	"flag"
-
+	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
 )
 
@@ -16,6 +16,35 @@ import (
 func envName(flagName string) string {
 	return "STAGEHAND_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
+
+// flagSet is what fillFlags needs of a parsed flag set: serve's
+// standard-library one and the operator commands' pflag one.
+type flagSet interface {
+	given(name string) bool // set on the command line
+	known(name string) bool
+	set(name, v string) error
+	value(name string) string
+	each(fn func(name string))
+}
+
+type stdFlags struct {
+	fs  *flag.FlagSet
+	cli map[string]bool
+}
+
+func (s stdFlags) given(n string) bool       { return s.cli[n] }
+func (s stdFlags) known(n string) bool       { return s.fs.Lookup(n) != nil }
+func (s stdFlags) set(n, v string) error     { return s.fs.Set(n, v) }
+func (s stdFlags) value(n string) string     { return s.fs.Lookup(n).Value.String() }
+func (s stdFlags) each(fn func(name string)) { s.fs.VisitAll(func(f *flag.Flag) { fn(f.Name) }) }
+
+type pFlags struct{ fs *pflag.FlagSet }
+
+func (p pFlags) given(n string) bool       { return p.fs.Changed(n) }
+func (p pFlags) known(n string) bool       { return p.fs.Lookup(n) != nil }
+func (p pFlags) set(n, v string) error     { return p.fs.Set(n, v) }
+func (p pFlags) value(n string) string     { return p.fs.Lookup(n).Value.String() }
+func (p pFlags) each(fn func(name string)) { p.fs.VisitAll(func(f *pflag.Flag) { fn(f.Name) }) }
 
 // parseFlags parses args into fs, then fills every flag not given on
 // the command line from its STAGEHAND_* variable, else from the YAML
@@ -29,48 +58,59 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	if !given["config"] {
+	cli := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { cli[f.Name] = true })
+	return fillFlags(stdFlags{fs, cli})
+}
+
+// applyEnvAndConfig is parseFlags' second half for a cobra command's
+// parsed flags.
+func applyEnvAndConfig(fs *pflag.FlagSet) error { return fillFlags(pFlags{fs}) }
+
+// fillFlags fills every flag of fs not given on the command line from
+// its STAGEHAND_* variable, else from the --config YAML file. An
+// unknown key in the file is an error naming it.
+func fillFlags(fs flagSet) error {
+	if fs.known("config") && !fs.given("config") {
 		if v, ok := os.LookupEnv(envName("config")); ok {
-			fs.Set("config", v)
+			fs.set("config", v)
 		}
 	}
-	configPath = fs.Lookup("config").Value.String()
 	file := map[string]any{}
-	if configPath != "" {
-		raw, err := os.ReadFile(configPath)
+	if fs.known("config") && fs.value("config") != "" {
+		path := fs.value("config")
+		raw, err := os.ReadFile(path)
 		if err != nil {
 			return fmt.Errorf("config file: %w", err)
 		}
 		if err := yaml.Unmarshal(raw, &file); err != nil {
-			return fmt.Errorf("config file %s: %w", configPath, err)
+			return fmt.Errorf("config file %s: %w", path, err)
 		}
 		var unknown []string
 		for k := range file {
-			if fs.Lookup(k) == nil || k == "config" {
+			if !fs.known(k) || k == "config" || k == "help" {
 				unknown = append(unknown, k)
 			}
 		}
 		if len(unknown) > 0 {
 			sort.Strings(unknown)
-			return fmt.Errorf("config file %s: unknown key(s) %s (keys are flag names without dashes in front)", configPath, strings.Join(unknown, ", "))
+			return fmt.Errorf("config file %s: unknown key(s) %s (keys are flag names without dashes in front)", path, strings.Join(unknown, ", "))
 		}
 	}
 	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		if err != nil || given[f.Name] || f.Name == "config" {
+	fs.each(func(name string) {
+		if err != nil || fs.given(name) || name == "config" || name == "help" {
 			return
 		}
-		if v, ok := os.LookupEnv(envName(f.Name)); ok {
-			if e := fs.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("%s=%q: %w", envName(f.Name), v, e)
+		if v, ok := os.LookupEnv(envName(name)); ok {
+			if e := fs.set(name, v); e != nil {
+				err = fmt.Errorf("%s=%q: %w", envName(name), v, e)
 			}
 			return
 		}
 		// An empty key ("dhcp-router:") decodes as nil: leave the default
 		// rather than set the flag to the text "<nil>".
-		if v, ok := file[f.Name]; ok && v != nil {
+		if v, ok := file[name]; ok && v != nil {
 			s := fmt.Sprint(v)
 			if list, isList := v.([]any); isList {
 				parts := make([]string, len(list))
@@ -79,8 +119,8 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 				}
 				s = strings.Join(parts, ",")
 			}
-			if e := fs.Set(f.Name, s); e != nil {
-				err = fmt.Errorf("config file key %s=%q: %w", f.Name, s, e)
+			if e := fs.set(name, s); e != nil {
+				err = fmt.Errorf("config file key %s=%q: %w", name, s, e)
 			}
 		}
 	})

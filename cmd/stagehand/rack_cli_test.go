@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +21,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/stagehand-dev/stagehand/api"
+	"github.com/stagehand-dev/stagehand/attrib"
+	"github.com/stagehand-dev/stagehand/events"
 	"github.com/stagehand-dev/stagehand/inventory"
 	"github.com/stagehand-dev/stagehand/iso9660"
 )
@@ -32,21 +36,28 @@ type rackServer struct {
 	st   *inventory.Store
 	skew atomic.Int64
 	conn []string
+	who  *attrib.Index
+	feed *events.Hub // the store's live feed, behind GET /api/v1/events
 }
 
 func newRackServer(t *testing.T) *rackServer {
 	t.Helper()
-	st, err := inventory.Open(t.TempDir(), inventory.Options{LockTimeout: 200 * time.Millisecond})
+	feed := events.NewHub()
+	st, err := inventory.Open(t.TempDir(), inventory.Options{LockTimeout: 200 * time.Millisecond, OnEvents: feed.Publish})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs := &rackServer{t: t, st: st}
-	srv := httptest.NewServer(api.New(api.Config{
-		Store: st, Base: "http://127.0.0.1:1", Token: cliToken,
+	rs := &rackServer{t: t, st: st, who: attrib.New(attrib.Config{}), feed: feed}
+	srv := httptest.NewUnstartedServer(api.New(api.Config{
+		Store: st, Base: "http://127.0.0.1:1", Token: cliToken, Attrib: rs.who, Feed: feed,
 		Log: zerolog.New(zerolog.NewTestWriter(t)),
 		Now: func() time.Time { return time.Now().Add(time.Duration(rs.skew.Load())) },
 	}))
+	// Open event streams end when the feed does, as in the real server.
+	srv.Config.RegisterOnShutdown(feed.Close)
+	srv.Start()
 	t.Cleanup(func() {
+		feed.Close()
 		srv.Close()
 		st.Close()
 	})
@@ -56,6 +67,16 @@ func newRackServer(t *testing.T) *rackServer {
 }
 
 func (rs *rackServer) with(args ...string) []string { return append(args, rs.conn...) }
+
+// waitSubscribers waits, bounded, until n clients follow the live feed.
+func (rs *rackServer) waitSubscribers(n int) {
+	rs.t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); rs.feed.Subscribers() < n; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			rs.t.Fatalf("%d stream subscribers after 10s, want %d", rs.feed.Subscribers(), n)
+		}
+	}
+}
 
 // profile stores an edge-like profile through the CLI.
 func (rs *rackServer) profile(name string, extra ...string) {
@@ -69,9 +90,15 @@ func (rs *rackServer) profile(name string, extra ...string) {
 
 var tokenInScript = regexp.MustCompile(`config_url=\S+/userdata/(\S+)`)
 
-// boot plays the host's stage 2 and returns the attempt's token.
+// boot plays the host's DHCP exchange (as the server overhears it) and
+// its stage 2, and returns the attempt's token.
 func (rs *rackServer) boot(mac string) string {
 	rs.t.Helper()
+	hw, err := net.ParseMAC(mac)
+	if err != nil {
+		rs.t.Fatal(err)
+	}
+	rs.who.Observe(netip.MustParseAddr("127.0.0.1"), hw, attrib.SourceDHCP)
 	res, err := http.Get(rs.url + "/ipxe?mac=" + mac)
 	if err != nil {
 		rs.t.Fatal(err)
@@ -177,8 +204,8 @@ func TestCLIRackWorkflow(t *testing.T) {
 	}
 
 	isoPath := filepath.Join(dir, "seed.iso")
-	if out := mustCLI(t, rs.with("host", "cidata", cm3, "-o", isoPath)...); out != "" {
-		t.Errorf("cidata -o printed %q", out)
+	if out := mustCLI(t, rs.with("host", "cidata", cm3, "-f", isoPath)...); out != "" {
+		t.Errorf("cidata -f printed %q", out)
 	}
 	raw, err := os.ReadFile(isoPath)
 	if err != nil {
@@ -194,13 +221,13 @@ func TestCLIRackWorkflow(t *testing.T) {
 	if rs.state(cm3) != "booting" {
 		t.Errorf("after cidata %s is %s", cm3, rs.state(cm3))
 	}
-	if _, err := cli(t, rs.with("host", "cidata", cm3)...); err == nil || !strings.Contains(err.Error(), "-o FILE") {
-		t.Errorf("cidata without -o: %v", err)
+	if _, err := cli(t, rs.with("host", "cidata", cm3)...); err == nil || !strings.Contains(err.Error(), "-f FILE") {
+		t.Errorf("cidata without -f: %v", err)
 	}
 
 	report := filepath.Join(dir, "report.json")
-	if out := mustCLI(t, rs.with("host", "export", "--format", "json", "-o", report)...); out != "" {
-		t.Errorf("export -o printed %q", out)
+	if out := mustCLI(t, rs.with("host", "export", "--format", "json", "-f", report)...); out != "" {
+		t.Errorf("export -f printed %q", out)
 	}
 	var rows []inventory.ReportRow
 	if b, err := os.ReadFile(report); err != nil || json.Unmarshal(b, &rows) != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/stagehand-dev/stagehand/api"
 	"github.com/stagehand-dev/stagehand/dhcp"
 	"github.com/stagehand-dev/stagehand/ipxe"
 	"github.com/stagehand-dev/stagehand/metrics"
@@ -34,6 +35,7 @@ type serveOpts struct {
 	unknown                         string
 	logLevel, logFormat             string
 	userDataIPBinding               bool
+	macBinding                      string
 }
 
 func serveFlags(fs *flag.FlagSet) *serveOpts {
@@ -57,6 +59,7 @@ func serveFlags(fs *flag.FlagSet) *serveOpts {
 	fs.StringVar(&o.unknown, "unknown-hosts", "ignore", "what to do with MACs not in the inventory: ignore, discover, or the name of a profile to install")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "console", "console or json")
+	fs.StringVar(&o.macBinding, "mac-binding", "strict", "stage 2: strict serves a host's install script only to an address that a lease, an overheard DHCP exchange or the kernel's neighbour entry on --interface ties to the MAC it names (403 otherwise); off trusts the MAC any client names, for hosts behind NAT or an HTTP proxy, or when stage 2 comes from another network than DHCP")
 	fs.BoolVar(&o.userDataIPBinding, "userdata-ip-binding", true, "serve each install attempt's user-data only to the address that fetched its install script; turn off if the installer may come back from another address (NAT, a different DHCP pool)")
 	return o
 }
@@ -67,16 +70,11 @@ func newLogger(level, format string) (zerolog.Logger, error) {
 		return zerolog.Nop(), fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
 	}
 	zerolog.TimeFieldFormat = time.RFC3339Nano // boot steps are milliseconds apart
-	var l zerolog.Logger
-	switch format {
-	case "json":
-		l = zerolog.New(os.Stderr)
-	case "console":
-		l = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05.000"})
-	default:
-		return zerolog.Nop(), fmt.Errorf("--log-format %q: want console or json", format)
+	w, err := logWriter(format)
+	if err != nil {
+		return zerolog.Nop(), err
 	}
-	return l.Level(lvl).With().Timestamp().Logger(), nil
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
 }
 
 // resolveAddr picks the serving address and interface from what was given.
@@ -257,6 +255,9 @@ func (o *serveOpts) config(log zerolog.Logger) (server.Config, error) {
 		},
 	}
 	var err error
+	if cfg.MACBinding, err = api.ParseMACBinding(o.macBinding); err != nil {
+		return cfg, fmt.Errorf("--mac-binding %q: want strict or off", o.macBinding)
+	}
 	if cfg.Addr, cfg.Interface, err = resolveAddr(o.listen, o.iface); err != nil {
 		return cfg, err
 	}

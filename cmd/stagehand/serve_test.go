@@ -15,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/stagehand-dev/stagehand/api"
 	"github.com/stagehand-dev/stagehand/inventory"
 	"github.com/stagehand-dev/stagehand/ipxe"
 	"github.com/stagehand-dev/stagehand/server"
@@ -77,6 +78,29 @@ func TestServePortInUse(t *testing.T) {
 	st.Close()
 }
 
+// TestMACBindingFlag: --mac-binding is strict unless told otherwise, and,
+// like every serve flag, comes from the environment or the YAML file.
+func TestMACBindingFlag(t *testing.T) {
+	fs, o := newServeFlags()
+	if err := parseFlags(fs, nil); err != nil || o.macBinding != "strict" {
+		t.Fatalf("default --mac-binding %q (%v), want strict", o.macBinding, err)
+	}
+	t.Setenv("STAGEHAND_MAC_BINDING", "off")
+	fs, o = newServeFlags()
+	if err := parseFlags(fs, nil); err != nil || o.macBinding != "off" {
+		t.Fatalf("STAGEHAND_MAC_BINDING=off gave %q (%v)", o.macBinding, err)
+	}
+	os.Unsetenv("STAGEHAND_MAC_BINDING")
+	cfg := writeFile(t, t.TempDir(), "stagehand.yaml", "mac-binding: \"off\"\n")
+	fs, o = newServeFlags()
+	if err := parseFlags(fs, []string{"--config", cfg}); err != nil || o.macBinding != "off" {
+		t.Fatalf("mac-binding: off in the config file gave %q (%v)", o.macBinding, err)
+	}
+	if b, err := api.ParseMACBinding(o.macBinding); err != nil || b != api.MACBindingOff {
+		t.Fatalf("ParseMACBinding(%q) = %v, %v", o.macBinding, b, err)
+	}
+}
+
 func TestServeFlagErrors(t *testing.T) {
 	ipxeDir := fakeIPXEDir(t)
 	for _, tc := range []struct {
@@ -93,6 +117,7 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"--tftp-max-per-client", "-1"}, "--tftp-max-per-client -1: want 0 (no cap) or more"},
 		{[]string{"--tftp-max-idle", "2s"}, "--tftp-max-idle 2s: want at least 5s"},
 		{[]string{"--http-port", "0"}, "--http-port 0: want 1-65535"},
+		{[]string{"--mac-binding", "loose"}, `--mac-binding "loose": want strict or off`},
 	} {
 		args := append([]string{"--listen-address", "127.0.0.1", "--dhcp-mode", "off", "--http-port", "8080", "--tftp-port", "0",
 			"--ipxe-dir", ipxeDir, "--data-dir", t.TempDir(), "--log-level", "error"}, tc.args...)
@@ -164,6 +189,19 @@ func TestServeStartStop(t *testing.T) {
 	}
 	if strings.Contains(string(b), strings.TrimSpace(string(tok))) {
 		t.Fatal("the operator token is in a machine script")
+	}
+	// MAC binding is strict by default: no DHCP ran (--dhcp-mode off) and
+	// loopback has no neighbour entries, so nothing ties a host's MAC to
+	// this client, and stage 2 for it is refused.
+	mustCLI(t, "host", "add", "52:54:00:5e:00:01", "--server", base, "--data-dir", data)
+	res, err = http.Get(base + "/ipxe?mac=52:54:00:5e:00:01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusForbidden || !strings.Contains(string(b), "stage 2 refused") {
+		t.Fatalf("stage 2 for a known MAC from a client nothing ties to it: %d\n%s", res.StatusCode, b)
 	}
 
 	cancel()

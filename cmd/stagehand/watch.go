@@ -2,17 +2,19 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/mattn/go-isatty"
+	"github.com/spf13/cobra"
 
 	"github.com/stagehand-dev/stagehand/api"
+	"github.com/stagehand-dev/stagehand/inventory"
 )
 
 // progress is one look at the rack, for watch.
@@ -22,9 +24,14 @@ type progress struct {
 }
 
 func summarize(st api.Status) progress {
-	p := progress{total: st.Total, installed: st.ByState["installed"], failed: st.ByState["failed"],
+	p := progress{total: st.Total, installed: st.ByState[inventory.StateInstalled.String()], failed: st.ByState[inventory.StateFailed.String()],
 		stalled: st.Stalled, failedNames: st.Failed}
-	p.active = st.ByState["ready"] + st.ByState["booting"] + st.ByState["installing"]
+	for _, s := range inventory.States() {
+		// Discovered hosts wait for an operator, not for the rack.
+		if s != inventory.StateDiscovered && s != inventory.StateInstalled && s != inventory.StateFailed {
+			p.active += st.ByState[s.String()]
+		}
+	}
 	return p
 }
 
@@ -56,58 +63,188 @@ func (p progress) line(width int) string {
 	return b.String()
 }
 
-func runWatch(ctx context.Context, args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("watch", flag.ContinueOnError)
-	co := clientFlags(fs)
-	interval := fs.Duration("interval", 2*time.Second, "how often to look")
-	timeout := fs.Duration("timeout", 0, "give up after this long (0: never)")
-	if _, err := parseCommand(fs, args); err != nil {
+// safetyRefresh is how often watch looks at the rack while no event
+// arrives: a stall is a matter of time passing, not an event, and a
+// server that dropped events for this subscriber says so only once.
+const safetyRefresh = 30 * time.Second
+
+func (a *app) watchCommand() *cobra.Command {
+	var interval, timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "watch [--interval 1s] [--timeout D]",
+		Short: "live progress until every host is installed or failed",
+		Long: `Live progress of the rack until every host is installed or failed.
+watch follows the server's event stream and re-reads the status when events
+arrive, at most once per --interval (bursts coalesce), plus a slow safety
+refresh every 30s while nothing happens (stalls are time passing, not
+events). It ends with an error naming the failed hosts, if any, or after
+--timeout.`,
+		Args: nArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ctx := a.ctx
+			if cmd.Flags().Changed("timeout") {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, timeout)
+				defer cancel()
+			}
+			return (&watcher{c: c, out: a.out, interval: interval}).run(ctx)
+		},
+	}
+	durationFlag(cmd.Flags(), &interval, "interval", time.Second, "at most one status read per interval while events arrive")
+	durationFlag(cmd.Flags(), &timeout, "timeout", 0, "give up after this long (default: never)")
+	return cmd
+}
+
+// watcher renders the rack's progress from /api/v1/status, re-read when
+// the event stream says something happened.
+type watcher struct {
+	c        *client
+	out      io.Writer
+	interval time.Duration
+	tty      bool
+	last     string
+	p        progress
+}
+
+func (w *watcher) run(ctx context.Context) error {
+	f, isFile := w.out.(*os.File)
+	w.tty = isFile && isatty.IsTerminal(f.Fd())
+	if done, err := w.refresh(ctx); done || err != nil {
 		return err
 	}
-	c, err := co.client()
-	if err != nil {
-		return err
-	}
-	if *timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, *timeout)
-		defer cancel()
-	}
-	f, isFile := out.(*os.File)
-	tty := isFile && isatty.IsTerminal(f.Fd())
-	last := ""
+	poke := make(chan struct{}, 1)
+	streamCtx, endStream := context.WithCancel(ctx)
+	defer endStream()
+	go w.follow(streamCtx, poke)
+	safety := time.NewTicker(safetyRefresh)
+	defer safety.Stop()
+	last := time.Now()
 	for {
-		var st api.Status
-		if err := c.do(ctx, http.MethodGet, "/status", nil, &st); err != nil {
+		select {
+		case <-ctx.Done():
+			return w.stop(ctx)
+		case <-safety.C:
+		case <-poke:
+			// Coalesce a burst: the next read waits out the interval.
+			if wait := w.interval - time.Since(last); wait > 0 {
+				select {
+				case <-ctx.Done():
+					return w.stop(ctx)
+				case <-time.After(wait):
+				}
+			}
+			select {
+			case <-poke:
+			default:
+			}
+		}
+		last = time.Now()
+		if done, err := w.refresh(ctx); done || err != nil {
 			return err
 		}
-		p := summarize(st)
-		l := p.line(30)
-		switch {
-		case c.output == "json":
-			c.printJSON(out, st)
-		case tty:
-			fmt.Fprintf(out, "\r\033[K%s", l)
-		case l != last:
-			fmt.Fprintln(out, l)
+	}
+}
+
+// follow keeps the event stream open, poking on every event and on each
+// (re)connection (events may have passed while it was down); a broken
+// stream is reopened after the interval.
+func (w *watcher) follow(ctx context.Context, poke chan<- struct{}) {
+	signal := func() {
+		select {
+		case poke <- struct{}{}:
+		default:
 		}
-		last = l
-		if p.done() {
-			if tty {
-				fmt.Fprintln(out)
-			}
-			if p.failed > 0 {
-				return fmt.Errorf("%d host(s) failed: %s", p.failed, strings.Join(p.failedNames, ", "))
-			}
-			return nil
+	}
+	for ctx.Err() == nil {
+		resp, err := w.c.openEvents(ctx, "", true)
+		if err == nil {
+			signal()
+			readEvents(ctx, resp.Body, func(inventory.StoredEvent) error { signal(); return nil })
+			resp.Body.Close()
 		}
 		select {
 		case <-ctx.Done():
-			if tty {
-				fmt.Fprintln(out)
-			}
-			return fmt.Errorf("watch: %w with %d of %d hosts installed", ctx.Err(), p.installed, p.total)
-		case <-time.After(*interval):
+		case <-time.After(w.interval):
+			signal()
 		}
+	}
+}
+
+// refresh reads and renders the status; done when nothing is left to
+// install (an error when hosts failed).
+func (w *watcher) refresh(ctx context.Context) (bool, error) {
+	var st api.Status
+	if err := w.c.do(ctx, http.MethodGet, "/status", nil, &st); err != nil {
+		if ctx.Err() != nil {
+			return true, w.stop(ctx)
+		}
+		return true, err
+	}
+	w.p = summarize(st)
+	l := w.p.line(30)
+	switch {
+	case w.c.output == "json":
+		w.c.printJSON(w.out, st)
+	case w.tty:
+		fmt.Fprintf(w.out, "\r\033[K%s", l)
+	case l != w.last:
+		fmt.Fprintln(w.out, l)
+	}
+	w.last = l
+	if !w.p.done() {
+		return false, nil
+	}
+	if w.tty {
+		fmt.Fprintln(w.out)
+	}
+	if w.p.failed > 0 {
+		return true, fmt.Errorf("%d host(s) failed: %s", w.p.failed, strings.Join(w.p.failedNames, ", "))
+	}
+	return true, nil
+}
+
+func (w *watcher) stop(ctx context.Context) error {
+	if w.tty {
+		fmt.Fprintln(w.out)
+	}
+	return fmt.Errorf("watch: %w with %d of %d hosts installed", ctx.Err(), w.p.installed, w.p.total)
+}
+
+func (a *app) statusCommand() *cobra.Command {
+	return &cobra.Command{
+		Use: "status", Short: "counts by state; failed and stalled hosts named", Args: nArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			var st api.Status
+			if err := c.do(a.ctx, http.MethodGet, "/status", nil, &st); err != nil {
+				return err
+			}
+			if c.output == "json" {
+				return c.printJSON(a.out, st)
+			}
+			tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "STATE\tHOSTS")
+			for _, s := range inventory.States() {
+				fmt.Fprintf(tw, "%s\t%d\n", s, st.ByState[s.String()])
+			}
+			fmt.Fprintf(tw, "total\t%d\n", st.Total)
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if len(st.Failed) > 0 {
+				fmt.Fprintf(a.out, "failed: %s\n", strings.Join(st.Failed, ", "))
+			}
+			if len(st.Stalled) > 0 {
+				fmt.Fprintf(a.out, "stalled: %s\n", strings.Join(st.Stalled, ", "))
+			}
+			return nil
+		},
 	}
 }

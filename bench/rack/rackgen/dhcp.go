@@ -33,7 +33,7 @@ var (
 var ipxeEncap = []byte{0x13, 1, 1, 0x11, 1, 1}
 
 // listenDHCP opens a UDP socket for a DHCP client. Broadcast replies reach
-// only a socket bound to the wildcard address (QEMU-LAB.md pitfall 9), so
+// only a socket bound to the wildcard address (docs/LAB.md pitfall 9), so
 // the shared firmware socket binds 0.0.0.0:68 pinned to dev; a host's own
 // socket for the 4011 exchange binds its address. SO_REUSEADDR on both
 // lets them share port 68, as the firmware's single port does.
@@ -221,6 +221,34 @@ func pxeRequest(ctx context.Context, h host, fw firmware, server net.IP) (*dhcpv
 			}
 		}
 	})
+}
+
+// siteServer is the site's DHCP server, which gives every host its address
+// and which the rack does not simulate (run.sh configures the addresses in
+// the client namespace instead). Nothing answers at this address.
+var siteServer = net.IPv4(10, 250, 4, 254).To4()
+
+// siteRequest is the broadcast REQUEST a PXE ROM, and iPXE after it, sends
+// after the OFFERs to accept the site server's offer of its address
+// (RFC 2131 §4.3.2: option 50, and option 54 naming the site server). A
+// proxyDHCP server does not answer it but overhears it: in proxy mode it is
+// what ties the host's MAC to the address its TFTP and HTTP come from
+// (stagehand's --mac-binding strict). Sent once, as the site server's ACK
+// it would wait for is not simulated.
+func siteRequest(h host, fw firmware, ipxe bool) (*dhcpv4.DHCPv4, error) {
+	req, err := firmwareRequest(h, fw, dhcpv4.MessageTypeRequest, ipxe)
+	if err != nil {
+		return nil, err
+	}
+	req.UpdateOption(dhcpv4.OptRequestedIPAddress(h.ip.AsSlice()))
+	req.UpdateOption(dhcpv4.OptServerIdentifier(siteServer))
+	return req, nil
+}
+
+// announce broadcasts req without waiting for a reply.
+func (b *bcastClient) announce(req *dhcpv4.DHCPv4) error {
+	_, err := b.conn.WriteTo(req.ToBytes(), b.dst)
+	return err
 }
 
 // firmwareRequest builds a DISCOVER or REQUEST as PXE firmware or, with

@@ -205,6 +205,18 @@ func load(o loadOpts) (*Result, error) {
 	return res, nil
 }
 
+// requestSite broadcasts h's REQUEST for its site address.
+func (r *rig) requestSite(h host, fw firmware, ipxe bool) error {
+	req, err := siteRequest(h, fw, ipxe)
+	if err != nil {
+		return err
+	}
+	if err := r.bc.announce(req); err != nil {
+		return fmt.Errorf("site REQUEST: %w", err)
+	}
+	return nil
+}
+
 // boot plays host h through the chain, timing each step.
 func (r *rig) boot(h host) (res hostResult) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.o.hostTimeout)
@@ -237,6 +249,11 @@ func (r *rig) boot(h host) (res hostResult) {
 	}
 	if f := bootFile(offer); f != fw.nbpFile {
 		return fail(fmt.Errorf("offer boot file %q, want %q", f, fw.nbpFile))
+	}
+	// ... and the REQUEST for the site server's address, which the proxy
+	// overhears.
+	if err := r.requestSite(h, fw, false); err != nil {
+		return fail(err)
 	}
 	mark(t0)
 
@@ -278,6 +295,9 @@ func (r *rig) boot(h host) (res hostResult) {
 	}
 	if f := bootFile(offer); f != r.script {
 		return fail(fmt.Errorf("iPXE offer boot file %q, want %q", f, r.script))
+	}
+	if err := r.requestSite(h, fw, true); err != nil {
+		return fail(err)
 	}
 	mark(t0)
 

@@ -17,6 +17,8 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/rs/zerolog"
 
+	"github.com/stagehand-dev/stagehand/attrib"
+	"github.com/stagehand-dev/stagehand/dhcp"
 	"github.com/stagehand-dev/stagehand/tftp"
 )
 
@@ -267,5 +269,70 @@ func TestReport(t *testing.T) {
 	}
 	if strings.Index(md, "The rack:") > strings.Index(md, "Control plane only") {
 		t.Error("the realistic workload should come first")
+	}
+}
+
+// TestSiteRequest sends a host's REQUEST for its site address to
+// stagehand's proxyDHCP server on loopback, which reports what it
+// overheard to an attribution index: the index then vouches for the
+// host's MAC at its own address (stage 2 under --mac-binding strict), and
+// for no other MAC there.
+func TestSiteRequest(t *testing.T) {
+	h := rackHost(41)
+	who := attrib.New(attrib.Config{})
+	seen := make(chan struct{}, 2)
+	srv, err := dhcp.NewServer(dhcp.Config{
+		Mode: dhcp.ModeProxy, ServerIP: net.IPv4(10, 250, 4, 1), HTTPPort: 8080,
+		Log: zerolog.New(zerolog.NewTestWriter(t)),
+		OnSiteAddress: func(mac net.HardwareAddr, a netip.Addr) {
+			who.Observe(a, mac, attrib.SourceDHCP)
+			seen <- struct{}{}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, conn) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+
+	cli, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	for _, ipxe := range []bool{false, true} {
+		req, err := siteRequest(h, fwBIOS, ipxe)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if req.MessageType() != dhcpv4.MessageTypeRequest || !req.IsBroadcast() ||
+			!net.IP(req.Options.Get(dhcpv4.OptionServerIdentifier)).Equal(siteServer) {
+			t.Fatalf("site REQUEST (iPXE %v): %s", ipxe, req.Summary())
+		}
+		if _, err := cli.WriteTo(req.ToBytes(), conn.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-seen:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the proxy never reported the site REQUEST (iPXE %v)", ipxe)
+		}
+	}
+	if src, ok := who.Vouch(h.mac, h.ip); !ok || src != attrib.SourceDHCP {
+		t.Fatalf("Vouch(%s, %s) = %v, %v; want dhcp", h.mac, h.ip, src, ok)
+	}
+	if _, ok := who.Vouch(rackHost(42).mac, h.ip); ok {
+		t.Fatalf("vouched for host 42's MAC at host 41's address")
 	}
 }

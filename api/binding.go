@@ -1,0 +1,96 @@
+package api
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/stagehand-dev/stagehand/attrib"
+	"github.com/stagehand-dev/stagehand/ipxe"
+)
+
+// bindMAC reports whether the client at ip may speak for nic (the MAC it
+// named; mac is its host's key). Under MACBindingStrict it must be vouched
+// for by Config.Attrib; otherwise the client gets 403, the host (if known)
+// an event naming the address (one per address and refusalWindow), and
+// nothing else is written. A served
+// request is remembered as a claim, so the host's downloads that follow
+// are put on its record.
+func (s *Server) bindMAC(w http.ResponseWriter, log *zerolog.Logger, nic, mac, ip string, known bool) bool {
+	addr, err := netip.ParseAddr(ip)
+	hw, _ := net.ParseMAC(nic) // normalized above
+	if s.cfg.MACBinding == MACBindingOff {
+		if err == nil {
+			s.cfg.Attrib.Observe(addr, hw, attrib.SourceClaim)
+		}
+		return true
+	}
+	if err == nil {
+		if src, ok := s.cfg.Attrib.Vouch(hw, addr); ok {
+			log.Debug().Str("evidence", src.String()).Msg("stage 2: MAC bound to the address")
+			s.cfg.Attrib.Observe(addr, hw, attrib.SourceClaim)
+			return true
+		}
+	}
+	why := fmt.Sprintf("no DHCP lease, overheard DHCP exchange or neighbour entry on the serving interface ties %s to %s", nic, ip)
+	log.Warn().Str("nic", nic).Msg("stage 2 refused: " + why)
+	if known && s.refused.first(mac, ip, s.cfg.Now()) {
+		if err := s.cfg.Store.AddEvent(mac, "stage2-refused", "request from "+ip+" refused: "+why); err != nil {
+			log.Error().Err(err).Msg("recording the refusal")
+		}
+	}
+	w.Header().Set("Content-Type", scriptType)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusForbidden)
+	w.Write(ipxe.RenderMessage("stage 2 refused: " + why + " (serve --mac-binding)"))
+	return false
+}
+
+// refusalWindow spaces the refusal events of one host and address: iPXE's
+// stage 1 retries a refused chain five times in 15 s, and a stranger may
+// repeat the request in a loop; the host's history needs the fact once,
+// not once per request, and the store must not grow with the requests.
+const refusalWindow = time.Minute
+
+// maxRefusals bounds refusalLog's memory; past it, entries older than the
+// window go, and if every entry is recent, all of them (a flood of
+// strangers then costs at most one event per host and address each).
+const maxRefusals = 4096
+
+// refusalLog remembers when a refusal was last recorded per host and
+// address. The zero value is ready; safe for concurrent use.
+type refusalLog struct {
+	mu   sync.Mutex
+	last map[[2]string]time.Time
+}
+
+// first reports whether a refusal of mac's stage 2 from ip is the first
+// in refusalWindow, and if so remembers it.
+func (l *refusalLog) first(mac, ip string, now time.Time) bool {
+	k := [2]string{mac, ip}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t, ok := l.last[k]; ok && now.Sub(t) < refusalWindow && !now.Before(t) {
+		return false
+	}
+	if len(l.last) >= maxRefusals {
+		for k, t := range l.last {
+			if now.Sub(t) >= refusalWindow {
+				delete(l.last, k)
+			}
+		}
+		if len(l.last) >= maxRefusals {
+			clear(l.last)
+		}
+	}
+	if l.last == nil {
+		l.last = map[[2]string]time.Time{}
+	}
+	l.last[k] = now
+	return true
+}
