@@ -21,15 +21,11 @@ const KindDropped = "dropped"
 // Order: Publish calls are serialised, and every subscriber receives
 // events in the order they were published (one call's slice in its
 // order), so all subscribers agree on one order of all hosts' events;
-// they differ only in where a slow one lost some. One host's events
-// arrive in commit order as far as the store publishes in commit order:
-// the recorder commits its batches one after another, and a host's
-// state changes (script, user-data, callback) are each committed before
-// the request that caused them is answered. The exception is the store's
-// own: bbolt runs commit hooks after it releases its writer lock, so two
-// commits on one host within microseconds of each other (the recorder's
-// batch and a callback) may be published in the other order. Closing
-// that needs a sequence in the store's change feed.
+// they differ only in where a slow one lost some. Events arrive in
+// commit order: the store's engine publishes each commit's events before
+// it starts the next commit (storage.Tx.OnCommit), so two commits on one
+// host within microseconds of each other (the recorder's batch and a
+// callback) are published in the order they were stored.
 type Hub struct {
 	mu     sync.Mutex
 	subs   map[*Subscription]struct{}
