@@ -402,3 +402,52 @@ func TestSameIP(t *testing.T) {
 		}
 	}
 }
+
+// The token rule at the store: a live attempt hands out the same token
+// again (a second seed, a repeated script), and that token is heard
+// until the attempt ends; a reprovision gives the next attempt a new one
+// and the old one is gone. A host deleted and created again never gets
+// a token of its earlier life back.
+func TestTokenKeptWhileLive(t *testing.T) {
+	s := openTestStore(t)
+	mustProfile(t, s, "edge")
+	const mac = "52:54:00:00:05:01"
+	mustHost(t, s, Host{MAC: mac, Profile: "edge"})
+	_, first, err := s.BeginInstall(mac, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, second, err := s.BeginInstall(mac, "")
+	if err != nil || second != first || h.Attempt != 1 {
+		t.Fatalf("second seed: attempt %d, same token %v, %v", h.Attempt, second == first, err)
+	}
+	if ev := mustEvents(t, s, mac); ev[len(ev)-1].Detail != "install script served again (same attempt, same token)" {
+		t.Errorf("event %+v", ev[len(ev)-1])
+	}
+	if _, _, err := s.FetchUserData(first, "10.0.0.5", AnyIP, okRender); err != nil {
+		t.Fatalf("user-data with the first token: %v", err)
+	}
+	if _, changed, err := s.Complete(first); err != nil || !changed {
+		t.Fatalf("done with the first token: %v, %v", changed, err)
+	}
+	if _, err := s.Reprovision(mac); err != nil {
+		t.Fatal(err)
+	}
+	h, third, err := s.BeginInstall(mac, "")
+	if err != nil || third == first || h.Attempt != 2 {
+		t.Fatalf("after reprovision: attempt %d, new token %v, %v", h.Attempt, third != first, err)
+	}
+	if _, _, err := s.Complete(first); !errors.Is(err, ErrGone) {
+		t.Errorf("the ended attempt's token: %v, want ErrGone", err)
+	}
+	if err := s.DeleteHost(mac); err != nil {
+		t.Fatal(err)
+	}
+	mustHost(t, s, Host{MAC: mac, Profile: "edge"})
+	if _, again, err := s.BeginInstall(mac, ""); err != nil || again == first {
+		t.Fatalf("re-created host's first attempt reuses its earlier token: %v", err)
+	}
+	if h, _ := s.Host(mac); h.Public().TokenNonce != "" || h.Public().TokenHash != "" {
+		t.Error("Public carries the token's hash or nonce")
+	}
+}
