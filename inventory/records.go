@@ -96,7 +96,8 @@ type wtx struct {
 // result, decided before it writes anything, and keeps its second for
 // failures of the store: the engine may share the commit with other
 // callers, and an error there would make every one of them run again.
-// A refusal is write's error; nothing is written or published.
+// A refusal is write's error, and nothing is written or published but
+// what fn chose to record about it (FetchUserData's audit event).
 func (s *Store) write(fn func(w *wtx) (refused, err error)) error {
 	var refused error
 	err := s.eng.Update(func(tx storage.Tx) error {
