@@ -107,7 +107,7 @@ func (t Trigger) String() string {
 	return fmt.Sprintf("trigger(%d)", int(t))
 }
 
-// Transition is the host state machine of DESIGN.md. It returns the next
+// Transition is the host state machine. It returns the next
 // state, or ErrConflict when the trigger is not allowed in state from.
 //
 // Repeats are allowed where firmware or installers repeat themselves: a

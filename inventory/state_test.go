@@ -13,7 +13,7 @@ var allTriggers = []Trigger{TriggerAssign, TriggerScript, TriggerUserData, Trigg
 
 func TestTransition(t *testing.T) {
 	const conflict = State(-1)
-	// Every (state, trigger) pair of DESIGN.md's state machine, including
+	// Every (state, trigger) pair of the state machine, including
 	// the repeats firmware and installers make (script while booting,
 	// user-data while installing).
 	tests := []struct {
