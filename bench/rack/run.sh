@@ -16,7 +16,11 @@
 # RACK_SMALL_SIZES="5000" (control-plane runs with 64 KiB artifacts; "" for
 # none) RACK_PROFILE_N=5000 (0: no profiling run) RACK_PROFILE_ARTIFACTS=small
 # (or big) RACK_OUT=docs/bench/rack.md. RACK_KEEP=1 keeps the work directory
-# (results, server logs, profile).
+# (results, server logs, profile). RACK_BASE_BIN=PATH: a stagehand binary
+# of another build (e.g. the previous main) served in alternate runs of the
+# big sizes, in the same run and on the same inventories (set up by this
+# build's CLI); the medians of both go at the end of the fragment, the base
+# named by RACK_BASE_LABEL.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -160,31 +164,42 @@ prepare() {
 	sleep 1
 }
 
-# one_run LABEL N R: one measured rack boot, under the bench lock.
+# one_run LABEL N R [BINARY]: one measured rack boot, under the bench lock.
+# The base label's results go to results-base, out of the report's tables.
 one_run() {
-	local label=$1 n=$2 r=$3 d=$WORK/data
+	local label=$1 n=$2 r=$3 bin=${4:-$SH} d=$WORK/data res=$WORK/results
+	[ "$label" = base ] && res=$WORK/results-base && mkdir -p "$res"
 	exec 9>"$LOCK"
 	log "$label N=$n run $r: waiting for the bench lock"
 	flock 9
-	prepare "$d" "$n"
+	prepare "$d" "$n" "$bin"
 	log "$label N=$n run $r: booting the rack (server PID $SRV_PID)"
 	ip netns exec $CLI_NS taskset -c 0 "$RG" load -n "$n" -c "$CONC" -ramp "$RAMP" -dev $CLI_IF \
 		-server $SRV_IP -http-port $HTTP_PORT -server-pid "$SRV_PID" \
 		-kernel-size "$KERNEL_BYTES" -initrd-size "$INITRD_BYTES" \
-		-o "$WORK/results/load-$label-$n-$r.json"
+		-o "$res/load-$label-$n-$r.json"
 	cli host export --format json -f "$d/export.json" --data-dir "$d"
 	ip netns exec $SRV_NS "$RG" verify -n "$n" -export "$d/export.json" -server "$URL" \
-		-token-file "$d/api-token" -o "$WORK/results/verify-$label-$n-$r.json" || true
+		-token-file "$d/api-token" -o "$res/verify-$label-$n-$r.json" || true
 	stop_server
 	flock -u 9
 	exec 9>&-
-	grep -h '"totalSeconds"\|"failed"' "$WORK/results/load-$label-$n-$r.json" | tr -d ' \n' >&2; echo >&2
-	grep -h '"numProblems"' "$WORK/results/verify-$label-$n-$r.json" >&2 || true
+	grep -h '"totalSeconds"\|"failed"' "$res/load-$label-$n-$r.json" | tr -d ' \n' >&2; echo >&2
+	grep -h '"numProblems"' "$res/verify-$label-$n-$r.json" >&2 || true
+}
+
+# median_seconds DIR LABEL N: the median totalSeconds of those runs.
+median_seconds() {
+	grep -h '"totalSeconds"' "$1"/load-"$2"-"$3"-*.json | tr -dc '0-9.\n' | sort -n |
+		awk '{v[NR]=$1} END {if (NR%2) print v[(NR+1)/2]; else printf "%.2f\n", (v[NR/2]+v[NR/2+1])/2}'
 }
 
 use_artifacts big
 for n in $SIZES; do
-	for r in $(seq "$RUNS"); do one_run big "$n" "$r"; done
+	for r in $(seq "$RUNS"); do
+		if [ -n "${RACK_BASE_BIN:-}" ]; then one_run base "$n" "$r" "$RACK_BASE_BIN"; fi
+		one_run big "$n" "$r"
+	done
 done
 use_artifacts small
 for n in $SMALL_SIZES; do
@@ -235,6 +250,25 @@ if [ "$PROFILE_N" -gt 0 ]; then
 	} >>"$TAIL"
 fi
 use_artifacts big
+if [ -n "${RACK_BASE_BIN:-}" ]; then
+	{
+		echo "### Against another build, in the same run"
+		echo
+		echo "Runs alternated between this build and the base build \`RACK_BASE_BIN\` (${RACK_BASE_LABEL:-$RACK_BASE_BIN}),"
+		echo "each serving the same freshly imported rack; the hosts' time to installed, median of $RUNS (all values):"
+		echo
+		echo "| hosts | this build | base | ratio (this / base) |"
+		echo "| --- | --- | --- | --- |"
+		for n in $SIZES; do
+			a=$(median_seconds "$WORK/results" big "$n")
+			b=$(median_seconds "$WORK/results-base" base "$n")
+			all_a=$(grep -h '"totalSeconds"' "$WORK/results"/load-big-"$n"-*.json | tr -dc '0-9.\n' | paste -sd' ')
+			all_b=$(grep -h '"totalSeconds"' "$WORK/results-base"/load-base-"$n"-*.json | tr -dc '0-9.\n' | paste -sd' ')
+			echo "| $n | $a s ($all_a) | $b s ($all_b) | $(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", a / b}') |"
+		done
+		echo
+	} >>"$TAIL"
+fi
 if [ -f "$ROOT/bench/rack/notes.md" ]; then cat "$ROOT/bench/rack/notes.md" >>"$TAIL"; fi
 
 # ---- the fragment
