@@ -25,7 +25,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 
-SIZES=${RACK_SIZES:-"100 1000 5000"}
+SIZES=${RACK_SIZES-"100 1000 5000"}
 RUNS=${RACK_RUNS:-3}
 KERNEL_MIB=${RACK_KERNEL_MIB:-8}
 INITRD_MIB=${RACK_INITRD_MIB:-32}
@@ -33,7 +33,7 @@ CONC=${RACK_CONC:-200}
 RAMP=${RACK_RAMP:-3s}
 PROFILE_N=${RACK_PROFILE_N:-5000}
 PROFILE_ARTIFACTS=${RACK_PROFILE_ARTIFACTS:-small} # small: the control plane; big: mostly sendfile
-SMALL_SIZES=${RACK_SMALL_SIZES:-"5000"} # control plane only: 64 KiB artifacts
+SMALL_SIZES=${RACK_SMALL_SIZES-"5000"} # ("" for none) control plane only: 64 KiB artifacts
 SMALL_KIB=64
 LOCK=/tmp/stagehand-bench.lock
 OUT=${RACK_OUT:-docs/bench/rack.md}
@@ -168,7 +168,7 @@ prepare() {
 # The base label's results go to results-base, out of the report's tables.
 one_run() {
 	local label=$1 n=$2 r=$3 bin=${4:-$SH} d=$WORK/data res=$WORK/results
-	[ "$label" = base ] && res=$WORK/results-base && mkdir -p "$res"
+	case $label in base*) res=$WORK/results-base && mkdir -p "$res" ;; esac
 	exec 9>"$LOCK"
 	log "$label N=$n run $r: waiting for the bench lock"
 	flock 9
@@ -203,7 +203,10 @@ for n in $SIZES; do
 done
 use_artifacts small
 for n in $SMALL_SIZES; do
-	for r in $(seq "$RUNS"); do one_run small "$n" "$r"; done
+	for r in $(seq "$RUNS"); do
+		if [ -n "${RACK_BASE_BIN:-}" ]; then one_run base-small "$n" "$r" "$RACK_BASE_BIN"; fi
+		one_run small "$n" "$r"
+	done
 done
 use_artifacts big
 
@@ -259,12 +262,14 @@ if [ -n "${RACK_BASE_BIN:-}" ]; then
 		echo
 		echo "| hosts | this build | base | ratio (this / base) |"
 		echo "| --- | --- | --- | --- |"
-		for n in $SIZES; do
-			a=$(median_seconds "$WORK/results" big "$n")
-			b=$(median_seconds "$WORK/results-base" base "$n")
-			all_a=$(grep -h '"totalSeconds"' "$WORK/results"/load-big-"$n"-*.json | tr -dc '0-9.\n' | paste -sd' ')
-			all_b=$(grep -h '"totalSeconds"' "$WORK/results-base"/load-base-"$n"-*.json | tr -dc '0-9.\n' | paste -sd' ')
-			echo "| $n | $a s ($all_a) | $b s ($all_b) | $(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", a / b}') |"
+		for row in $(for n in $SIZES; do echo "big:$n"; done) $(for n in $SMALL_SIZES; do echo "small:$n"; done); do
+			l=${row%%:*} n=${row#*:} bl=base
+			[ "$l" = small ] && bl=base-small
+			a=$(median_seconds "$WORK/results" "$l" "$n")
+			b=$(median_seconds "$WORK/results-base" "$bl" "$n")
+			all_a=$(grep -h '"totalSeconds"' "$WORK/results"/load-"$l"-"$n"-*.json | tr -dc '0-9.\n' | paste -sd' ')
+			all_b=$(grep -h '"totalSeconds"' "$WORK/results-base"/load-"$bl"-"$n"-*.json | tr -dc '0-9.\n' | paste -sd' ')
+			echo "| $n ($l artifacts) | $a s ($all_a) | $b s ($all_b) | $(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", a / b}') |"
 		done
 		echo
 	} >>"$TAIL"
