@@ -1,6 +1,7 @@
 package faults
 
 import (
+	"bufio"
 	"fmt"
 	"net"
 	"net/http"
@@ -118,5 +119,46 @@ func TestSocketActivationRefused(t *testing.T) {
 		if p.Err() == nil || !strings.Contains(p.Output(), c.want) {
 			t.Errorf("serve %v: %v\n%s\nwant %q", c.args, p.Err(), p.Output(), c.want)
 		}
+	}
+}
+
+// TestSocketActivationSystemd: systemd's own implementation of the
+// protocol, systemd-socket-activate, starts serve on the socket it
+// opened (in a namespace of the test's own, so the fixed port it needs
+// is nobody else's) and serve answers on it: the names, count and pid
+// are read the way systemd passes them.
+func TestSocketActivationSystemd(t *testing.T) {
+	n := lab.NewNet(t, "sdact", "10.98.0.1/24")
+	s := newServer(t)
+	addr := net.JoinHostPort(n.ServerIP.String(), "8080")
+	p := lab.Start(t, n.NS, "systemd-socket-activate", "-l", addr, "--fdname=http",
+		binary, "serve", "--listen-address", n.ServerIP.String(), "--dhcp-mode", "off", "--tftp-port", "6969",
+		"--data-dir", s.dataDir, "--ipxe-dir", s.ipxeDir, "--log-format", "json")
+	// The tool execs serve on the first connection; that one waits in
+	// the backlog and is served.
+	var status string
+	p.WaitReady(t, "answering on "+addr, 15*time.Second, func() bool {
+		return lab.InNS(n.NS, func() error {
+			c, err := net.DialTimeout("tcp4", addr, time.Second)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			fmt.Fprintf(c, "GET /healthz HTTP/1.0\r\nHost: %s\r\n\r\n", addr)
+			r, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				return err
+			}
+			r.Body.Close()
+			status = r.Status
+			return nil
+		}) == nil
+	})
+	if status != "200 OK" {
+		t.Fatalf("/healthz on systemd's socket: %q", status)
+	}
+	if !p.WaitOutput(`"http":"`+addr+`"`, 5*time.Second) {
+		t.Fatalf("serve does not say it serves HTTP on %s:\n%s", addr, p.Output())
 	}
 }
