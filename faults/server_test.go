@@ -83,8 +83,11 @@ func (s *server) start() {
 	hf.Close() // the child has its copies, the harness its listeners
 	tf.Close()
 	s.t.Cleanup(s.Kill) // runs before lab's graceful Stop: a test's leftover server is killed
+	// Bounded: the harness holds the port, so a server that never serves
+	// leaves a request waiting in the backlog, not refused.
+	c := &http.Client{Timeout: time.Second}
 	s.WaitReady(s.t, "up", 15*time.Second, func() bool {
-		r, err := http.Get(s.url() + "/healthz")
+		r, err := c.Get(s.url() + "/healthz")
 		if err == nil {
 			r.Body.Close()
 		}
