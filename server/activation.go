@@ -79,22 +79,12 @@ func inherit(pid int, getenv func(string) string, first int) (Inherited, error) 
 	if err != nil || fds == 0 {
 		return Inherited{}, err
 	}
-	files := make([]*os.File, fds)
-	for i := range files {
-		fd := first + i
-		syscall.CloseOnExec(fd)
-		files[i] = os.NewFile(uintptr(fd), "LISTEN_FDS "+names[i])
-	}
-	// The net package dups each descriptor it wraps: close the originals
-	// on every path, so an error leaves nothing open.
-	defer func() {
-		for _, f := range files {
-			f.Close()
-		}
-	}()
 	var in Inherited
-	for i, f := range files {
-		if err := in.take(first+i, names[i], f); err != nil {
+	for i := range fds {
+		syscall.CloseOnExec(first + i) // as sd_listen_fds: never passed on by accident
+	}
+	for i := range fds {
+		if err := in.take(first+i, names[i]); err != nil {
 			in.Close()
 			return Inherited{}, err
 		}
@@ -154,7 +144,7 @@ func (k sockKind) String() string {
 func inspect(fd int) (sockKind, error) {
 	typ, err := syscall.GetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_TYPE)
 	if errors.Is(err, syscall.ENOTSOCK) {
-		return sockKind{}, errors.New("is not a socket")
+		return sockKind{}, errors.New("not a socket")
 	}
 	if err != nil {
 		return sockKind{}, err
@@ -170,7 +160,7 @@ func inspect(fd int) (sockKind, error) {
 	case *syscall.SockaddrInet6:
 		k.port = a.Port
 	default:
-		return sockKind{}, errors.New("is not an IPv4 or IPv6 socket")
+		return sockKind{}, errors.New("not an IPv4 or IPv6 socket")
 	}
 	switch typ {
 	case syscall.SOCK_STREAM:
@@ -179,7 +169,7 @@ func inspect(fd int) (sockKind, error) {
 		k.listening = err == nil && acc == 1
 	case syscall.SOCK_DGRAM:
 	default:
-		return sockKind{}, fmt.Errorf("is a socket of type %d, neither stream nor datagram", typ)
+		return sockKind{}, fmt.Errorf("a socket of type %d, neither stream nor datagram", typ)
 	}
 	return k, nil
 }
@@ -202,16 +192,21 @@ func role(name string, k sockKind) string {
 	return FDNameTFTP
 }
 
-// take wraps descriptor fd (file f, named name) into the role it serves.
-func (in *Inherited) take(fd int, name string, f *os.File) error {
+// take wraps descriptor fd, named name, into the role it serves and
+// closes fd (the net package serves on its own dup). A descriptor that
+// is not a socket is left alone: it may be anything of ours, and closing
+// it is not ours to do.
+func (in *Inherited) take(fd int, name string) error {
 	label := fmt.Sprintf("socket activation: fd %d", fd)
 	if name != "" {
 		label += fmt.Sprintf(" (%q)", name)
 	}
 	k, err := inspect(fd)
 	if err != nil {
-		return fmt.Errorf("%s %w", label, err)
+		return fmt.Errorf("%s: %w", label, err)
 	}
+	f := os.NewFile(uintptr(fd), "LISTEN_FDS "+name)
+	defer f.Close()
 	r := role(name, k)
 	if r == FDNameHTTP {
 		if !k.stream || !k.listening {

@@ -213,7 +213,7 @@ func TestInheritWrongKind(t *testing.T) {
 		{"tftp", func() []any { return []any{tcp(t)} }, `fd 600 ("tftp"): tftp wants a UDP socket, got a listening TCP socket on port`},
 		{"dhcp", func() []any { return []any{tcp(t)} }, `fd 600 ("dhcp"): dhcp wants a UDP socket`},
 		{"http", func() []any { return []any{conn.(*net.TCPConn)} }, `fd 600 ("http"): http wants a listening TCP socket, got a TCP socket on port`},
-		{"", func() []any { return []any{file} }, "fd 600 is not a socket"},
+		{"", func() []any { return []any{file} }, "fd 600: not a socket"},
 		{"tftp:tftp", func() []any { return []any{udp(t), udp(t)} }, `fd 601 ("tftp"): a second tftp socket`},
 		{"http:x", func() []any { return []any{tcp(t), tcp(t)} }, `fd 601 ("x"): a second http socket`},
 	} {
@@ -227,9 +227,9 @@ func TestInheritWrongKind(t *testing.T) {
 		if in.HTTP != nil || in.TFTP != nil {
 			t.Errorf("%q: sockets returned with the error", c.names)
 		}
-		for i := range socks {
-			if isOpen(first + i) {
-				t.Errorf("%q: fd %d still open after the error", c.names, first+i)
+		for i, s := range socks {
+			if _, file := s.(*os.File); isOpen(first+i) != file {
+				t.Errorf("%q: fd %d open after the error: %v; want only one that is no socket", c.names, first+i, isOpen(first+i))
 			}
 		}
 	}
