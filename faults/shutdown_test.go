@@ -75,6 +75,9 @@ func TestSIGTERMFinishesDownloads(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("server still running 15 s after SIGTERM")
 	}
+	// The harness holds the port like a socket unit: let go of it, and
+	// nothing (no copy the server handed a child) may answer there.
+	s.release()
 	if _, err := http.Get(s.url() + "/healthz"); err == nil {
 		t.Fatal("server still answers after shutdown")
 	}

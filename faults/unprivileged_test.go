@@ -175,17 +175,52 @@ func TestServiceUnitVerifies(t *testing.T) {
 		}
 	}
 	// verify checks that ExecStart's binary exists: point it at ours.
+	// The socket units are verified with the service they trigger.
 	dir := t.TempDir()
 	path := filepath.Join(dir, "stagehand.service")
 	must(t, os.WriteFile(path, bytes.ReplaceAll(unit, []byte("/usr/local/bin/stagehand"), []byte(binary)), 0o644))
-	out, err := exec.Command("systemd-analyze", "verify", path).CombinedOutput()
+	var sockets []string
+	for _, name := range []string{"stagehand.socket", "stagehand-dhcp.socket"} {
+		b, err := os.ReadFile("../examples/" + name)
+		must(t, err)
+		sockets = append(sockets, filepath.Join(dir, name))
+		must(t, os.WriteFile(sockets[len(sockets)-1], b, 0o644))
+	}
+	out, err := exec.Command("systemd-analyze", append([]string{"verify", path}, sockets...)...).CombinedOutput()
 	if err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
 	}
-	// And it would say so: a misspelt key is reported.
+	// And it would say so: a misspelt key is reported, in the service
+	// and in a socket unit.
 	must(t, os.WriteFile(path, append(bytes.ReplaceAll(unit, []byte("/usr/local/bin/stagehand"), []byte(binary)), "NoNewPrivilege=yes\n"...), 0o644))
 	if out, _ := exec.Command("systemd-analyze", "verify", path).CombinedOutput(); !bytes.Contains(out, []byte("NoNewPrivilege")) {
 		t.Errorf("systemd-analyze verify did not report a misspelt key: %q", out)
+	}
+	b, err := os.ReadFile(sockets[1])
+	must(t, err)
+	must(t, os.WriteFile(sockets[1], append(b, "BindToDevices=eth1\n"...), 0o644))
+	if out, _ := exec.Command("systemd-analyze", "verify", sockets[1]).CombinedOutput(); !bytes.Contains(out, []byte("BindToDevices")) {
+		t.Errorf("systemd-analyze verify did not report a misspelt key in a socket unit: %q", out)
+	}
+}
+
+// TestSocketUnitPorts: the example socket unit opens the ports the
+// example config names, since serve refuses an inherited socket on
+// another port than --http-port or --tftp-port.
+func TestSocketUnitPorts(t *testing.T) {
+	unit, err := os.ReadFile("../examples/stagehand.socket")
+	must(t, err)
+	conf, err := os.ReadFile("../examples/stagehand.yaml")
+	must(t, err)
+	for _, c := range []struct{ unitKey, confKey string }{{"ListenStream=", "http-port:"}, {"ListenDatagram=", "tftp-port:"}} {
+		listen := lineOf(string(unit), c.unitKey)
+		port := ""
+		if f := strings.Fields(strings.TrimPrefix(lineOf(string(conf), c.confKey), c.confKey)); len(f) > 0 {
+			port = f[0]
+		}
+		if listen == "" || port == "" || !strings.HasSuffix(listen, ":"+port) {
+			t.Errorf("examples/stagehand.socket has %q, examples/stagehand.yaml %s %q", listen, c.confKey, port)
+		}
 	}
 }
 

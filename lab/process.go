@@ -31,16 +31,44 @@ type Process struct {
 // test failed.
 func Start(t testing.TB, ns, name string, args ...string) *Process {
 	t.Helper()
-	p := &Process{name: filepath.Base(name), done: make(chan struct{})}
+	var cmd *exec.Cmd
+	if ns != "" {
+		cmd = exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...)
+	} else {
+		cmd = exec.Command(name, args...)
+	}
+	return start(t, name, cmd)
+}
+
+// StartActivated is Start for a server that takes its sockets from its
+// caller by socket activation (sd_listen_fds(3)), as systemd passes them:
+// socks become descriptors 3, 4, ..., named by names in LISTEN_FDNAMES.
+// The caller keeps its own copies open, as a socket unit does, so a
+// restart serves the same ports and nobody can take them meanwhile.
+//
+// LISTEN_PID must be the server's own pid, which systemd sets between
+// fork and exec; exec.Cmd has no such step, so the command runs as
+// sh -c 'LISTEN_PID=$$ exec "$0" "$@"': exec keeps sh's pid, so the
+// variable names the server and the server can check it as strictly as
+// sd_listen_fds does.
+func StartActivated(t testing.TB, socks []*os.File, names []string, name string, args ...string) *Process {
+	t.Helper()
+	if len(socks) != len(names) {
+		t.Fatalf("lab: %d sockets, %d names", len(socks), len(names))
+	}
+	cmd := exec.Command("sh", append([]string{"-c", `LISTEN_PID=$$ exec "$0" "$@"`, name}, args...)...)
+	cmd.ExtraFiles = socks
+	cmd.Env = append(os.Environ(), fmt.Sprintf("LISTEN_FDS=%d", len(socks)), "LISTEN_FDNAMES="+strings.Join(names, ":"))
+	return start(t, name, cmd)
+}
+
+func start(t testing.TB, name string, cmd *exec.Cmd) *Process {
+	t.Helper()
+	p := &Process{name: filepath.Base(name), done: make(chan struct{}), cmd: cmd}
 	p.LogPath = filepath.Join(t.TempDir(), p.name+".log")
 	f, err := os.Create(p.LogPath)
 	if err != nil {
 		t.Fatalf("lab: %v", err)
-	}
-	if ns != "" {
-		p.cmd = exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...)
-	} else {
-		p.cmd = exec.Command(name, args...)
 	}
 	p.cmd.Stdout, p.cmd.Stderr = f, f
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -59,8 +87,9 @@ func Start(t testing.TB, ns, name string, args ...string) *Process {
 	return p
 }
 
-// Pid is the process's ID. "ip netns exec" execs the command, so it is
-// the command's own (and that of whatever the command execs in turn).
+// Pid is the process's ID. "ip netns exec" and StartActivated's sh exec
+// the command, so it is the command's own (and that of whatever the
+// command execs in turn).
 func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
 // Output returns what the process has written so far.

@@ -158,29 +158,78 @@ func DHCPPorts(mode string) []int {
 // Listen binds what cfg asks for on addr: HTTP and TFTP, and the DHCP
 // ports of the mode on iface. On any error it closes what it had bound.
 func Listen(addr netip.Addr, iface string, httpPort, tftpPort int, dhcpMode string, log zerolog.Logger) (Listeners, error) {
-	var ls Listeners
-	var err error
-	host := addr.String()
-	if ls.HTTP, err = net.Listen("tcp4", net.JoinHostPort(host, fmt.Sprint(httpPort))); err != nil {
-		return Listeners{}, portError("HTTP", httpPort, host, err)
-	}
-	if ls.TFTP, err = net.ListenPacket("udp4", net.JoinHostPort(host, fmt.Sprint(tftpPort))); err != nil {
+	return Inherited{}.Listen(addr, iface, httpPort, tftpPort, dhcpMode, log)
+}
+
+// Listen is the package's Listen with the sockets in taken as given (an
+// inherited DHCP socket is used as is: systemd's BindToDevice= pins it)
+// and only the missing ones bound. It owns in from the call: on any
+// error it closes them with what it had bound. A DHCP socket the mode
+// does not serve, or a socket on another port than asked for, is an
+// error.
+func (in Inherited) Listen(addr netip.Addr, iface string, httpPort, tftpPort int, dhcpMode string, log zerolog.Logger) (Listeners, error) {
+	ls := Listeners{HTTP: in.HTTP, TFTP: in.TFTP}
+	given := map[int]net.PacketConn{67: in.DHCP, 4011: in.DHCPPXE}
+	fail := func(err error) (Listeners, error) {
 		ls.Close()
-		return Listeners{}, portError("TFTP", tftpPort, host, err)
+		for _, c := range given {
+			if c != nil {
+				c.Close()
+			}
+		}
+		return Listeners{}, err
+	}
+	if err := in.checkPorts(httpPort, tftpPort, dhcpMode); err != nil {
+		return fail(err)
+	}
+	host := addr.String()
+	var err error
+	if ls.HTTP == nil {
+		if ls.HTTP, err = net.Listen("tcp4", net.JoinHostPort(host, fmt.Sprint(httpPort))); err != nil {
+			return fail(portError("HTTP", httpPort, host, err))
+		}
+	}
+	if ls.TFTP == nil {
+		if ls.TFTP, err = net.ListenPacket("udp4", net.JoinHostPort(host, fmt.Sprint(tftpPort))); err != nil {
+			return fail(portError("TFTP", tftpPort, host, err))
+		}
 	}
 	for _, p := range DHCPPorts(dhcpMode) {
-		c, err := dhcp.ListenUDP(iface, p)
-		if err != nil {
-			ls.Close()
-			return Listeners{}, portError("DHCP", p, iface, err)
+		c := given[p]
+		delete(given, p)
+		if c == nil {
+			if c, err = dhcp.ListenUDP(iface, p); err != nil {
+				return fail(portError("DHCP", p, iface, err))
+			}
 		}
+		ls.DHCP = append(ls.DHCP, c)
 		if got := dhcp.ReceiveBuffer(c); got > 0 && got < dhcp.ReceiveBufferWanted {
 			log.Warn().Int("port", p).Int("bytes", got).Int("wanted", dhcp.ReceiveBufferWanted).
 				Msg("DHCP receive buffer is small, so a rack powering on at once may overflow it: give the server CAP_NET_ADMIN, or raise net.core.rmem_max to 4194304")
 		}
-		ls.DHCP = append(ls.DHCP, c)
 	}
 	return ls, nil
+}
+
+// checkPorts refuses inherited sockets that do not fit what the server
+// was told: the HTTP port is in every URL handed to hosts.
+func (in Inherited) checkPorts(httpPort, tftpPort int, dhcpMode string) error {
+	if p := in.HTTPPort(); in.HTTP != nil && p != httpPort {
+		return fmt.Errorf("socket activation: the inherited HTTP socket is on port %d, but the server was told port %d (--http-port)", p, httpPort)
+	}
+	if p := in.TFTPPort(); in.TFTP != nil && p != tftpPort {
+		return fmt.Errorf("socket activation: the inherited TFTP socket is on port %d, but the server was told port %d (--tftp-port)", p, tftpPort)
+	}
+	serves := map[int]bool{}
+	for _, p := range DHCPPorts(dhcpMode) {
+		serves[p] = true
+	}
+	for p, c := range map[int]net.PacketConn{67: in.DHCP, 4011: in.DHCPPXE} {
+		if c != nil && !serves[p] {
+			return fmt.Errorf("socket activation: an inherited DHCP socket for port %d, but DHCP mode %s does not serve it", p, dhcpMode)
+		}
+	}
+	return nil
 }
 
 // portError names the port when a bind fails for the usual reasons.

@@ -11,6 +11,10 @@
 //	                ▼
 //	        events.Recorder ──(batches)──▶ inventory.Store ──OnEvents──▶ events.Hub ──▶ /api/v1/events
 //
+// The caller opens the listeners, or a service manager does and passes
+// them by socket activation (InheritedFromEnv; Inherited.Listen binds
+// only what was not passed).
+//
 // Attribution (which host a TFTP transfer or an HTTP request comes from)
 // goes through one type, attribution, so the evidence it uses can change
 // in one place.

@@ -199,46 +199,93 @@ func (o *serveOpts) checkTFTP() error {
 	return nil
 }
 
-// runServe is `stagehand serve`: flags, then a checked Config, then the
-// sockets, then the server, which owns them from there on.
-func runServe(ctx context.Context, args []string) error { return serve(ctx, args, server.Listen) }
+// runServe is `stagehand serve`: the sockets a service manager passed
+// (socket activation), flags, then a checked Config, then the missing
+// sockets, then the server, which owns them all from there on.
+func runServe(ctx context.Context, args []string) error {
+	in, err := server.InheritedFromEnv()
+	if err != nil {
+		return err
+	}
+	return serve(ctx, args, in)
+}
 
-// listenFunc opens the server's sockets: server.Listen, or in tests
-// sockets opened beforehand.
-type listenFunc func(addr netip.Addr, iface string, httpPort, tftpPort int, dhcpMode string, log zerolog.Logger) (server.Listeners, error)
-
-func serve(ctx context.Context, args []string, listen listenFunc) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	o := serveFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	log, err := newLogger(o.logLevel, o.logFormat)
+// serve runs the server on the sockets in (tests open their own) and
+// binds the rest. It owns in: every path closes them or hands them on.
+func serve(ctx context.Context, args []string, in server.Inherited) error {
+	srv, log, err := newServe(args, in)
 	if err != nil {
-		return err
-	}
-	cfg, err := o.config(log)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(o.dataDir, 0o750); err != nil {
-		return fmt.Errorf("data dir %s: %w", o.dataDir, err)
-	}
-	token, err := loadToken(o.dataDir)
-	if err != nil {
-		return err
-	}
-	srv, err := server.New(cfg, token)
-	if err != nil {
+		in.Close()
 		return err
 	}
 	// Everything that can be checked has been: only now bind.
-	ls, err := listen(cfg.Addr, cfg.Interface, o.httpPort, o.tftpPort, cfg.DHCPMode, log)
+	ls, err := in.Listen(srv.cfg.Addr, srv.cfg.Interface, srv.httpPort, srv.tftpPort, srv.cfg.DHCPMode, log)
 	if err != nil {
 		srv.Close()
 		return err
 	}
 	return srv.Run(ctx, ls)
+}
+
+// built is a server ready to bind, with what binding needs.
+type built struct {
+	*server.Server
+	cfg                server.Config
+	httpPort, tftpPort int
+}
+
+func newServe(args []string, in server.Inherited) (built, zerolog.Logger, error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	o := serveFlags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return built{}, zerolog.Nop(), err
+	}
+	log, err := newLogger(o.logLevel, o.logFormat)
+	if err != nil {
+		return built{}, log, err
+	}
+	if err := o.inheritPorts(fs, in); err != nil {
+		return built{}, log, err
+	}
+	cfg, err := o.config(log)
+	if err != nil {
+		return built{}, log, err
+	}
+	if err := os.MkdirAll(o.dataDir, 0o750); err != nil {
+		return built{}, log, fmt.Errorf("data dir %s: %w", o.dataDir, err)
+	}
+	token, err := loadToken(o.dataDir)
+	if err != nil {
+		return built{}, log, err
+	}
+	srv, err := server.New(cfg, token)
+	if err != nil {
+		return built{}, log, err
+	}
+	return built{Server: srv, cfg: cfg, httpPort: o.httpPort, tftpPort: o.tftpPort}, log, nil
+}
+
+// inheritPorts takes the ports of inherited sockets: the socket unit is
+// the one place they are set. A --http-port or --tftp-port given (flag,
+// environment or config file) that names another port is refused, since
+// hosts would be sent to a port nobody serves.
+func (o *serveOpts) inheritPorts(fs *flag.FlagSet, in server.Inherited) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, p := range []struct {
+		flag      string
+		port      *int
+		inherited int
+	}{{"http-port", &o.httpPort, in.HTTPPort()}, {"tftp-port", &o.tftpPort, in.TFTPPort()}} {
+		if p.inherited == 0 {
+			continue
+		}
+		if given[p.flag] && *p.port != p.inherited {
+			return fmt.Errorf("--%s %d, but the socket passed by socket activation is on port %d: drop --%s or make them match", p.flag, *p.port, p.inherited, p.flag)
+		}
+		*p.port = p.inherited
+	}
+	return nil
 }
 
 // config turns the flags into a server.Config, refusing every value that

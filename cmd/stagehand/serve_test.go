@@ -6,14 +6,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/rs/zerolog"
 
 	"github.com/stagehand-dev/stagehand/api"
 	"github.com/stagehand-dev/stagehand/inventory"
@@ -142,9 +139,9 @@ func TestServeStartStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
-	given := func(_ netip.Addr, _ string, httpPort, _ int, _ string, _ zerolog.Logger) (server.Listeners, error) {
-		return server.Listeners{HTTP: ln, TFTP: tc}, nil
-	}
+	// As a service manager passes them: no --http-port, the socket's
+	// port is the one in the URLs.
+	given := server.Inherited{HTTP: ln, TFTP: tc}
 
 	data := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -154,7 +151,7 @@ func TestServeStartStop(t *testing.T) {
 	go func() {
 		defer close(stopped)
 		done <- serve(ctx, []string{"--listen-address", "127.0.0.1", "--dhcp-mode", "off",
-			"--http-port", fmt.Sprint(port), "--ipxe-dir", ipxeDir, "--data-dir", data, "--log-level", "error"}, given)
+			"--ipxe-dir", ipxeDir, "--data-dir", data, "--log-level", "error"}, given)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -224,50 +221,83 @@ func TestServeStartStop(t *testing.T) {
 
 // TestServeLateCheckFreesPorts: a serve that fails a check which used
 // to run after the HTTP and TFTP ports were bound (a bad --dhcp-range)
-// leaves both ports free. runServe binds by flag here, so the test must
-// learn two free ports first.
+// binds nothing, and closes the sockets it was given: their ports are
+// free again, and the data dir too.
 func TestServeLateCheckFreesPorts(t *testing.T) {
-	httpPort, tftpPort := freeTCPPort(t), freeUDPPort(t)
 	for _, bad := range [][]string{
 		{"--dhcp-mode", "full", "--dhcp-range", "10.0.0.9-10.0.0.1"},
 		{"--dhcp-mode", "full", "--dhcp-range", "127.0.0.100-127.0.0.120", "--dhcp-router", "router"},
 		{"--dhcp-mode", "full", "--dhcp-range", "127.0.0.100-127.0.0.120", "--dhcp-unknown-share", "0"},
 		{"--unknown-hosts", "nosuchprofile"},
 	} {
-		args := append([]string{"--listen-address", "127.0.0.1", "--http-port", fmt.Sprint(httpPort), "--tftp-port", fmt.Sprint(tftpPort),
-			"--ipxe-dir", fakeIPXEDir(t), "--data-dir", t.TempDir(), "--log-level", "error"}, bad...)
-		if err := runServe(t.Context(), args); err == nil {
+		in, httpAddr, tftpAddr := givenSockets(t)
+		data := t.TempDir()
+		args := append([]string{"--listen-address", "127.0.0.1", "--ipxe-dir", fakeIPXEDir(t), "--data-dir", data, "--log-level", "error"}, bad...)
+		if err := serve(t.Context(), args, in); err == nil {
 			t.Fatalf("serve %v started", bad)
 		}
-		ln, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", httpPort))
+		ln, err := net.Listen("tcp4", httpAddr)
 		if err != nil {
 			t.Fatalf("after serve %v failed, the HTTP port is still held: %v", bad, err)
 		}
 		ln.Close()
-		pc, err := net.ListenPacket("udp4", fmt.Sprintf("127.0.0.1:%d", tftpPort))
+		pc, err := net.ListenPacket("udp4", tftpAddr)
 		if err != nil {
 			t.Fatalf("after serve %v failed, the TFTP port is still held: %v", bad, err)
 		}
 		pc.Close()
+		st, err := inventory.Open(data, inventory.Options{LockTimeout: 100 * time.Millisecond})
+		if err != nil {
+			t.Fatalf("after serve %v failed, the data dir is still held: %v", bad, err)
+		}
+		st.Close()
 	}
 }
 
-func freeTCPPort(t *testing.T) int {
+// givenSockets opens HTTP and TFTP sockets on loopback, as a service
+// manager would before starting serve, and returns their addresses.
+func givenSockets(t *testing.T) (server.Inherited, string, string) {
 	t.Helper()
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
+		ln.Close()
 		t.Fatal(err)
 	}
-	defer pc.Close()
-	return pc.LocalAddr().(*net.UDPAddr).Port
+	return server.Inherited{HTTP: ln, TFTP: pc}, ln.Addr().String(), pc.LocalAddr().String()
+}
+
+// TestServeInheritedPorts: a --http-port or --tftp-port (flag,
+// environment or config file) that names another port than the socket
+// passed is refused before anything starts, and the sockets are closed.
+func TestServeInheritedPorts(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--http-port", "8080"}, nil, "--http-port 8080, but the socket passed by socket activation is on port"},
+		{[]string{"--tftp-port", "69"}, nil, "--tftp-port 69, but the socket passed by socket activation is on port"},
+		{nil, map[string]string{"STAGEHAND_HTTP_PORT": "8081"}, "--http-port 8081, but"},
+	} {
+		for k, v := range c.env {
+			t.Setenv(k, v)
+		}
+		in, httpAddr, _ := givenSockets(t)
+		args := append([]string{"--listen-address", "127.0.0.1", "--dhcp-mode", "off", "--ipxe-dir", fakeIPXEDir(t), "--data-dir", t.TempDir(), "--log-level", "error"}, c.args...)
+		if err := serve(t.Context(), args, in); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("serve %v %v: %v; want %q", c.args, c.env, err, c.want)
+		}
+		for k := range c.env {
+			os.Unsetenv(k)
+		}
+		ln, err := net.Listen("tcp4", httpAddr)
+		if err != nil {
+			t.Fatalf("serve %v %v: the passed HTTP socket is still open: %v", c.args, c.env, err)
+		}
+		ln.Close()
+	}
 }
