@@ -59,7 +59,7 @@ func wantRefused(t *testing.T, e *env, r resp, mac, ip string, before []inventor
 	}
 }
 
-// TestStage2Stranger is the attack from issue 9: from an address that
+// TestStage2Stranger is a stranger's theft of a host's secrets: from an address that
 // never did DHCP (a second loopback address), name a known host's MAC in
 // stage 2, take the token from the install script, fetch the user-data
 // and read the host's edgeHostToken. Under the default strict binding
