@@ -176,11 +176,7 @@ func (a *app) profileCommand() *cobra.Command {
 	updF.add(upd.Flags())
 	list := &cobra.Command{
 		Use: "list", Short: "list profiles", Args: nArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(c *client, _ []string) error {
 			var ps []inventory.Profile
 			if err := c.do(a.ctx, http.MethodGet, "/profiles", nil, &ps); err != nil {
 				return err
@@ -189,29 +185,21 @@ func (a *app) profileCommand() *cobra.Command {
 				ps = []inventory.Profile{}
 			}
 			return printProfiles(c, a.out, ps, false)
-		},
+		}),
 	}
 	show := &cobra.Command{
 		Use: "show NAME", Short: "one profile", Args: nArgs(1, "NAME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(c *client, args []string) error {
 			var p inventory.Profile
 			if err := c.do(a.ctx, http.MethodGet, "/profiles/"+url.PathEscape(args[0]), nil, &p); err != nil {
 				return err
 			}
 			return printProfiles(c, a.out, []inventory.Profile{p}, true)
-		},
+		}),
 	}
 	del := &cobra.Command{
 		Use: "delete NAME", Short: "delete a profile no host uses", Args: nArgs(1, "NAME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(c *client, args []string) error {
 			path := "/profiles/" + url.PathEscape(args[0])
 			var p inventory.Profile
 			if err := c.do(a.ctx, http.MethodGet, path, nil, &p); err != nil {
@@ -221,7 +209,7 @@ func (a *app) profileCommand() *cobra.Command {
 				return err
 			}
 			return a.printDeleted(c, "profile", p.Name, p)
-		},
+		}),
 	}
 	g.AddCommand(add, upd, list, show, del)
 	return g

@@ -88,17 +88,13 @@ func (a *app) hostListCommand() *cobra.Command {
 	var ff *filterFlags
 	cmd := &cobra.Command{
 		Use: "list [--state S] [--profile P] [--tag k=v] [--stalled]", Short: "list hosts", Args: nArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(c *client, _ []string) error {
 			var hs []api.HostView
 			if err := c.do(a.ctx, http.MethodGet, "/hosts"+ff.query(), nil, &hs); err != nil {
 				return err
 			}
 			return printHosts(c, a.out, hs, false)
-		},
+		}),
 	}
 	ff = addFilterFlags(cmd.Flags(), false)
 	return cmd
@@ -107,17 +103,13 @@ func (a *app) hostListCommand() *cobra.Command {
 func (a *app) hostShowCommand() *cobra.Command {
 	return &cobra.Command{
 		Use: "show MAC", Short: "the whole record of a host (secrets masked)", Args: nArgs(1, "MAC"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(c *client, args []string) error {
 			h, err := getHost(a.ctx, c, args[0])
 			if err != nil {
 				return err
 			}
 			return showHost(c, a.out, h)
-		},
+		}),
 	}
 }
 
@@ -125,11 +117,7 @@ func (a *app) hostUserdataCommand() *cobra.Command {
 	var secrets bool
 	cmd := &cobra.Command{
 		Use: "userdata MAC [--secrets]", Short: "the user-data the host's installer would get", Args: nArgs(1, "MAC"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(c *client, args []string) error {
 			path := "/hosts/" + url.PathEscape(args[0]) + "/userdata"
 			if secrets {
 				path += "?secrets=true"
@@ -143,7 +131,7 @@ func (a *app) hostUserdataCommand() *cobra.Command {
 			}
 			_, err = a.out.Write(raw)
 			return err
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&secrets, "secrets", false, "show secrets instead of masking them")
 	return cmd
@@ -155,11 +143,7 @@ func (a *app) hostReprovisionCommand() *cobra.Command {
 		Use:   "reprovision MAC | --state S | --profile P | --tag k=v | --all",
 		Short: "send hosts back to ready for a new install",
 		Args:  cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(c *client, args []string) error {
 			if len(args) == 0 {
 				if ff.query() == "" {
 					// The server would answer with its query syntax (all=true);
@@ -173,7 +157,7 @@ func (a *app) hostReprovisionCommand() *cobra.Command {
 				return err
 			}
 			return printHosts(c, a.out, []api.HostView{h}, true)
-		},
+		}),
 	}
 	ff = addFilterFlags(cmd.Flags(), true)
 	return cmd
@@ -182,11 +166,7 @@ func (a *app) hostReprovisionCommand() *cobra.Command {
 func (a *app) hostDeleteCommand() *cobra.Command {
 	return &cobra.Command{
 		Use: "delete MAC", Short: "delete a host and its events", Args: nArgs(1, "MAC"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(c *client, args []string) error {
 			h, err := getHost(a.ctx, c, args[0])
 			if err != nil {
 				return err
@@ -195,7 +175,7 @@ func (a *app) hostDeleteCommand() *cobra.Command {
 				return err
 			}
 			return a.printDeleted(c, "host", h.Ident(), maskSecrets(h))
-		},
+		}),
 	}
 }
 

@@ -56,11 +56,7 @@ func (a *app) hostImportCommand() *cobra.Command {
 		Use:   "import FILE.csv",
 		Short: "rack manifest: all rows or none (an export imports back)",
 		Args:  nArgs(1, "FILE.csv"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(c *client, args []string) error {
 			body, err := os.ReadFile(args[0])
 			if err != nil {
 				return err
@@ -79,7 +75,7 @@ func (a *app) hostImportCommand() *cobra.Command {
 			}
 			_, err = fmt.Fprintf(a.out, "imported %s: %d created, %d updated\n", args[0], res.Created, res.Updated)
 			return err
-		},
+		}),
 	}
 }
 

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/stagehand-dev/stagehand/api"
 )
 
@@ -36,6 +38,18 @@ func (a *app) checkOutput() error {
 }
 
 // client checks the global flags and returns an API client.
+// withClient is a command's RunE that needs an API client: it builds
+// the client from the global flags, then runs fn with it.
+func (a *app) withClient(fn func(c *client, args []string) error) func(*cobra.Command, []string) error {
+	return func(_ *cobra.Command, args []string) error {
+		c, err := a.client()
+		if err != nil {
+			return err
+		}
+		return fn(c, args)
+	}
+}
+
 func (a *app) client() (*client, error) {
 	if err := a.checkOutput(); err != nil {
 		return nil, err

@@ -106,11 +106,7 @@ func (a *app) hostEventsCommand() *cobra.Command {
 		Use:   "events MAC [--follow]",
 		Short: "a host's events; --follow keeps printing new ones as they happen",
 		Args:  nArgs(1, "MAC"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(c *client, args []string) error {
 			p := &eventPrinter{out: a.out, json: c.output == "json"}
 			if follow {
 				resp, err := c.openEvents(a.ctx, args[0], true)
@@ -145,7 +141,7 @@ func (a *app) hostEventsCommand() *cobra.Command {
 				}
 			}
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&follow, "follow", false, "after the stored events, print each new one until interrupted (with -o json: NDJSON)")
 	return cmd

@@ -217,11 +217,7 @@ func (w *watcher) stop(ctx context.Context) error {
 func (a *app) statusCommand() *cobra.Command {
 	return &cobra.Command{
 		Use: "status", Short: "counts by state; failed and stalled hosts named", Args: nArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(c *client, _ []string) error {
 			var st api.Status
 			if err := c.do(a.ctx, http.MethodGet, "/status", nil, &st); err != nil {
 				return err
@@ -245,6 +241,6 @@ func (a *app) statusCommand() *cobra.Command {
 				fmt.Fprintf(a.out, "stalled: %s\n", strings.Join(st.Stalled, ", "))
 			}
 			return nil
-		},
+		}),
 	}
 }
