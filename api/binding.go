@@ -17,7 +17,8 @@ import (
 // bindMAC reports whether the client at ip may speak for nic (the MAC it
 // named; mac is its host's key). Under MACBindingStrict it must be vouched
 // for by Config.Attrib; otherwise the client gets 403, the host (if known)
-// an event naming the address (one per address and refusalWindow), and
+// an event naming the address (one per address and refusalWindow,
+// through the recorder like every informational event), and
 // nothing else is written. A served
 // request is remembered as a claim, so the host's downloads that follow
 // are put on its record.
@@ -40,9 +41,7 @@ func (s *Server) bindMAC(w http.ResponseWriter, log *zerolog.Logger, nic, mac, i
 	why := fmt.Sprintf("no DHCP lease, overheard DHCP exchange or neighbour entry on the serving interface ties %s to %s", nic, ip)
 	log.Warn().Str("nic", nic).Msg("stage 2 refused: " + why)
 	if known && s.refused.first(mac, ip, s.cfg.Now()) {
-		if err := s.cfg.Store.AddEvent(mac, "stage2-refused", "request from "+ip+" refused: "+why); err != nil {
-			log.Error().Err(err).Msg("recording the refusal")
-		}
+		s.cfg.Events.Record(mac, "stage2-refused", "request from "+ip+" refused: "+why)
 	}
 	w.Header().Set("Content-Type", scriptType)
 	w.Header().Set("Cache-Control", "no-store")

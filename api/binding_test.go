@@ -26,6 +26,7 @@ func victim(e *env, mac string) {
 
 func (e *env) eventsOf(mac string) []inventory.Event {
 	e.t.Helper()
+	e.flush() // refusals are recorded through the recorder
 	ev, err := e.store.Events(mac)
 	if err != nil {
 		e.t.Fatal(err)
@@ -47,6 +48,7 @@ func wantRefused(t *testing.T, e *env, r resp, mac, ip string, before []inventor
 		t.Errorf("refusal body does not say why:\n%s", r.body)
 	}
 	e.unchanged(before)
+	e.flush()
 	got, err := e.store.Events(mac)
 	if err != nil {
 		t.Fatal(err)
