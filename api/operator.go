@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -388,6 +389,9 @@ type Status struct {
 	// Stalled and Failed name the hosts that need a person.
 	Stalled []string `json:"stalled"`
 	Failed  []string `json:"failed"`
+	// NextStall is when the next live, not yet stalled, attempt counts as
+	// stalled: the one change to this status that no event announces.
+	NextStall time.Time `json:"nextStall,omitzero"`
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
@@ -399,8 +403,12 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	st := Status{Total: len(hosts), ByState: map[string]int{}, Stalled: []string{}, Failed: []string{}}
 	for i, h := range hosts {
 		st.ByState[h.State.String()]++
-		if rows[i].Stalled {
+		at := rows[i].StallsAt
+		switch {
+		case rows[i].Stalled:
 			st.Stalled = append(st.Stalled, h.Ident())
+		case !at.IsZero() && (st.NextStall.IsZero() || at.Before(st.NextStall)):
+			st.NextStall = at
 		}
 		if h.State == inventory.StateFailed {
 			st.Failed = append(st.Failed, h.Ident())

@@ -378,14 +378,24 @@ func TestStatus(t *testing.T) {
 
 	r := e.op(http.MethodGet, "/status", "")
 	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(r.body, &raw); err != nil || len(raw) != 4 {
+	if err := json.Unmarshal(r.body, &raw); err != nil || len(raw) != 5 {
 		t.Fatalf("status body %s: %v", r.body, err)
 	}
 	if err := json.Unmarshal(r.body, &st); err != nil {
 		t.Fatal(err)
 	}
+	booting, err := e.store.Host("52:54:00:aa:00:02")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The booting host's attempt stalls an install timeout after it began:
+	// the instant a watcher wakes at, with no event to announce it.
 	want := api.Status{Total: 4, ByState: map[string]int{"ready": 1, "booting": 1, "installed": 1, "discovered": 1},
-		Stalled: []string{}, Failed: []string{}}
+		Stalled: []string{}, Failed: []string{}, NextStall: booting.BootAt.Add(inventory.DefaultInstallTimeout)}
+	if !st.NextStall.Equal(want.NextStall) {
+		t.Fatalf("nextStall = %v, want %v", st.NextStall, want.NextStall)
+	}
+	st.NextStall = want.NextStall // same instant; the JSON round trip drops the monotonic reading
 	if !reflect.DeepEqual(st, want) {
 		t.Fatalf("status = %+v, want %+v", st, want)
 	}

@@ -28,18 +28,32 @@ func (p Profile) InstallTimeout() time.Duration {
 // Stalled reports whether h's attempt has run longer than timeout:
 // booting or installing with no word from the installer.
 func Stalled(h Host, timeout time.Duration, now time.Time) bool {
-	return h.State.Live() && !h.BootAt.IsZero() && now.Sub(h.BootAt) > timeout
+	at := StallsAt(h, timeout)
+	return !at.IsZero() && now.After(at)
+}
+
+// StallsAt is when h's live attempt counts as stalled if the installer
+// stays silent; zero when h has no live attempt. A stall is time passing,
+// not an event, so a follower of the event stream wakes at this instant
+// instead of polling.
+func StallsAt(h Host, timeout time.Duration) time.Time {
+	if !h.State.Live() || h.BootAt.IsZero() {
+		return time.Time{}
+	}
+	return h.BootAt.Add(timeout)
 }
 
 // ReportRow is one host in the ready-to-ship report.
 type ReportRow struct {
-	MAC             string    `json:"mac"`
-	Name            string    `json:"name,omitempty"`
-	Serial          string    `json:"serial,omitempty"`       // from the manifest
-	SMBIOSSerial    string    `json:"smbiosSerial,omitempty"` // as the host reported it
-	Profile         string    `json:"profile,omitempty"`
-	State           string    `json:"state"`
-	Stalled         bool      `json:"stalled"`
+	MAC          string `json:"mac"`
+	Name         string `json:"name,omitempty"`
+	Serial       string `json:"serial,omitempty"`       // from the manifest
+	SMBIOSSerial string `json:"smbiosSerial,omitempty"` // as the host reported it
+	Profile      string `json:"profile,omitempty"`
+	State        string `json:"state"`
+	Stalled      bool   `json:"stalled"`
+	// StallsAt is when a live attempt counts as stalled (StallsAt).
+	StallsAt        time.Time `json:"stallsAt,omitzero"`
 	Attempt         int       `json:"attempt"`
 	FirstBoot       time.Time `json:"firstBoot,omitzero"`
 	InstalledAt     time.Time `json:"installedAt,omitzero"`
@@ -72,7 +86,7 @@ func Report(hosts []Host, profiles []Profile, now time.Time) []ReportRow {
 		}
 		r := ReportRow{
 			MAC: h.MAC, Name: h.Name, Serial: h.Serial, SMBIOSSerial: h.Facts.Serial, Profile: h.Profile,
-			State: h.State.String(), Stalled: Stalled(h, to, now), Attempt: h.Attempt,
+			State: h.State.String(), Stalled: Stalled(h, to, now), StallsAt: StallsAt(h, to), Attempt: h.Attempt,
 			FirstBoot: h.FirstBootAt, LastIP: h.LastIP, FailedMessage: h.FailedMsg, DHCPAddress: h.DHCPAddress, OtherMACs: h.OtherMACs, host: h,
 		}
 		if h.State == StateInstalled {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -369,9 +370,9 @@ func TestCLIEventsFollow(t *testing.T) {
 	}
 }
 
-// watch ends on an event, not on a poll: with the safety refresh 30s
-// away and no poll in between, only the stream can tell it the rack is
-// done before the timeout.
+// watch ends on an event, not on a poll: with no live attempt there is
+// no stall to wake for, so only the stream can tell it the rack is done
+// before the timeout.
 func TestCLIWatchFollowsStream(t *testing.T) {
 	rs := newRackServer(t)
 	rs.profile("edge")
@@ -391,6 +392,57 @@ func TestCLIWatchFollowsStream(t *testing.T) {
 	if !strings.Contains(out.String(), "1/1 installed") {
 		t.Fatalf("watch printed:\n%s", out.String())
 	}
+}
+
+// A stall is time passing, not an event: watch wakes at the instant the
+// status names (nextStall) and shows the host stalled with no event and
+// no poll; it then still ends on the install's event.
+func TestCLIWatchWakesForAStall(t *testing.T) {
+	rs := newRackServer(t)
+	rs.profile("edge", "--install-timeout", "1s")
+	mustCLI(t, rs.with("host", "add", cm1, "--profile", "edge")...)
+	tok := rs.boot(cm1)
+	out := &lockedBuilder{}
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		done <- run(ctx, rs.with("watch", "--interval", "50ms", "--timeout", "25s"), out)
+	}()
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(out.String(), "1 stalled"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("watch never showed the stall:\n%s", out.String())
+		}
+	}
+	res, err := http.Post(rs.url+"/callback/"+tok+"/done", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("watch: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "1/1 installed") {
+		t.Fatalf("watch printed:\n%s", out.String())
+	}
+}
+
+// lockedBuilder is a strings.Builder a command writes while the test reads.
+type lockedBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuilder) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuilder) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // Operator commands read STAGEHAND_<FLAG> and the --config YAML file, a

@@ -63,11 +63,6 @@ func (p progress) line(width int) string {
 	return b.String()
 }
 
-// safetyRefresh is how often watch looks at the rack while no event
-// arrives: a stall is a matter of time passing, not an event, and a
-// server that dropped events for this subscriber says so only once.
-const safetyRefresh = 30 * time.Second
-
 func (a *app) watchCommand() *cobra.Command {
 	var interval, timeout time.Duration
 	cmd := &cobra.Command{
@@ -75,10 +70,10 @@ func (a *app) watchCommand() *cobra.Command {
 		Short: "live progress until every host is installed or failed",
 		Long: `Live progress of the rack until every host is installed or failed.
 watch follows the server's event stream and re-reads the status when events
-arrive, at most once per --interval (bursts coalesce), plus a slow safety
-refresh every 30s while nothing happens (stalls are time passing, not
-events). It ends with an error naming the failed hosts, if any, or after
---timeout.`,
+arrive, at most once per --interval (bursts coalesce), and once more at the
+instant the status says the next live attempt stalls (a stall is time
+passing, not an event). It never polls. It ends with an error naming the
+failed hosts, if any, or after --timeout.`,
 		Args: nArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := a.client()
@@ -108,6 +103,9 @@ type watcher struct {
 	tty      bool
 	last     string
 	p        progress
+	// nextStall is the last status's NextStall: the one change no event
+	// announces.
+	nextStall time.Time
 }
 
 func (w *watcher) run(ctx context.Context) error {
@@ -120,14 +118,15 @@ func (w *watcher) run(ctx context.Context) error {
 	streamCtx, endStream := context.WithCancel(ctx)
 	defer endStream()
 	go w.follow(streamCtx, poke)
-	safety := time.NewTicker(safetyRefresh)
-	defer safety.Stop()
+	stall := time.NewTimer(0)
+	defer stall.Stop()
 	last := time.Now()
 	for {
+		w.armStall(stall)
 		select {
 		case <-ctx.Done():
 			return w.stop(ctx)
-		case <-safety.C:
+		case <-stall.C:
 		case <-poke:
 			// Coalesce a burst: the next read waits out the interval.
 			if wait := w.interval - time.Since(last); wait > 0 {
@@ -146,6 +145,16 @@ func (w *watcher) run(ctx context.Context) error {
 		if done, err := w.refresh(ctx); done || err != nil {
 			return err
 		}
+	}
+}
+
+// armStall sets t to fire when the next live attempt stalls, or stops
+// it when none is live.
+func (w *watcher) armStall(t *time.Timer) {
+	t.Stop()
+	if !w.nextStall.IsZero() {
+		// Past the instant by a little, so the server's clock agrees.
+		t.Reset(time.Until(w.nextStall) + 50*time.Millisecond)
 	}
 }
 
@@ -185,6 +194,7 @@ func (w *watcher) refresh(ctx context.Context) (bool, error) {
 		return true, err
 	}
 	w.p = summarize(st)
+	w.nextStall = st.NextStall
 	l := w.p.line(30)
 	switch {
 	case w.c.output == "json":
