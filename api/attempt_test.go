@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/stagehand-dev/stagehand/api"
+	"github.com/stagehand-dev/stagehand/internal/testbuf"
 	"github.com/stagehand-dev/stagehand/inventory"
 )
 
@@ -145,8 +146,8 @@ func TestDeadTokensOverHTTP(t *testing.T) {
 // address, end to end over real sockets from two source addresses.
 func TestUserDataIPBinding(t *testing.T) {
 	const macA, macB = "52:54:00:aa:00:0a", "52:54:00:aa:00:0b"
-	setup := func(t *testing.T, bind bool) (*env, *lockedBuffer, string, string) {
-		var logs lockedBuffer
+	setup := func(t *testing.T, bind bool) (*env, *testbuf.Buffer, string, string) {
+		var logs testbuf.Buffer
 		e := newEnv(t, func(c *api.Config) {
 			c.BindUserDataToIP = bind
 			c.Log = zerolog.New(zerolog.MultiLevelWriter(&logs, zerolog.NewTestWriter(t)))

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/stagehand-dev/stagehand/api"
+	"github.com/stagehand-dev/stagehand/internal/testbuf"
 	"github.com/stagehand-dev/stagehand/ipxe"
 )
 
@@ -20,7 +21,7 @@ import (
 // reprovision), and looks for the site secret, a user's password, the
 // install tokens and the operator token.
 func TestLogsCarryNoSecrets(t *testing.T) {
-	var logs lockedBuffer
+	var logs testbuf.Buffer
 	const (
 		secret = "SEKRET-edge-host-token-4711"
 		passwd = "PASSWD-kairos-0815"

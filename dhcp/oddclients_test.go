@@ -1,7 +1,6 @@
 package dhcp
 
 import (
-	"bytes"
 	"net"
 	"net/netip"
 	"strings"
@@ -12,6 +11,8 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/rs/zerolog"
+
+	"github.com/stagehand-dev/stagehand/internal/testbuf"
 )
 
 // Odd and hostile clients against a full-mode Server on loopback.
@@ -65,24 +66,6 @@ func (h *fakeHosts) ReservedFor(a netip.Addr) net.HardwareAddr {
 		}
 	}
 	return nil
-}
-
-// syncBuffer collects log lines written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) count(s string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.Count(b.b.String(), s)
 }
 
 func oneAddress(cfg Config) Config {
@@ -244,7 +227,7 @@ func TestFullExhaustionKnownHostsServed(t *testing.T) {
 		known = append(known, withMAC(base, i))
 		hosts.set(known[len(known)-1].ClientHWAddr, "")
 	}
-	logs := &syncBuffer{}
+	logs := &testbuf.Buffer{}
 	l := startLab(t, cfg, newTestClock().hook(), func(s *Server) { s.log = zerolog.New(logs).Level(zerolog.WarnLevel) })
 
 	const flood = 2000
@@ -317,7 +300,7 @@ func TestFullExhaustionKnownHostsServed(t *testing.T) {
 		t.Errorf("stats = %+v", st)
 	}
 	// One warning for the whole flood (rate-limited), one for the exhausted pool.
-	if n, m := logs.count("hold their share of the pool"), logs.count("address pool exhausted"); n != 1 || m != 0 {
+	if n, m := strings.Count(logs.String(), "hold their share of the pool"), strings.Count(logs.String(), "address pool exhausted"); n != 1 || m != 0 {
 		t.Errorf("warnings: %d unknown-share, %d exhausted; want 1 and 0 (the second comes within the minute)", n, m)
 	}
 }

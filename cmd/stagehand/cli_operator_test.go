@@ -10,10 +10,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/stagehand-dev/stagehand/internal/testbuf"
 	"github.com/stagehand-dev/stagehand/inventory"
 )
 
@@ -402,7 +402,7 @@ func TestCLIWatchWakesForAStall(t *testing.T) {
 	rs.profile("edge", "--install-timeout", "1s")
 	mustCLI(t, rs.with("host", "add", cm1, "--profile", "edge")...)
 	tok := rs.boot(cm1)
-	out := &lockedBuilder{}
+	out := &testbuf.Buffer{}
 	done := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -425,24 +425,6 @@ func TestCLIWatchWakesForAStall(t *testing.T) {
 	if !strings.Contains(out.String(), "1/1 installed") {
 		t.Fatalf("watch printed:\n%s", out.String())
 	}
-}
-
-// lockedBuilder is a strings.Builder a command writes while the test reads.
-type lockedBuilder struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuilder) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuilder) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // Operator commands read STAGEHAND_<FLAG> and the --config YAML file, a
