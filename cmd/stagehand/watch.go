@@ -152,10 +152,14 @@ func (w *watcher) run(ctx context.Context) error {
 // it when none is live.
 func (w *watcher) armStall(t *time.Timer) {
 	t.Stop()
-	if !w.nextStall.IsZero() {
-		// Past the instant by a little, so the server's clock agrees.
-		t.Reset(time.Until(w.nextStall) + 50*time.Millisecond)
+	if w.nextStall.IsZero() {
+		return
 	}
+	// Past the instant by a little, so the server's clock agrees; never
+	// sooner than an interval, so a client clock ahead of the server's
+	// (the status then names an instant already past here) costs one
+	// read per interval, not a loop.
+	t.Reset(max(time.Until(w.nextStall)+50*time.Millisecond, w.interval))
 }
 
 // follow keeps the event stream open, poking on every event and on each
