@@ -36,8 +36,8 @@ type Server struct {
 	dhcp   *dhcp.Server      // nil with DHCP off
 	// dhcpLog picks the DHCP replies worth a host event.
 	dhcpLog *dhcpJournal
-	tftp   *tftp.Server
-	http   *http.Server
+	tftp    *tftp.Server
+	http    *http.Server
 
 	closeOnce sync.Once
 }
