@@ -34,10 +34,11 @@ type Server struct {
 	who    *attrib.Index     // who is at which address: stage 2's binding, TFTP and artifact attribution
 	leases attrib.LeaseTable // full mode: attribution's in-memory view of the leases
 	dhcp   *dhcp.Server      // nil with DHCP off
+	tftp   *tftp.Server
+	http   *http.Server
+
 	// dhcpLog picks the DHCP replies worth a host event.
 	dhcpLog *dhcpJournal
-	tftp    *tftp.Server
-	http    *http.Server
 
 	closeOnce sync.Once
 }
