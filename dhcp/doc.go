@@ -55,7 +55,7 @@
 //     reply not relayed is broadcast.
 //   - A RELEASE is accepted only unicast from the address it releases
 //     (§4.4.4), not relayed; a DECLINE passes the Policy and only for the
-//     client's pending offer or a lease ACKed in the last 30 s, and one MAC
+//     client's pending offer or a lease ACKed in the last 10 s, and one MAC
 //     keeps at most two addresses in quarantine (declined addresses of
 //     unknown clients count against their share). Anything else leaves
 //     the stored lease and the pool alone.

@@ -19,14 +19,16 @@ const (
 
 // A DECLINE is believed only for the address the client is in the middle
 // of getting: a pending offer, or a lease ACKed at most declineWindow ago.
-// A client probes an address right after the ACK (RFC 2131 §4.4.1; RFC
-// 5227's probes take under 10 s), so a DECLINE of a lease of old is
-// forged. And one MAC may keep at most maxDeclinesPerMAC addresses in
+// A client probes an address right after the ACK (RFC 2131 §4.4.1): RFC
+// 5227's probes end within 9 s (PROBE_WAIT 1 s, three probes up to 2 s
+// apart, ANNOUNCE_WAIT 2 s), busybox udhcpc's arping within 2 s. A
+// DECLINE of a lease of old is forged; the shorter the window, the less
+// a forger watching the exchange can do. And one MAC may keep at most maxDeclinesPerMAC addresses in
 // quarantine at once: a host's MAC is in every broadcast it sends, so a
 // stranger can forge it, and each DECLINE would otherwise take an address
 // for declineHold.
 const (
-	declineWindow     = 30 * time.Second
+	declineWindow     = 10 * time.Second
 	maxDeclinesPerMAC = 2
 )
 

@@ -191,3 +191,44 @@ func TestPoolUnknownShare(t *testing.T) {
 		t.Errorf("held %d after release, want 2", p.unknownHeld)
 	}
 }
+
+// A DECLINE is taken for a pending offer or a lease ACKed within
+// declineWindow, not for a lapsed offer or an older lease; a MAC holds
+// at most maxDeclinesPerMAC live quarantines.
+func TestPoolDeclineWindow(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := newPool(netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.10"))
+	a, _ := p.offer(mac(1), netip.Addr{}, t0)
+	if r := p.decline(mac(1), a, t0.Add(offerHold+time.Second)); r != declineNotHeld {
+		t.Errorf("lapsed offer: %v", r)
+	}
+	a, _ = p.offer(mac(1), netip.Addr{}, t0)
+	p.bind(mac(1), a, t0.Add(time.Hour), "", t0)
+	if r := p.decline(mac(1), a, t0.Add(declineWindow+time.Second)); r != declineNotHeld {
+		t.Errorf("lease ACKed before the window: %v", r)
+	}
+	if r := p.decline(mac(1), a, t0.Add(declineWindow)); r != declineOK {
+		t.Errorf("lease ACKed within the window: %v", r)
+	}
+	b, _ := p.offer(mac(1), netip.Addr{}, t0)
+	if r := p.decline(mac(1), b, t0); r != declineOK {
+		t.Errorf("second: %v", r)
+	}
+	c, _ := p.offer(mac(1), netip.Addr{}, t0)
+	if r := p.decline(mac(1), c, t0); r != declineCapped {
+		t.Errorf("third: %v, want capped", r)
+	}
+	t1 := t0.Add(declineHold + time.Second)
+	c, _ = p.offer(mac(1), netip.Addr{}, t1)
+	if r := p.decline(mac(1), c, t1); r != declineOK || len(p.declined[keyOf(mac(1))]) != 3 {
+		t.Errorf("after the first two lapsed: %v, listed %v", r, p.declined[keyOf(mac(1))])
+	}
+	// Reusing a lapsed quarantine (b's) takes it off the MAC's list; a's
+	// (declined at the window's end) and c's are live.
+	for b := byte(2); b < 11; b++ { // the nine usable slots
+		p.offer(mac(b), netip.Addr{}, t1)
+	}
+	if n := len(p.declined[keyOf(mac(1))]); n != 2 {
+		t.Errorf("%d quarantines listed after reuse, want 2", n)
+	}
+}
