@@ -315,11 +315,10 @@ func (p *pool) reserve(i uint32, k hwKey, unknown bool, now time.Time) {
 // holds it for the time a LeaseStore write takes, so an expired lease
 // cannot be reclaimed by another client meanwhile.
 func (p *pool) check(mac net.HardwareAddr, a netip.Addr, now time.Time) bool {
-	k := keyOf(mac)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	i, ok := p.byMAC[k]
-	if !ok || p.addr(i) != a {
+	i, ok := p.holding(keyOf(mac), a)
+	if !ok {
 		return false
 	}
 	if s := &p.slots[i]; s.until.Before(now.Add(offerHold)) {
@@ -377,7 +376,7 @@ func (p *pool) forget(mac net.HardwareAddr) {
 
 // release frees a if it is mac's; it reports whether it was.
 func (p *pool) release(mac net.HardwareAddr, a netip.Addr) bool {
-	return p.unbind(mac, a, slot{})
+	return p.unbind(mac, a, func(hwKey, *slot) (slot, bool) { return slot{}, true })
 }
 
 // What decline did.
@@ -397,44 +396,54 @@ const (
 // quarantined addresses. The quarantine counts against the unknown
 // share when mac is unknown.
 func (p *pool) decline(mac net.HardwareAddr, a netip.Addr, now time.Time) declineResult {
-	k := keyOf(mac)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	i, ok := p.byMAC[k]
-	if !ok || p.addr(i) != a {
-		return declineNotHeld
-	}
-	s := &p.slots[i]
-	pending := s.state == slotOffered && !now.After(s.until)
-	justAcked := s.state == slotLeased && !s.acked.IsZero() && now.Sub(s.acked) <= declineWindow
-	if !pending && !justAcked {
-		return declineNotHeld
-	}
-	held := 0
-	for _, j := range p.declined[k] {
-		if !now.After(p.slots[j].until) {
-			held++
+	r := declineNotHeld
+	p.unbind(mac, a, func(k hwKey, s *slot) (slot, bool) {
+		pending := s.state == slotOffered && !now.After(s.until)
+		justAcked := s.state == slotLeased && !s.acked.IsZero() && now.Sub(s.acked) <= declineWindow
+		if !pending && !justAcked {
+			return slot{}, false
 		}
-	}
-	if held >= maxDeclinesPerMAC {
-		return declineCapped
-	}
-	p.set(i, slot{state: slotDeclined, mac: k, until: now.Add(declineHold), unknown: s.unknown})
-	delete(p.byMAC, k)
-	return declineOK
+		held := 0
+		for _, j := range p.declined[k] {
+			if !now.After(p.slots[j].until) {
+				held++
+			}
+		}
+		if held >= maxDeclinesPerMAC {
+			r = declineCapped
+			return slot{}, false
+		}
+		r = declineOK
+		return slot{state: slotDeclined, mac: k, until: now.Add(declineHold), unknown: s.unknown}, true
+	})
+	return r
 }
 
-func (p *pool) unbind(mac net.HardwareAddr, a netip.Addr, next slot) bool {
+// unbind replaces the slot of mac's offer or lease on a with what next
+// makes of it, unless next declines; it reports whether it did. next runs
+// with p.mu held.
+func (p *pool) unbind(mac net.HardwareAddr, a netip.Addr, next func(k hwKey, s *slot) (slot, bool)) bool {
 	k := keyOf(mac)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	i, ok := p.byMAC[k]
-	if !ok || p.addr(i) != a {
+	i, ok := p.holding(k, a)
+	if !ok {
 		return false
 	}
-	p.set(i, next)
+	n, ok := next(k, &p.slots[i])
+	if !ok {
+		return false
+	}
+	p.set(i, n)
 	delete(p.byMAC, k)
 	return true
+}
+
+// holding returns the slot of k's offer or lease if its address is a.
+// Called with p.mu held.
+func (p *pool) holding(k hwKey, a netip.Addr) (uint32, bool) {
+	i, ok := p.byMAC[k]
+	return i, ok && p.addr(i) == a
 }
 
 // hashMAC is FNV-1a, inline to stay allocation-free.
