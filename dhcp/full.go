@@ -190,7 +190,14 @@ func (x *exchange) request() {
 		x.log.Error().Err(err).Stringer("mac", x.c.MAC).Stringer("ip", a).Msg("dhcp: storing lease failed, no ACK sent")
 		return
 	}
-	x.s.pool.bindAs(x.c.MAC, a, l.Expiry, l.Hostname, !known, now)
+	// A client probes (and may DECLINE) an address it is given, not one
+	// it renews and has used all along (§4.4.1): a renewal's ACK opens
+	// no declineWindow.
+	acked := now
+	if renewing(x.req) {
+		acked = time.Time{}
+	}
+	x.s.pool.bindAs(x.c.MAC, a, l.Expiry, l.Hostname, !known, acked)
 	x.send(dhcpv4.MessageTypeAck, a.AsSlice())
 }
 

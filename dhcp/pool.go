@@ -335,7 +335,7 @@ func (p *pool) bind(mac net.HardwareAddr, a netip.Addr, expiry time.Time, hostna
 }
 
 // bindAs is bind for a client the inventory may not know; now is the
-// ACK's time, which opens the client's declineWindow.
+// ACK's time, which opens the client's declineWindow (zero: none).
 func (p *pool) bindAs(mac net.HardwareAddr, a netip.Addr, expiry time.Time, hostname string, unknown bool, now time.Time) {
 	k := keyOf(mac)
 	p.mu.Lock()

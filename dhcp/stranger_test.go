@@ -132,6 +132,26 @@ func TestFullForgedDecline(t *testing.T) {
 	if r := l.renew(host, a); r.MessageType() != dhcpv4.MessageTypeAck || !r.YourIPAddr.Equal(a) {
 		t.Fatalf("renewal after a forged DECLINE: %v", r.Summary())
 	}
+	// A renewal opens no window: the host has used the address all along.
+	l.expectNothing(l.dhcp, declineOf(host, a, cfg.ServerIP).ToBytes())
+	if st := l.stats(func(st Stats) bool { return st.DeclinesRefused == 2 }); st.DeclinesRefused != 2 || st.Declines != 0 {
+		t.Fatalf("DECLINE right after a renewal: stats = %+v", st)
+	}
+	if _, ok := store.Lease(host.ClientHWAddr); !ok {
+		t.Fatal("lease deleted by a DECLINE right after a renewal")
+	}
+
+	// A host that finds the address it was just given in use declines
+	// it: believed, the lease goes.
+	fresh := withMAC(base, 4)
+	hosts.set(fresh.ClientHWAddr, "")
+	l.expectNothing(l.dhcp, declineOf(fresh, l.leased(fresh), cfg.ServerIP).ToBytes())
+	if st := l.stats(func(st Stats) bool { return st.Declines == 1 }); st.Declines != 1 {
+		t.Fatalf("DECLINE right after the ACK: stats = %+v", st)
+	}
+	if _, ok := store.Lease(fresh.ClientHWAddr); ok {
+		t.Fatal("declined lease still stored")
+	}
 
 	// A known MAC declines every offer: two addresses go into quarantine,
 	// then its DECLINEs are refused and it keeps its offer.
@@ -140,17 +160,17 @@ func TestFullForgedDecline(t *testing.T) {
 		o := l.expect(l.dhcp, forger)
 		l.send(l.dhcp, declineOf(forger, o.YourIPAddr, cfg.ServerIP).ToBytes())
 		quarantined = append(quarantined, o.YourIPAddr.String())
-		l.stats(func(st Stats) bool { return st.Declines+st.DeclinesCapped == uint64(len(quarantined)) })
+		l.stats(func(st Stats) bool { return st.Declines-1+st.DeclinesCapped == uint64(len(quarantined)) })
 	}
 	st := l.s.Stats()
-	if st.Declines != maxDeclinesPerMAC || st.DeclinesCapped != 8-maxDeclinesPerMAC {
-		t.Fatalf("declines %d, capped %d; want %d, %d (addresses %v)", st.Declines, st.DeclinesCapped, maxDeclinesPerMAC, 8-maxDeclinesPerMAC, quarantined)
+	if st.Declines-1 != maxDeclinesPerMAC || st.DeclinesCapped != 8-maxDeclinesPerMAC {
+		t.Fatalf("the forger's declines %d, capped %d; want %d, %d (addresses %v)", st.Declines-1, st.DeclinesCapped, maxDeclinesPerMAC, 8-maxDeclinesPerMAC, quarantined)
 	}
 	if n := strings.Count(logs.String(), "quota of quarantined"); n != 1 {
 		t.Errorf("%d quota warnings, want 1:\n%s", n, logs.String())
 	}
-	// Seven addresses remain for the others: the forger's offer, the
-	// host's lease and five free.
+	// Of ten addresses, three are quarantined, one is the forger's offer
+	// and one the host's lease: five remain for the others.
 	for b := byte(10); b < 15; b++ {
 		d := withMAC(base, b)
 		hosts.set(d.ClientHWAddr, "")
@@ -160,7 +180,7 @@ func TestFullForgedDecline(t *testing.T) {
 	clock.add(declineHold + time.Second)
 	o := l.expect(l.dhcp, forger)
 	l.send(l.dhcp, declineOf(forger, o.YourIPAddr, cfg.ServerIP).ToBytes())
-	if st := l.stats(func(st Stats) bool { return st.Declines == maxDeclinesPerMAC+1 }); st.Declines != maxDeclinesPerMAC+1 {
+	if st := l.stats(func(st Stats) bool { return st.Declines == maxDeclinesPerMAC+2 }); st.Declines != maxDeclinesPerMAC+2 {
 		t.Errorf("after the quarantine lapsed: stats = %+v", st)
 	}
 }
@@ -179,7 +199,7 @@ func TestFullDeclineCountsAgainstUnknownShare(t *testing.T) {
 	for b := byte(100); b < 140; b++ {
 		d := withMAC(base, b)
 		l.send(l.dhcp, d.ToBytes())
-		if o := l.recv(300 * time.Millisecond); o != nil {
+		if o := l.recv(100 * time.Millisecond); o != nil {
 			l.send(l.dhcp, declineOf(d, o.YourIPAddr, cfg.ServerIP).ToBytes())
 		}
 	}
