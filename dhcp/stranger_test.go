@@ -197,10 +197,11 @@ func TestFullDeclineCountsAgainstUnknownShare(t *testing.T) {
 	l := startLab(t, cfg, newTestClock().hook())
 	base := loadPacket(t, "nonpxe-discover")
 	for b := byte(100); b < 140; b++ {
-		d := withMAC(base, b)
-		l.send(l.dhcp, d.ToBytes())
+		l.send(l.dhcp, withMAC(base, b).ToBytes())
+		// Each offer is declined by its client (a late one by the MAC
+		// it names, not the one asking now).
 		if o := l.recv(100 * time.Millisecond); o != nil {
-			l.send(l.dhcp, declineOf(d, o.YourIPAddr, cfg.ServerIP).ToBytes())
+			l.send(l.dhcp, declineOf(withMAC(base, o.ClientHWAddr[5]), o.YourIPAddr, cfg.ServerIP).ToBytes())
 		}
 	}
 	if st := l.stats(func(st Stats) bool { return st.Declines == 5 }); st.Declines != 5 || st.Offers != 5 {
