@@ -169,20 +169,6 @@ func stripReadOnly(t *testing.T, s string) string {
 	return b.String()
 }
 
-func TestOneLine(t *testing.T) {
-	for in, want := range map[string]string{
-		"plain":            "plain",
-		"disk\nnot found":  `disk\nnot found`,
-		"a\r\tb\x1b[31m":   `a\r\tb\x1b[31m`,
-		`back\slash`:       `back\\slash`,
-		"next\u0085line é": `next\u0085line é`,
-	} {
-		if got := OneLine(in); got != want || strings.ContainsAny(got, "\n\r") {
-			t.Errorf("OneLine(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestExportFailedMessageOneLine(t *testing.T) {
 	rows := []ReportRow{{MAC: "aa:bb:cc:00:00:01", State: "failed", FailedMessage: "line 1\nline 2"}}
 	var buf bytes.Buffer
