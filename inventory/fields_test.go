@@ -98,6 +98,11 @@ func TestExportRoundTrip(t *testing.T) {
 		fullHost("aa:bb:cc:00:00:01", "n1", "edge", "10.1.0.11", "10.0.0.21", "aa:bb:cc:00:01:01"),
 		fullHost("aa:bb:cc:00:00:02", "n2", "edge", "10.1.0.12", "10.0.0.22", "aa:bb:cc:00:01:02"),
 		{MAC: "aa:bb:cc:00:00:03"}, // discovered: every field empty
+		// Values a spreadsheet would run, which the export writes behind a
+		// quote and the import reads back without it.
+		{MAC: "aa:bb:cc:00:00:04", Profile: "edge", Serial: `=HYPERLINK("http://x.example/","y")`,
+			Site: userdata.Site{Tags: map[string]string{"-rack": "@r1"}}},
+		{MAC: "aa:bb:cc:00:00:05", Profile: "edge", Serial: "'=quoted by its maker"},
 	}
 	for _, h := range want {
 		if _, err := src.CreateHost(h); err != nil {

