@@ -35,14 +35,14 @@ func Line(s string) string { return Clean(s, 0) }
 
 // Clean returns s with every control character, bidi or other format
 // character, line or paragraph separator, and byte that is not UTF-8
-// written as a visible escape, cut to at most max bytes (max <= 0: no
-// bound). A cut falls between two characters or escapes, never inside
+// written as a visible escape, cut to at most limit bytes (limit <= 0:
+// no bound). A cut falls between two characters or escapes, never inside
 // one, so the result is valid UTF-8 and ends in no half escape.
 //
 // Clean is idempotent: Clean(Clean(s, n), n) == Clean(s, n), and text
 // within the bound that needs no escape is returned as it is.
-func Clean(s string, max int) string {
-	if (max <= 0 || len(s) <= max) && !strings.ContainsFunc(s, escaped) && utf8.ValidString(s) {
+func Clean(s string, limit int) string {
+	if (limit <= 0 || len(s) <= limit) && !strings.ContainsFunc(s, escaped) && utf8.ValidString(s) {
 		return s
 	}
 	var b strings.Builder
@@ -55,7 +55,7 @@ func Clean(s string, max int) string {
 		case escaped(r):
 			tok = escape(r)
 		}
-		if max > 0 && b.Len()+len(tok) > max {
+		if limit > 0 && b.Len()+len(tok) > limit {
 			break
 		}
 		b.WriteString(tok)

@@ -61,7 +61,7 @@ func checkSafe(t *testing.T, s string) {
 func TestCleanBound(t *testing.T) {
 	for _, tc := range []struct {
 		name, in string
-		max      int
+		limit    int
 		want     string
 	}{
 		{"within", "abc", 3, "abc"},
@@ -73,11 +73,11 @@ func TestCleanBound(t *testing.T) {
 		{"escapes count", strings.Repeat("\u009b", 100), 20, strings.Repeat(`\u009b`, 3)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := Clean(tc.in, tc.max)
-			if got != tc.want || len(got) > tc.max {
-				t.Fatalf("Clean(%.20q…, %d) = %q, want %q", tc.in, tc.max, got, tc.want)
+			got := Clean(tc.in, tc.limit)
+			if got != tc.want || len(got) > tc.limit {
+				t.Fatalf("Clean(%.20q…, %d) = %q, want %q", tc.in, tc.limit, got, tc.want)
 			}
-			if again := Clean(got, tc.max); again != got {
+			if again := Clean(got, tc.limit); again != got {
 				t.Fatalf("not idempotent: %q → %q", got, again)
 			}
 			checkSafe(t, got)
@@ -130,14 +130,14 @@ func FuzzClean(f *testing.F) {
 	for _, s := range []string{"plain", "\x1b]0;pwned\x07", "S\u009b\u202e", "\xff\xfe", `a\x1b`, "'=x", "-1"} {
 		f.Add(s, 16)
 	}
-	f.Fuzz(func(t *testing.T, s string, max int) {
-		max %= 4096
-		got := Clean(s, max)
+	f.Fuzz(func(t *testing.T, s string, limit int) {
+		limit %= 4096
+		got := Clean(s, limit)
 		checkSafe(t, got)
-		if max > 0 && len(got) > max {
-			t.Fatalf("Clean(%q, %d) is %d bytes", s, max, len(got))
+		if limit > 0 && len(got) > limit {
+			t.Fatalf("Clean(%q, %d) is %d bytes", s, limit, len(got))
 		}
-		if Clean(got, max) != got || Line(got) != got {
+		if Clean(got, limit) != got || Line(got) != got {
 			t.Fatalf("not idempotent on %q", got)
 		}
 		if c := Cell(s); Uncell(c) != s || (c != "" && dangerous(c[0])) {
