@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/stagehand-dev/stagehand/api"
+	"github.com/stagehand-dev/stagehand/internal/safetext"
 	"github.com/stagehand-dev/stagehand/inventory"
 )
 
@@ -114,6 +115,9 @@ given; importing a file without them leaves the stored secrets alone.`,
 			raw, err := c.send(a.ctx, http.MethodGet, "/hosts/export?"+q.Encode(), "", nil)
 			if err != nil {
 				return err
+			}
+			if format == "json" {
+				raw = safetext.JSON(raw)
 			}
 			return writeOut(a.out, file, raw)
 		},

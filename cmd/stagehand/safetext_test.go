@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -28,10 +29,11 @@ func terminalSafe(t *testing.T, what, out string) {
 }
 
 // The CLI escapes again what it prints, whatever the server sends:
-// host list, host show, host events (table and --follow) and status.
+// host list, host show, host events (table and --follow) and watch; with
+// -o json the same values, their controls as JSON escapes.
 func TestCLIEscapesClientText(t *testing.T) {
 	c := &client{output: "table"}
-	h := api.HostView{Host: inventory.Host{MAC: "52:54:00:00:00:01", Name: raw, Profile: raw, LastIP: raw, FailedMsg: raw,
+	h := api.HostView{Host: inventory.Host{MAC: "52:54:00:00:00:01", State: inventory.StateFailed, Name: raw, Profile: raw, LastIP: raw, FailedMsg: raw,
 		Facts: inventory.Facts{Serial: raw, Product: raw, Manufacturer: raw, UUID: raw, BuildArch: raw, Platform: raw}, LastArch: raw}}
 	var list, show, events bytes.Buffer
 	if err := printHosts(c, &list, []api.HostView{h}, false); err != nil {
@@ -53,5 +55,26 @@ func TestCLIEscapesClientText(t *testing.T) {
 	}
 	if n := strings.Count(events.String(), "\n"); n != 2 {
 		t.Errorf("one event took %d lines:\n%s", n, events.String())
+	}
+
+	// -o json: the same values, their controls as JSON escapes.
+	var listJSON, eventsJSON bytes.Buffer
+	if err := printHosts(&client{output: "json"}, &listJSON, []api.HostView{h}, true); err != nil {
+		t.Fatal(err)
+	}
+	p = &eventPrinter{out: &eventsJSON, json: true}
+	if err := p.print(inventory.StoredEvent{MAC: h.MAC, Event: inventory.Event{Kind: raw, Detail: raw}}); err != nil {
+		t.Fatal(err)
+	}
+	var back api.HostView
+	var ev inventory.StoredEvent
+	for what, out := range map[string]string{"host list -o json": listJSON.String(), "host events -o json": eventsJSON.String()} {
+		terminalSafe(t, what, out)
+	}
+	if err := json.Unmarshal(listJSON.Bytes(), &back); err != nil || back.Facts.Product != strings.ToValidUTF8(raw, "\ufffd") {
+		t.Errorf("host list -o json changed the product to %q (%v)", back.Facts.Product, err)
+	}
+	if err := json.Unmarshal(eventsJSON.Bytes(), &ev); err != nil || ev.Detail != strings.ToValidUTF8(raw, "\ufffd") {
+		t.Errorf("host events -o json changed the detail to %q (%v)", ev.Detail, err)
 	}
 }

@@ -83,7 +83,7 @@ func (p *eventPrinter) print(e inventory.StoredEvent) error {
 		if err != nil {
 			return err
 		}
-		_, err = p.out.Write(append(b, '\n'))
+		_, err = p.out.Write(append(safetext.JSON(b), '\n'))
 		return err
 	}
 	if !p.header {

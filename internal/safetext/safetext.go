@@ -23,9 +23,11 @@
 package safetext
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -90,4 +92,32 @@ func escape(r rune) string {
 		return fmt.Sprintf(`\u%04x`, r)
 	}
 	return fmt.Sprintf(`\U%08x`, r)
+}
+
+// JSON returns the JSON text b with every character Clean would escape
+// and encoding/json leaves as it is (the C1 controls, bidi and other
+// format characters, the line and paragraph separators) written as a
+// \u escape: the same JSON value, safe to print on a terminal.
+// encoding/json already escapes the C0 controls and replaces bytes that
+// are not UTF-8; outside strings JSON text is ASCII, so every character
+// changed here is inside a string.
+func JSON(b []byte) []byte {
+	if !bytes.ContainsFunc(b, func(r rune) bool { return r >= utf8.RuneSelf && escaped(r) }) {
+		return b
+	}
+	out := make([]byte, 0, len(b)+32)
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		if r >= utf8.RuneSelf && escaped(r) {
+			if r1, r2 := utf16.EncodeRune(r); r1 != utf8.RuneError {
+				out = fmt.Appendf(out, `\u%04x\u%04x`, r1, r2)
+			} else {
+				out = fmt.Appendf(out, `\u%04x`, r)
+			}
+		} else {
+			out = append(out, b[:size]...)
+		}
+		b = b[size:]
+	}
+	return out
 }

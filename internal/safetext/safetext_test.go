@@ -1,6 +1,8 @@
 package safetext
 
 import (
+	"encoding/json"
+	"maps"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -144,4 +146,26 @@ func FuzzClean(f *testing.F) {
 			t.Fatalf("Cell(%q) = %q", s, c)
 		}
 	})
+}
+
+// JSON escapes what encoding/json leaves raw, and the value stays the
+// same.
+func TestJSON(t *testing.T) {
+	v := map[string]string{"serial": "SN\u009b2J\u202e\u2066x\u2028\U000e0041 é 设备", "plain": "ok"}
+	raw, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := JSON(raw)
+	checkSafe(t, string(got))
+	if want := `\u009b2J\u202e\u2066x\u2028\udb40\udc41 é 设备`; !strings.Contains(string(got), want) {
+		t.Fatalf("JSON(%s) = %s, want it to contain %s", raw, got, want)
+	}
+	var back map[string]string
+	if err := json.Unmarshal(got, &back); err != nil || !maps.Equal(back, v) {
+		t.Fatalf("JSON changed the value: %q, %v", back, err)
+	}
+	if plain := []byte(`{"a":"é"}`); &JSON(plain)[0] != &plain[0] {
+		t.Fatal("JSON copied text that needs no escape")
+	}
 }
