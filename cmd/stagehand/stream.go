@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/stagehand-dev/stagehand/internal/safetext"
 	"github.com/stagehand-dev/stagehand/inventory"
 )
 
@@ -82,7 +83,7 @@ func (p *eventPrinter) print(e inventory.StoredEvent) error {
 		if err != nil {
 			return err
 		}
-		_, err = p.out.Write(append(b, '\n'))
+		_, err = p.out.Write(append(safetext.JSON(b), '\n'))
 		return err
 	}
 	if !p.header {
@@ -96,7 +97,7 @@ func (p *eventPrinter) print(e inventory.StoredEvent) error {
 	if e.Kind != "dropped" {
 		attempt = fmt.Sprint(e.Attempt)
 	}
-	_, err := fmt.Fprintf(p.out, eventRow, t, attempt, inventory.OneLine(e.Kind), inventory.OneLine(e.Detail))
+	_, err := fmt.Fprintf(p.out, eventRow, t, attempt, safetext.Line(e.Kind), safetext.Line(e.Detail))
 	return err
 }
 
