@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -74,6 +75,11 @@ type Config struct {
 	// MACBinding is whether stage 2 needs evidence that the MAC named in
 	// the request is at the requesting address (zero value: strict).
 	MACBinding MACBinding
+	// OnOperator, if set, is told the client address of every request
+	// that presented the operator token (the server gives that address
+	// room beside the machines' connection limits). It must return at
+	// once.
+	OnOperator func(netip.Addr)
 }
 
 // EventRecorder takes events for the store without blocking; an
@@ -207,6 +213,9 @@ func (s *Server) auth(next http.Handler) http.Handler {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="stagehand"`)
 			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token")
 			return
+		}
+		if a, err := netip.ParseAddr(remoteIP(r)); err == nil && s.cfg.OnOperator != nil {
+			s.cfg.OnOperator(a)
 		}
 		next.ServeHTTP(w, r)
 	})
