@@ -3,7 +3,6 @@ package api
 import (
 	"crypto/subtle"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -245,22 +244,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc.Encode(v)
 }
 
-// writeStoreError maps inventory sentinels to HTTP codes.
+// writeStoreError answers an operator request with a store error: its
+// status (storeStatus) and message. Machine routes use refuseStore.
 func writeStoreError(w http.ResponseWriter, err error) {
-	switch {
-	case errors.Is(err, inventory.ErrNotFound):
-		writeError(w, http.StatusNotFound, "not_found", err.Error())
-	case errors.Is(err, inventory.ErrInvalid):
-		writeError(w, http.StatusBadRequest, "validation", err.Error())
-	case errors.Is(err, inventory.ErrExists):
-		writeError(w, http.StatusConflict, "exists", err.Error())
-	case errors.Is(err, inventory.ErrConflict):
-		writeError(w, http.StatusConflict, "conflict", err.Error())
-	case errors.Is(err, inventory.ErrGone):
-		writeError(w, http.StatusGone, "gone", err.Error())
-	default:
-		writeError(w, http.StatusInternalServerError, "internal", err.Error())
-	}
+	code, label := storeStatus(err)
+	writeError(w, code, label, err.Error())
 }
 
 func remoteIP(r *http.Request) string {
