@@ -360,3 +360,127 @@ func TestIdleTimeoutSparesStreamsAndDownloads(t *testing.T) {
 		t.Fatal("no event on the stream 10 s after host add")
 	}
 }
+
+// answer is one HTTP answer as a stranger sees it.
+type answer struct {
+	status int
+	ctype  string
+	body   string
+}
+
+// probe sends method path from src, with no token.
+func (s *server) probe(src, method, path string) answer {
+	s.t.Helper()
+	req, _ := http.NewRequest(method, s.url()+path, nil)
+	resp, err := httpFrom(src).Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s from %s: %v", method, path, src, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return answer{resp.StatusCode, resp.Header.Get("Content-Type"), string(b)}
+}
+
+// installAs runs a host's install as the host would, from 127.0.0.1:
+// stage 2, user-data, and (if done) the completion callback. It returns
+// the attempt's token.
+func (s *server) installAs(mac string, done bool) string {
+	s.t.Helper()
+	script := s.probe("127.0.0.1", http.MethodGet, "/ipxe?mac="+mac).body
+	i := strings.Index(script, "/userdata/")
+	if i < 0 {
+		s.t.Fatalf("stage 2 for %s: no install script:\n%s", mac, script)
+	}
+	token := strings.Fields(script[i+len("/userdata/"):])[0]
+	if a := s.probe("127.0.0.1", http.MethodGet, "/userdata/"+token); a.status != http.StatusOK {
+		s.t.Fatalf("user-data of %s: %d %s", mac, a.status, a.body)
+	}
+	if done {
+		if a := s.probe("127.0.0.1", http.MethodPost, "/callback/"+token+"/done"); a.status != http.StatusOK {
+			s.t.Fatalf("callback of %s: %d %s", mac, a.status, a.body)
+		}
+	}
+	return token
+}
+
+// A stranger probing the machine endpoints learns nothing of the
+// inventory: an installed host's stage 2 does not name the host or its
+// state, a superseded token's 410 names neither MAC nor host, and an
+// artifact of a missing profile is refused exactly as a missing artifact
+// of an existing one. Every refusal body is the status text alone; the
+// reason is in the host's events (read through the operator API) and in
+// the debug log. The server runs with --mac-binding off, where stage 2
+// answers whoever names a MAC (under strict, a stranger gets a bare 403).
+func TestMachineEndpointsAreTerse(t *testing.T) {
+	const installed, superseded = "52:54:00:c0:00:07", "52:54:00:c0:00:08"
+	const names = "rack7-node07|rack7-node08"
+	s := newServer(t)
+	s.args = []string{"--mac-binding", "off", "--log-level", "debug"}
+	s.start()
+	s.addProfile("edge", 4096)
+	for mac, name := range map[string]string{installed: "rack7-node07", superseded: "rack7-node08"} {
+		if out, err := s.cli("host", "add", mac, "--profile", "edge", "--name", name); err != nil {
+			t.Fatalf("host add: %v\n%s", err, out)
+		}
+	}
+	s.installAs(installed, true)
+	old := s.installAs(superseded, false)
+	if out, err := s.cli("host", "reprovision", superseded); err != nil {
+		t.Fatalf("reprovision: %v\n%s", err, out)
+	}
+
+	const stranger = "127.3.0.1"
+	leaks := func(what string, a answer) {
+		t.Helper()
+		for _, secret := range append(strings.Split(names, "|"), installed, superseded, "installed", "installing", "ready", "edge") {
+			if strings.Contains(strings.ToLower(a.body), strings.ToLower(secret)) {
+				t.Errorf("%s: the answer names %q:\n%s", what, secret, a.body)
+			}
+		}
+	}
+	local := s.probe(stranger, http.MethodGet, "/ipxe?mac="+installed)
+	if local.status != http.StatusOK || !strings.Contains(local.body, "booting local disk") {
+		t.Errorf("stage 2 of the installed host: %d\n%s", local.status, local.body)
+	}
+	leaks("stage 2 of the installed host", local)
+	for _, p := range []struct{ method, path string }{
+		{http.MethodGet, "/userdata/" + old},
+		{http.MethodPost, "/callback/" + old + "/done"},
+		{http.MethodPost, "/callback/" + old + "/failed"},
+	} {
+		a := s.probe(stranger, p.method, p.path)
+		if a.status != http.StatusGone || a.body != "Gone\n" {
+			t.Errorf("%s with the superseded token: %d %q, want 410 and only its status text", p.method, a.status, a.body)
+		}
+		leaks(p.method+" with the superseded token", a)
+	}
+	missing := s.probe(stranger, http.MethodGet, "/artifacts/nosuch/kernel")
+	for _, path := range []string{"/artifacts/edge/nosuch", "/artifacts/edge/rootfs", "/artifacts/nosuch/nosuch"} {
+		if a := s.probe(stranger, http.MethodGet, path); a != missing {
+			t.Errorf("%s: %+v; a missing profile's artifact: %+v (a stranger can tell them apart)", path, a, missing)
+		}
+	}
+	if missing.status != http.StatusNotFound || missing.body != "Not Found\n" {
+		t.Errorf("missing artifact: %d %q, want 404 and only its status text", missing.status, missing.body)
+	}
+	if a := s.probe(stranger, http.MethodGet, "/tftp/nosuch.efi"); a.status != http.StatusNotFound || a.body != "Not Found\n" {
+		t.Errorf("missing binary: %d %q", a.status, a.body)
+	}
+
+	// The reasons are on the host's record and in the debug log.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		_, evs, err := s.operatorGet("127.0.0.1", "/api/v1/hosts/"+superseded+"/events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(evs, `"userdata-refused"`) && strings.Contains(evs, `"callback-refused"`) && strings.Contains(evs, "is over") && strings.Contains(evs, stranger) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the superseded token's refusals are not in the host's events:\n%s", evs)
+		}
+	}
+	if log := s.Output(); !strings.Contains(log, "artifact nosuch/kernel: not found: profile nosuch") {
+		t.Errorf("the debug log lacks the missing profile's reason:\n%s", tailLog(s))
+	}
+}
