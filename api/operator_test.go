@@ -306,8 +306,10 @@ func TestReprovisionAndEvents(t *testing.T) {
 	if h.State != inventory.StateReady || h.Attempt != 1 {
 		t.Fatalf("reprovisioned: %+v", h)
 	}
-	wantTerse(t, e.post("/callback/"+tok+"/done", ""), http.StatusGone) // the attempt ended with the reprovision
-	e.flush() // the refusal's event goes through the recorder
+	// The attempt ended with the reprovision; the refusal's event goes
+	// through the recorder.
+	wantTerse(t, e.post("/callback/"+tok+"/done", ""), http.StatusGone)
+	e.flush()
 	_, tok2 := e.stage2("mac=" + mac1)
 	if tok2 == "" || e.host(mac1).Attempt != 2 {
 		t.Fatalf("after reprovision: token %q, attempt %d", tok2, e.host(mac1).Attempt)
