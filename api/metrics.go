@@ -7,8 +7,6 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/gorilla/mux"
-
 	"github.com/stagehand-dev/stagehand/inventory"
 	"github.com/stagehand-dev/stagehand/metrics"
 )
@@ -55,12 +53,7 @@ func (s *Server) countRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
-		route := "unmatched"
-		if cr := mux.CurrentRoute(r); cr != nil {
-			if t, err := cr.GetPathTemplate(); err == nil {
-				route = t
-			}
-		}
+		route := routeTemplate(r)
 		code := sw.code
 		if code == 0 {
 			code = http.StatusOK

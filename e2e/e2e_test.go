@@ -193,7 +193,7 @@ func installThenLocal(t *testing.T, s *server, opts lab.VMOptions, name string) 
 
 	// Second boot of the same machine: stage 2 must say "local disk".
 	vm2 := lab.StartVM(t, s.n, opts)
-	if err := vm2.WaitFor(ctx, `is installed; booting local disk`); err != nil {
+	if err := vm2.WaitFor(ctx, `stagehand: booting local disk`); err != nil {
 		t.Fatalf("second boot did not take the local-boot path: %v", err)
 	}
 	vm2.Kill()

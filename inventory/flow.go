@@ -200,7 +200,7 @@ func (s *Store) beginInstall(mac, ip string, facts *Facts) (Host, string, error)
 //
 // Only a live attempt's token works: ErrNotFound for a token never
 // issued, ErrGone for one superseded or whose attempt is over
-// (installed, failed). Under BindToScriptIP a request from another
+// (installed, failed), returned with the token's host. Under BindToScriptIP a request from another
 // address than the attempt's ScriptIP is ErrForbidden: the host is
 // returned (for the caller's log), nothing about it changes, and a
 // "userdata-refused" event records the address that tried.

@@ -147,7 +147,8 @@ func deleteTokens(tx storage.Tx, h *Host) {
 
 // byToken finds the host whose live attempt holds token. A token never
 // issued, forgotten, or of a deleted host is ErrNotFound; a superseded
-// one (killed by reprovision) is ErrGone. The token of an attempt that
+// one (killed by reprovision) is ErrGone, returned with its host so that
+// the caller can put the refusal on the host's record. The token of an attempt that
 // ended (installed, failed) is still its host's live token: the callers
 // decide what it may still do.
 func byToken(tx storage.Tx, token string) (Host, error) {
@@ -171,7 +172,7 @@ func byToken(tx storage.Tx, token string) (Host, error) {
 		return Host{}, err
 	}
 	if rec.Dead || h.TokenHash != hash {
-		return Host{}, fmt.Errorf("%w: attempt %d of %s is over", ErrGone, rec.Attempt, h.Ident())
+		return h, fmt.Errorf("%w: attempt %d of %s is over", ErrGone, rec.Attempt, h.Ident())
 	}
 	return h, nil
 }

@@ -8,13 +8,13 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
-	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/stagehand-dev/stagehand/api"
 	"github.com/stagehand-dev/stagehand/attrib"
+	"github.com/stagehand-dev/stagehand/connlimit"
 	"github.com/stagehand-dev/stagehand/dhcp"
 	"github.com/stagehand-dev/stagehand/events"
 	"github.com/stagehand-dev/stagehand/inventory"
@@ -36,6 +36,7 @@ type Server struct {
 	dhcp   *dhcp.Server      // nil with DHCP off
 	tftp   *tftp.Server
 	http   *http.Server
+	conns  *connlimit.Limiter // the HTTP port's connection bounds
 
 	closeOnce sync.Once
 }
@@ -78,6 +79,7 @@ func New(cfg Config, token string) (*Server, error) {
 		acfg.Leases = &s.leases
 	}
 	s.who = attrib.New(acfg)
+	s.conns = connlimit.New(cfg.HTTP.Conns)
 	s.web = api.New(api.Config{
 		Store: s.store, Base: fmt.Sprintf("http://%s:%d", cfg.Addr, cfg.HTTPPort), Binaries: bins,
 		Unknown: unknown, UnknownProfile: unknownProfile,
@@ -85,7 +87,8 @@ func New(cfg Config, token string) (*Server, error) {
 		Attrib: s.who, MACBinding: cfg.MACBinding,
 		Log:    cfg.Log.With().Str("svc", "http").Logger(),
 		Events: s.events, Feed: s.feed,
-		Metrics: s.writeMetrics,
+		Metrics:    s.writeMetrics,
+		OnOperator: s.conns.Trust,
 	})
 	if cfg.DHCPMode != DHCPOff {
 		if s.dhcp, err = dhcp.NewServer(s.dhcpConfig(unknown)); err != nil {
@@ -94,11 +97,14 @@ func New(cfg Config, token string) (*Server, error) {
 		}
 	}
 	s.tftp = s.tftpServer(bins)
+	// One timeout for a connection waiting for a request, first or next;
+	// none once a request is in progress (downloads, the event stream).
 	s.http = &http.Server{
 		Handler:           s.web,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: cfg.HTTP.IdleTimeout,
+		IdleTimeout:       cfg.HTTP.IdleTimeout,
 		MaxHeaderBytes:    16 << 10,
+		ConnState:         s.conns.ConnState,
 	}
 	// Shutdown waits for handlers to return, and an event stream only
 	// returns when its feed ends.
@@ -180,6 +186,7 @@ func (s *Server) tftpServer(bins ipxe.Binaries) *tftp.Server {
 func (s *Server) writeMetrics(mw *metrics.Writer) {
 	s.events.WriteMetrics(mw)
 	s.feed.WriteMetrics(mw)
+	s.conns.WriteMetrics(mw)
 	if s.cfg.Metrics != nil {
 		s.cfg.Metrics(mw, s.dhcp, s.tftp)
 	}
@@ -205,7 +212,7 @@ func (s *Server) Run(ctx context.Context, ls Listeners) error {
 		g.Go(func() error { return s.dhcp.Serve(gctx, c) })
 	}
 	g.Go(func() error {
-		if err := s.http.Serve(ls.HTTP); !errors.Is(err, http.ErrServerClosed) {
+		if err := s.http.Serve(s.conns.Listener(ls.HTTP)); !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
 		return nil

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/stagehand-dev/stagehand/api"
+	"github.com/stagehand-dev/stagehand/connlimit"
 	"github.com/stagehand-dev/stagehand/dhcp"
 	"github.com/stagehand-dev/stagehand/ipxe"
 	"github.com/stagehand-dev/stagehand/metrics"
@@ -31,6 +32,8 @@ type serveOpts struct {
 	httpPort, tftpPort              int
 	tftpMaxTransfers, tftpPerClient int
 	tftpMaxIdle                     time.Duration
+	httpMaxConns, httpPerAddress    int
+	httpIdleTimeout                 time.Duration
 	ipxeDir, efiBinary              string
 	unknown                         string
 	logLevel, logFormat             string
@@ -54,6 +57,9 @@ func serveFlags(fs *flag.FlagSet) *serveOpts {
 	fs.IntVar(&o.tftpMaxTransfers, "tftp-max-transfers", tftp.DefaultMaxTransfers, "TFTP: concurrent transfers at most; more are refused with an ERROR the firmware retries")
 	fs.IntVar(&o.tftpPerClient, "tftp-max-per-client", defaultTFTPPerClient, "TFTP: concurrent transfers from one IP address at most (0: no cap), so one client that never ACKs cannot hold every slot")
 	fs.DurationVar(&o.tftpMaxIdle, "tftp-max-idle", tftp.DefaultMaxIdle, "TFTP: how long a transfer may go without a new ACK before it is dropped (resends back off 1,1,1,2,4,8 s meanwhile)")
+	fs.IntVar(&o.httpMaxConns, "http-max-conns", connlimit.DefaultTotal, fmt.Sprintf("HTTP: connections at once (0: no cap); at the cap an idle connection is closed to make room, and a newcomer is reset only when every connection is busy. The operator (this host, or an address that presented the API token) has %d more", connlimit.Reserve))
+	fs.IntVar(&o.httpPerAddress, "http-max-conns-per-address", connlimit.DefaultPerAddress, "HTTP: connections from one address at once (0: no cap); more are reset at once and counted, so one client cannot hold the port")
+	fs.DurationVar(&o.httpIdleTimeout, "http-idle-timeout", server.DefaultHTTPIdleTimeout, "HTTP: how long a connection may wait for its first request's headers or its next request; a request in progress (a download, the event stream) is never cut")
 	fs.StringVar(&o.ipxeDir, "ipxe-dir", ipxe.DefaultDir, "directory with undionly.kpxe and the EFI binary (Debian package ipxe)")
 	fs.StringVar(&o.efiBinary, "efi-binary", ipxe.FileEFISNPOnly, "iPXE binary for UEFI x64 clients: snponly.efi or ipxe.efi")
 	fs.StringVar(&o.unknown, "unknown-hosts", "ignore", "what to do with MACs not in the inventory: ignore, discover, or the name of a profile to install")
@@ -199,6 +205,22 @@ func (o *serveOpts) checkTFTP() error {
 	return nil
 }
 
+// checkHTTP refuses HTTP bounds that would stop the server from serving.
+func (o *serveOpts) checkHTTP() error {
+	if o.httpMaxConns < 0 {
+		return fmt.Errorf("--http-max-conns %d: want 0 (no cap) or more", o.httpMaxConns)
+	}
+	if o.httpPerAddress < 0 {
+		return fmt.Errorf("--http-max-conns-per-address %d: want 0 (no cap) or more", o.httpPerAddress)
+	}
+	// Below a second, a host on a busy link could be cut off between
+	// the TCP handshake and its request line.
+	if o.httpIdleTimeout < time.Second {
+		return fmt.Errorf("--http-idle-timeout %s: want at least 1s", o.httpIdleTimeout)
+	}
+	return nil
+}
+
 // runServe is `stagehand serve`: the sockets a service manager passed
 // (socket activation), flags, then a checked Config, then the missing
 // sockets, then the server, which owns them all from there on.
@@ -296,7 +318,11 @@ func (o *serveOpts) config(log zerolog.Logger) (server.Config, error) {
 		UnknownHosts: o.unknown, UserDataIPBinding: o.userDataIPBinding,
 		DHCPMode: strings.ToLower(o.dhcpMode),
 		TFTP:     server.TFTPConfig{MaxTransfers: o.tftpMaxTransfers, MaxPerClient: o.tftpPerClient, MaxIdle: o.tftpMaxIdle},
-		Log:      log,
+		HTTP: server.HTTPConfig{
+			Conns:       connlimit.Config{PerAddress: o.httpPerAddress, Total: o.httpMaxConns},
+			IdleTimeout: o.httpIdleTimeout,
+		},
+		Log: log,
 		Metrics: func(mw *metrics.Writer, d *dhcp.Server, t *tftp.Server) {
 			writeServerMetrics(mw, strings.ToLower(o.dhcpMode), d, t)
 		},
@@ -320,6 +346,9 @@ func (o *serveOpts) config(log zerolog.Logger) (server.Config, error) {
 		return cfg, fmt.Errorf("--http-port %d: want 1-65535", o.httpPort)
 	}
 	if err := o.checkTFTP(); err != nil {
+		return cfg, err
+	}
+	if err := o.checkHTTP(); err != nil {
 		return cfg, err
 	}
 	if cfg.DHCPMode == server.DHCPFull {
