@@ -74,6 +74,8 @@ type Config struct {
 	// MACBinding is whether stage 2 needs evidence that the MAC named in
 	// the request is at the requesting address (zero value: strict).
 	MACBinding MACBinding
+	// Discover bounds the records Unknown == ipxe.UnknownDiscover makes.
+	Discover DiscoverLimit
 }
 
 // EventRecorder takes events for the store without blocking; an
@@ -125,7 +127,8 @@ type Server struct {
 	installs installHistogram
 	limiter  *tokenLimiter
 
-	refused refusalLog // stage-2 refusals recorded lately
+	refused   refusalLog // stage-2 refusals recorded lately
+	discovery *discovery
 }
 
 // New builds the router.
@@ -142,7 +145,7 @@ func New(cfg Config) *Server {
 	if cfg.Attrib == nil {
 		cfg.Attrib = attrib.New(attrib.Config{Now: cfg.Now})
 	}
-	s := &Server{cfg: cfg, limiter: newTokenLimiter(cfg.TokenLimit, cfg.Now)}
+	s := &Server{cfg: cfg, limiter: newTokenLimiter(cfg.TokenLimit, cfg.Now), discovery: newDiscovery(cfg.Discover, cfg.Now)}
 	s.stage1 = ipxe.RenderStage1(ipxe.Stage1Params{Base: cfg.Base})
 	r := mux.NewRouter()
 	r.Use(s.countRequests)

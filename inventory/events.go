@@ -60,11 +60,10 @@ func deleteSeq(tx storage.Tx, c storage.Collection, mac string, keep int) [][]by
 // addEvent records e on the host mac and queues it for the event feed
 // (Options.OnEvents) once this transaction commits.
 func (w *wtx) addEvent(mac string, e Event) error {
-	raw, err := jsonOf(e)
+	e, err := appendEvent(w, mac, e)
 	if err != nil {
 		return err
 	}
-	appendSeq(w, colEvents, mac, raw, MaxEventsPerHost)
 	w.events = append(w.events, StoredEvent{MAC: mac, Event: e})
 	return nil
 }

@@ -96,7 +96,11 @@ func (p *eventPrinter) print(e inventory.StoredEvent) error {
 	if e.Kind != "dropped" {
 		attempt = fmt.Sprint(e.Attempt)
 	}
-	_, err := fmt.Fprintf(p.out, eventRow, t, attempt, inventory.OneLine(e.Kind), inventory.OneLine(e.Detail))
+	detail := inventory.OneLine(e.Detail)
+	if e.Count > 1 {
+		detail += fmt.Sprintf("  (%d times, last %s)", e.Count, e.Last.Local().Format(time.DateTime))
+	}
+	_, err := fmt.Fprintf(p.out, eventRow, t, attempt, inventory.OneLine(e.Kind), detail)
 	return err
 }
 
