@@ -108,7 +108,7 @@ func (w *wtx) noteSerialMatch(h *Host, serial string, matches []Host) error {
 			return err
 		}
 		if err := w.addEvent(o.MAC, Event{Time: now, Kind: "serial-match", Attempt: o.Attempt,
-			Detail: fmt.Sprintf("a discovered host reports this host's serial %q: the machine may be booting from another NIC (host list --state discovered; each one's serial-match event names this host)", serial)}); err != nil {
+			Detail: fmt.Sprintf("a discovered host reports this host's serial %q: the machine may be booting from another NIC (host list --state discovered; each one's serial-match event names this host)", o.Serial)}); err != nil {
 			return err
 		}
 	}

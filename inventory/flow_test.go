@@ -335,7 +335,7 @@ func TestDiscoverSerialMatch(t *testing.T) {
 	if ev := kinds("52:54:00:00:00:a1"); len(ev) != 1 || !strings.Contains(ev[0].Detail, "52:54:00:00:00:01 (rack1-n1)") {
 		t.Fatalf("events on the discovered NIC: %+v", ev)
 	}
-	if ev := kinds("52:54:00:00:00:01"); len(ev) != 1 || !strings.Contains(ev[0].Detail, "52:54:00:00:00:a1") {
+	if ev := kinds("52:54:00:00:00:01"); len(ev) != 1 || !strings.Contains(ev[0].Detail, `"SN-A1"`) {
 		t.Fatalf("events on the manifest host: %+v", ev)
 	}
 	if ev := kinds("52:54:00:00:00:02"); len(ev) != 0 {
@@ -351,6 +351,20 @@ func TestDiscoverSerialMatch(t *testing.T) {
 	}
 	if n1, n2 := len(kinds("52:54:00:00:00:a1")), len(kinds("52:54:00:00:00:01")); n1 != 1 || n2 != 1 {
 		t.Fatalf("after a second discovery: %d and %d serial-match events, want 1 and 1", n1, n2)
+	}
+
+	// Many MACs reporting the serial: one event on the manifest host,
+	// counted; each discovered record has its own.
+	for i := range 30 {
+		if _, err := s.Discover(fmt.Sprintf("52:54:00:00:01:%02x", i), "10.0.0.22", Facts{Serial: "SN-A1"}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ev := kinds("52:54:00:00:00:01"); len(ev) != 1 || ev[0].Count != 31 {
+		t.Fatalf("after 30 more MACs report its serial, the manifest host's serial-match events: %+v; want one, count 31", ev)
+	}
+	if ev := kinds("52:54:00:00:01:1d"); len(ev) != 1 || !strings.Contains(ev[0].Detail, "rack1-n1") {
+		t.Fatalf("events on the last discovered MAC: %+v", ev)
 	}
 
 	// No serial, or one no manifest lists: no event.

@@ -175,7 +175,9 @@ func TestHostMACKinds(t *testing.T) {
 }
 
 // A manifest that gives a discovered host a profile moves it through the
-// same transition, with the same event, as UpdateHost does.
+// same transition, with the same event, as UpdateHost does; a host that
+// is only discovered (no operator field) is taken over instead, with a
+// takeover event (TestTakeover).
 func TestImportAssignsThroughTransition(t *testing.T) {
 	s := openTestStore(t)
 	mustProfile(t, s, "edge")
@@ -185,6 +187,9 @@ func TestImportAssignsThroughTransition(t *testing.T) {
 		}
 	}
 	if _, err := s.UpdateHost("52:54:00:00:0e:01", func(h *Host) error { h.Profile = "edge"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateHost("52:54:00:00:0e:02", func(h *Host) error { h.Name = "named"; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Import(parse(t, "mac,profile\n52:54:00:00:0e:02,edge\n")); err != nil {
