@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/stagehand-dev/stagehand/inventory/storage"
 )
@@ -136,7 +137,7 @@ func (h *Host) onlyDiscovered() bool {
 // otherwise.
 func takeover(old *Host, at Event) Event {
 	d := fmt.Sprintf("replaces the discovered record created %s: last %s",
-		old.CreatedAt.Format("2006-01-02T15:04:05Z"), old.Facts.Describe(old.LastIP))
+		old.CreatedAt.Format(time.RFC3339), old.Facts.Describe(old.LastIP))
 	for _, kv := range [][2]string{{"uuid", old.Facts.UUID}, {"manufacturer", old.Facts.Manufacturer}, {"product", old.Facts.Product}, {"arch", old.LastArch}} {
 		if kv[1] != "" {
 			d += " " + kv[0] + " " + kv[1]
