@@ -260,7 +260,7 @@ func TestCallbackRepeats(t *testing.T) {
 		t.Fatalf("failed: %+v", a)
 	}
 	h := e.host(macB)
-	if len(h.FailedMsg) != inventory.MaxFailMessage || !strings.HasPrefix(h.FailedMsg, "?[31mpartition failed?[0m\nEEE") || strings.Contains(h.FailedMsg, "\x1b") {
+	if len(h.FailedMsg) != inventory.MaxFailMessage || !strings.HasPrefix(h.FailedMsg, `\x1b[31mpartition failed\x1b[0m\nEEE`) || strings.Contains(h.FailedMsg, "\x1b") {
 		t.Fatalf("FailedMsg (%d bytes) %.60q", len(h.FailedMsg), h.FailedMsg)
 	}
 	hosts, events = e.hosts(), e.allEvents()

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/stagehand-dev/stagehand/internal/safetext"
 	"github.com/stagehand-dev/stagehand/inventory/storage"
 )
 
@@ -16,7 +17,10 @@ import (
 // may come in any order and any subset (mac is required); a column
 // absent from the header leaves that field of an existing host alone,
 // so a manifest that only carries serials can be re-imported over a
-// full one.
+// full one. A cell of a quote followed by what a spreadsheet runs as a
+// formula ("'=x", "'-7") loses that quote (safetext.Uncell): it is how
+// the export (writeCSV) keeps such values inert, and how a spreadsheet
+// marks a cell as text.
 
 // Column names are the Names of Fields, matched after folding case and
 // dropping '-', '_', '.' and spaces, so "networkType", "network.type" and
@@ -187,7 +191,7 @@ func parseRow(row int, cols, fields []string) (Record, []RowError) {
 		if c == "" {
 			continue // a report column
 		}
-		v := fields[i]
+		v := safetext.Uncell(fields[i]) // the export's formula guard (writeCSV)
 		rec.Set[c] = true
 		if len(v) > maxCell {
 			bad = append(bad, RowError{Row: row, Field: c, Reason: fmt.Sprintf("longer than %d bytes", maxCell)})

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stagehand-dev/stagehand/internal/safetext"
 	"github.com/stagehand-dev/stagehand/inventory/storage"
 )
 
@@ -56,6 +57,7 @@ func (f Facts) Describe(ip string) string {
 
 // seen applies Seen to h inside w; the caller stores h.
 func (w *wtx) seen(h *Host, ip string, f Facts) error {
+	f = f.clean()
 	now := w.s.now().UTC()
 	h.LastIP, h.Facts, h.UpdatedAt = ip, f, now
 	if f.BuildArch != "" || f.Platform != "" {
@@ -222,11 +224,12 @@ func (s *Store) Complete(token string) (h Host, changed bool, err error) {
 	})
 }
 
-// Fail records the installer's failure with its message, cut to
-// MaxFailMessage bytes and stripped of control characters. A repeated
-// failure keeps the first message (changed=false).
+// Fail records the installer's failure with its message, its controls
+// escaped and cut to MaxFailMessage bytes (safetext.Clean): the
+// installer's text is a client's, and an operator's terminal prints it.
+// A repeated failure keeps the first message (changed=false).
 func (s *Store) Fail(token, msg string) (h Host, changed bool, err error) {
-	msg = cleanFailMessage(msg)
+	msg = safetext.Clean(msg, MaxFailMessage)
 	return s.finish(token, TriggerFailed, func(h *Host, now time.Time) string {
 		h.FailedMsg = msg
 		return msg

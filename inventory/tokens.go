@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
-	"strings"
-	"unicode"
 
 	"github.com/stagehand-dev/stagehand/inventory/storage"
 )
@@ -201,21 +199,4 @@ func sameIP(a, b string) bool {
 		return false
 	}
 	return x.Unmap() == y.Unmap()
-}
-
-// cleanFailMessage bounds an installer's failure report and makes it safe
-// to print: valid UTF-8, no control characters other than newline and
-// tab (an ANSI escape sent to the callback must not reach an operator's
-// terminal through `stagehand host events`).
-func cleanFailMessage(msg string) string {
-	if len(msg) > MaxFailMessage {
-		msg = msg[:MaxFailMessage]
-	}
-	msg = strings.ToValidUTF8(msg, "?")
-	return strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) && r != '\n' && r != '\t' {
-			return '?'
-		}
-		return r
-	}, msg)
 }

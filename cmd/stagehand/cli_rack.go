@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/stagehand-dev/stagehand/api"
+	"github.com/stagehand-dev/stagehand/internal/safetext"
 	"github.com/stagehand-dev/stagehand/inventory"
 )
 
@@ -92,6 +93,8 @@ func (a *app) hostExportCommand() *cobra.Command {
 Its CSV form is a manifest: the report's columns, then every host field the
 report lacks under its manifest column name; "host import" reads the host
 fields back and ignores the report-only columns (state, last_ip, ...).
+A cell a spreadsheet would run as a formula (one beginning with =, +, -,
+@, tab or CR) is written behind a ', which "host import" drops again.
 Secret fields (edgeHostToken) are left out unless --include-secrets is
 given; importing a file without them leaves the stored secrets alone.`,
 		Args: nArgs(0, "no arguments (the file is -f FILE)"),
@@ -114,6 +117,9 @@ given; importing a file without them leaves the stored secrets alone.`,
 			raw, err := c.send(a.ctx, http.MethodGet, "/hosts/export?"+q.Encode(), "", nil)
 			if err != nil {
 				return err
+			}
+			if format == "json" {
+				raw = safetext.JSON(raw)
 			}
 			return writeOut(a.out, file, raw)
 		},
