@@ -74,12 +74,7 @@ func (s *Server) handleStage2(w http.ResponseWriter, r *http.Request) {
 
 	switch action {
 	case ipxe.ActionDiscover:
-		if _, err = st.Discover(mac, ip, facts); err != nil {
-			s.refuseStore(w, r, mac, "stage2-refused", err)
-			return
-		}
-		log.Info().Str("serial", q.Serial).Str("product", q.Product).Msg("discovered host")
-		s.writeScript(w, ipxe.RenderWait(nic, "discovered; waiting for an operator to assign a profile", s.cfg.Base+"/boot.ipxe", 60))
+		s.discover(w, &log, mac, ip, facts)
 		return
 	case ipxe.ActionWait:
 		if _, err = st.Seen(mac, ip, facts); err != nil {
@@ -89,15 +84,13 @@ func (s *Server) handleStage2(w http.ResponseWriter, r *http.Request) {
 		s.writeScript(w, ipxe.RenderWait(nic, "no profile assigned yet", s.cfg.Base+"/boot.ipxe", 60))
 		return
 	case ipxe.ActionLocal:
-		if h, err = st.Seen(mac, ip, facts); err != nil {
-			s.refuseStore(w, r, mac, "stage2-refused", err)
-			return
-		}
+		// The install is over: what the request reports changes nothing
+		// (inventory.Store.Seen), and its one event is informational.
 		method := ipxe.LocalMethod(inventory.LocalBootExit)
 		if p, err := st.Profile(h.Profile); err == nil {
 			method = ipxe.LocalMethod(p.Local)
 		}
-		s.cfg.Events.Record(mac, "localboot", "booting local disk ("+string(method)+"), host is "+h.State.String())
+		s.cfg.Events.Record(mac, "localboot", "stage 2 requested, "+facts.Describe(ip)+": booting local disk ("+string(method)+"), host is "+h.State.String())
 		log.Info().Str("state", h.State.String()).Msg("local boot")
 		s.writeScript(w, ipxe.RenderLocal(method))
 		return

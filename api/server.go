@@ -79,6 +79,8 @@ type Config struct {
 	// room beside the machines' connection limits). It must return at
 	// once.
 	OnOperator func(netip.Addr)
+	// Discover bounds the records Unknown == ipxe.UnknownDiscover makes.
+	Discover DiscoverLimit
 }
 
 // EventRecorder takes events for the store without blocking; an
@@ -130,7 +132,8 @@ type Server struct {
 	installs installHistogram
 	limiter  *tokenLimiter
 
-	refused refusalLog // stage-2 refusals recorded lately
+	refused   refusalLog // stage-2 refusals recorded lately
+	discovery *discovery
 }
 
 // New builds the router.
@@ -147,7 +150,7 @@ func New(cfg Config) *Server {
 	if cfg.Attrib == nil {
 		cfg.Attrib = attrib.New(attrib.Config{Now: cfg.Now})
 	}
-	s := &Server{cfg: cfg, limiter: newTokenLimiter(cfg.TokenLimit, cfg.Now)}
+	s := &Server{cfg: cfg, limiter: newTokenLimiter(cfg.TokenLimit, cfg.Now), discovery: newDiscovery(cfg.Discover, cfg.Now)}
 	s.stage1 = ipxe.RenderStage1(ipxe.Stage1Params{Base: cfg.Base})
 	r := mux.NewRouter()
 	r.Use(s.countRequests)

@@ -296,13 +296,22 @@ func (s *Store) ImportParsed(recs []Record, parsed error) (ImportResult, error) 
 			h := &hosts[i]
 			h.UpdatedAt = now
 			kind := "imported"
+			var squatted *Host
 			if exists[i] {
+				if old, err := get[Host](w, colHosts, h.MAC, "host"); err == nil && old.onlyDiscovered() {
+					squatted = &old
+				}
+			}
+			if exists[i] && squatted == nil {
 				res.Updated++
 				kind = "reimported"
 				if err := w.assign(h); err != nil {
 					return nil, err
 				}
 			} else {
+				if squatted != nil { // the manifest's host replaces it (see CreateHost)
+					h.forgetReported()
+				}
 				res.Created++
 				h.CreatedAt = now
 				h.State = initialState(h)
@@ -310,8 +319,14 @@ func (s *Store) ImportParsed(recs []Record, parsed error) (ImportResult, error) 
 			if err := w.saveHost(h, nil); err != nil {
 				return nil, err
 			}
-			if err := w.addEvent(h.MAC, Event{Time: now, Kind: kind, Attempt: h.Attempt, Detail: fmt.Sprintf("row %d, state %s", recs[i].Row, h.State)}); err != nil {
+			ev := Event{Time: now, Kind: kind, Attempt: h.Attempt, Detail: fmt.Sprintf("row %d, state %s", recs[i].Row, h.State)}
+			if err := w.addEvent(h.MAC, ev); err != nil {
 				return nil, err
+			}
+			if squatted != nil {
+				if err := w.addEvent(h.MAC, takeover(squatted, ev)); err != nil {
+					return nil, err
+				}
 			}
 		}
 		return nil, nil

@@ -72,11 +72,10 @@ func deleteSeq(tx storage.Tx, c storage.Collection, mac string, keep int) [][]by
 // bounded (safetext.Clean).
 func (w *wtx) addEvent(mac string, e Event) error {
 	e.Kind, e.Detail = safetext.Clean(e.Kind, maxEventKind), safetext.Clean(e.Detail, MaxEventDetail)
-	raw, err := jsonOf(e)
+	e, err := appendEvent(w, mac, e)
 	if err != nil {
 		return err
 	}
-	appendSeq(w, colEvents, mac, raw, MaxEventsPerHost)
 	w.events = append(w.events, StoredEvent{MAC: mac, Event: e})
 	return nil
 }

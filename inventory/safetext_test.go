@@ -43,7 +43,7 @@ func TestClientTextStoredClean(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Discover(d, "10.0.0.3", f); err != nil {
+	if _, err := s.Discover(d, "10.0.0.3", f, 0); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := s.Fail(tok, hostile); err != nil {

@@ -137,6 +137,12 @@ type Event struct {
 	Kind    string    `json:"kind"`
 	Attempt int       `json:"attempt,omitempty"`
 	Detail  string    `json:"detail,omitempty"`
+	// Count is how many times in a row the same event (kind, attempt
+	// and detail) happened, when more than once; Last is when it last
+	// did (Time stays the first). A firmware retrying, or a stranger
+	// repeating a request, costs the history one event.
+	Count int       `json:"count,omitempty"`
+	Last  time.Time `json:"last,omitzero"`
 }
 
 // Lease is a full-mode DHCP lease. The dhcp package has its own type;

@@ -56,6 +56,8 @@ type Config struct {
 	// (the zero value) needs evidence from attrib that the MAC is at the
 	// requesting address.
 	MACBinding api.MACBinding
+	// Discover bounds what UnknownHosts "discover" records.
+	Discover api.DiscoverLimit
 
 	// DHCPMode is DHCPOff (default), DHCPProxy or DHCPFull. DHCP carries
 	// the full-mode settings (RangeStart, RangeEnd, Netmask, Router, DNS,

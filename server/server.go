@@ -84,7 +84,7 @@ func New(cfg Config, token string) (*Server, error) {
 		Store: s.store, Base: fmt.Sprintf("http://%s:%d", cfg.Addr, cfg.HTTPPort), Binaries: bins,
 		Unknown: unknown, UnknownProfile: unknownProfile,
 		Token: token, BindUserDataToIP: cfg.UserDataIPBinding,
-		Attrib: s.who, MACBinding: cfg.MACBinding,
+		Attrib: s.who, MACBinding: cfg.MACBinding, Discover: cfg.Discover,
 		Log:    cfg.Log.With().Str("svc", "http").Logger(),
 		Events: s.events, Feed: s.feed,
 		Metrics:    s.writeMetrics,

@@ -20,9 +20,10 @@ import (
 
 func (a *app) hostAssignCommand() *cobra.Command {
 	var profile string
+	var yes bool
 	var ff *filterFlags
 	cmd := &cobra.Command{
-		Use:   "assign MAC --profile P | --profile P --state discovered [--tag k=v] | --all",
+		Use:   "assign MAC --profile P | --profile P --state discovered [--tag k=v] [--yes] | --all",
 		Short: "give hosts a profile: how discovered hosts become ready",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -44,10 +45,11 @@ func (a *app) hostAssignCommand() *cobra.Command {
 				}
 				return printHosts(c, a.out, []api.HostView{h}, true)
 			}
-			return bulkAction(a, c, "/hosts/assign"+ff.query(), api.AssignSpec{Profile: profile}, "assigned")
+			return bulkAction(a, c, "/hosts/assign"+ff.query(), api.AssignSpec{Profile: profile, Confirm: yes}, "assigned")
 		},
 	}
 	cmd.Flags().StringVar(&profile, "profile", "", "profile to assign")
+	cmd.Flags().BoolVar(&yes, "yes", false, "assign a profile whose user-data carries secrets to discovered hosts too (without it, they are listed and nothing changes)")
 	ff = addFilterFlags(cmd.Flags(), true)
 	return cmd
 }

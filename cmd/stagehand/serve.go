@@ -31,6 +31,7 @@ type serveOpts struct {
 	unknownShare                    int
 	httpPort, tftpPort              int
 	tftpMaxTransfers, tftpPerClient int
+	discoverMax, discoverPerAddress int
 	tftpMaxIdle                     time.Duration
 	httpMaxConns, httpPerAddress    int
 	httpIdleTimeout                 time.Duration
@@ -63,6 +64,8 @@ func serveFlags(fs *flag.FlagSet) *serveOpts {
 	fs.StringVar(&o.ipxeDir, "ipxe-dir", ipxe.DefaultDir, "directory with undionly.kpxe and the EFI binary (Debian package ipxe)")
 	fs.StringVar(&o.efiBinary, "efi-binary", ipxe.FileEFISNPOnly, "iPXE binary for UEFI x64 clients: snponly.efi or ipxe.efi")
 	fs.StringVar(&o.unknown, "unknown-hosts", "ignore", "what to do with MACs not in the inventory: ignore, discover, or the name of a profile to install")
+	fs.IntVar(&o.discoverMax, "discover-max", api.DefaultDiscoverMax, "--unknown-hosts discover: discovered records at most (0: no cap); past it a new MAC gets no record")
+	fs.IntVar(&o.discoverPerAddress, "discover-per-address", api.DefaultDiscoverPerAddress, "--unknown-hosts discover: records one client address may create per hour (0: no cap); the address stage 2 comes from")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "console", "console or json")
 	fs.StringVar(&o.macBinding, "mac-binding", "strict", "stage 2: strict serves a host's install script only to an address that a lease, an overheard DHCP exchange or the kernel's neighbour entry on --interface ties to the MAC it names (403 otherwise); off trusts the MAC any client names, for hosts behind NAT or an HTTP proxy, or when stage 2 comes from another network than DHCP")
@@ -221,6 +224,15 @@ func (o *serveOpts) checkHTTP() error {
 	return nil
 }
 
+// noCap maps a flag's 0 (no cap) to the api's "no bound", whose zero
+// value means the default.
+func noCap(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
 // runServe is `stagehand serve`: the sockets a service manager passed
 // (socket activation), flags, then a checked Config, then the missing
 // sockets, then the server, which owns them all from there on.
@@ -322,7 +334,8 @@ func (o *serveOpts) config(log zerolog.Logger) (server.Config, error) {
 			Conns:       connlimit.Config{PerAddress: o.httpPerAddress, Total: o.httpMaxConns},
 			IdleTimeout: o.httpIdleTimeout,
 		},
-		Log: log,
+		Discover: api.DiscoverLimit{Max: noCap(o.discoverMax), PerAddress: noCap(o.discoverPerAddress)},
+		Log:      log,
 		Metrics: func(mw *metrics.Writer, d *dhcp.Server, t *tftp.Server) {
 			writeServerMetrics(mw, strings.ToLower(o.dhcpMode), d, t)
 		},
@@ -350,6 +363,9 @@ func (o *serveOpts) config(log zerolog.Logger) (server.Config, error) {
 	}
 	if err := o.checkHTTP(); err != nil {
 		return cfg, err
+	}
+	if o.discoverMax < 0 || o.discoverPerAddress < 0 {
+		return cfg, fmt.Errorf("--discover-max %d, --discover-per-address %d: want 0 (no cap) or more", o.discoverMax, o.discoverPerAddress)
 	}
 	if cfg.DHCPMode == server.DHCPFull {
 		err = o.fullDHCP(&cfg)

@@ -97,7 +97,11 @@ func (p *eventPrinter) print(e inventory.StoredEvent) error {
 	if e.Kind != "dropped" {
 		attempt = fmt.Sprint(e.Attempt)
 	}
-	_, err := fmt.Fprintf(p.out, eventRow, t, attempt, safetext.Line(e.Kind), safetext.Line(e.Detail))
+	detail := safetext.Line(e.Detail)
+	if e.Count > 1 {
+		detail += fmt.Sprintf("  (%d times, last %s)", e.Count, e.Last.Local().Format(time.DateTime))
+	}
+	_, err := fmt.Fprintf(p.out, eventRow, t, attempt, safetext.Line(e.Kind), detail)
 	return err
 }
 
