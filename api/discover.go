@@ -79,7 +79,7 @@ func newDiscovery(l DiscoverLimit, now func() time.Time) *discovery {
 // discover records an unknown host that PXE-booted from ip, within the
 // bounds; over them nothing is written, the refusal is counted, and
 // the host is told to wait as if it had been recorded.
-func (s *Server) discover(w http.ResponseWriter, log *zerolog.Logger, mac, ip string, facts inventory.Facts) {
+func (s *Server) discover(w http.ResponseWriter, r *http.Request, log *zerolog.Logger, mac, ip string, facts inventory.Facts) {
 	d := s.discovery
 	reason := -1
 	var h inventory.Host
@@ -89,7 +89,7 @@ func (s *Server) discover(w http.ResponseWriter, log *zerolog.Logger, mac, ip st
 	} else if h, err = s.cfg.Store.Discover(mac, ip, facts, max(d.limit.Max, 0)); errors.Is(err, inventory.ErrLimit) {
 		reason = refusedTotal
 	} else if err != nil {
-		writeStoreError(w, err)
+		s.refuseStore(w, r, mac, "stage2-refused", err)
 		return
 	} else if d.budget != nil {
 		d.budget.charge(ip)

@@ -74,7 +74,7 @@ func (s *Server) handleStage2(w http.ResponseWriter, r *http.Request) {
 
 	switch action {
 	case ipxe.ActionDiscover:
-		s.discover(w, &log, mac, ip, facts)
+		s.discover(w, r, &log, mac, ip, facts)
 		return
 	case ipxe.ActionWait:
 		if _, err = st.Seen(mac, ip, facts); err != nil {
