@@ -11,18 +11,16 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/stagehand-dev/stagehand/attrib"
-	"github.com/stagehand-dev/stagehand/ipxe"
 )
 
 // bindMAC reports whether the client at ip may speak for nic (the MAC it
 // named; mac is its host's key). Under MACBindingStrict it must be vouched
-// for by Config.Attrib; otherwise the client gets 403, the host (if known)
-// an event naming the address (one per address and refusalWindow,
-// through the recorder like every informational event), and
-// nothing else is written. A served
+// for by Config.Attrib; otherwise the client gets a bare 403, the host (if
+// known) an event naming the address (refuse), and nothing else is
+// written. A served
 // request is remembered as a claim, so the host's downloads that follow
 // are put on its record.
-func (s *Server) bindMAC(w http.ResponseWriter, log *zerolog.Logger, nic, mac, ip string, known bool) bool {
+func (s *Server) bindMAC(w http.ResponseWriter, r *http.Request, log *zerolog.Logger, nic, mac, ip string, known bool) bool {
 	addr, err := netip.ParseAddr(ip)
 	hw, _ := net.ParseMAC(nic) // normalized above
 	if s.cfg.MACBinding == MACBindingOff {
@@ -38,19 +36,15 @@ func (s *Server) bindMAC(w http.ResponseWriter, log *zerolog.Logger, nic, mac, i
 			return true
 		}
 	}
-	why := fmt.Sprintf("no DHCP lease, overheard DHCP exchange or neighbour entry on the serving interface ties %s to %s", nic, ip)
-	log.Warn().Str("nic", nic).Msg("stage 2 refused: " + why)
-	if known && s.refused.first(mac, ip, s.cfg.Now()) {
-		s.cfg.Events.Record(mac, "stage2-refused", "request from "+ip+" refused: "+why)
+	if !known {
+		mac = ""
 	}
-	w.Header().Set("Content-Type", scriptType)
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusForbidden)
-	w.Write(ipxe.RenderMessage("stage 2 refused: " + why + " (serve --mac-binding)"))
+	s.refuse(w, r, http.StatusForbidden, mac, "stage2-refused",
+		fmt.Sprintf("no DHCP lease, overheard DHCP exchange or neighbour entry on the serving interface ties %s to %s (serve --mac-binding)", nic, ip))
 	return false
 }
 
-// refusalWindow spaces the refusal events of one host and address: iPXE's
+// refusalWindow spaces the refusal events of one host, address and kind: iPXE's
 // stage 1 retries a refused chain five times in 15 s, and a stranger may
 // repeat the request in a loop; the host's history needs the fact once,
 // not once per request, and the store must not grow with the requests.
@@ -62,16 +56,17 @@ const refusalWindow = time.Minute
 const maxRefusals = 4096
 
 // refusalLog remembers when a refusal was last recorded per host and
-// address. The zero value is ready; safe for concurrent use.
+// source (an address, and the kind of refusal). The zero value is ready;
+// safe for concurrent use.
 type refusalLog struct {
 	mu   sync.Mutex
 	last map[[2]string]time.Time
 }
 
-// first reports whether a refusal of mac's stage 2 from ip is the first
-// in refusalWindow, and if so remembers it.
-func (l *refusalLog) first(mac, ip string, now time.Time) bool {
-	k := [2]string{mac, ip}
+// first reports whether a refusal for mac from source is the first in
+// refusalWindow, and if so remembers it.
+func (l *refusalLog) first(mac, source string, now time.Time) bool {
+	k := [2]string{mac, source}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if t, ok := l.last[k]; ok && now.Sub(t) < refusalWindow && !now.Before(t) {

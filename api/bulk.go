@@ -6,8 +6,10 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/stagehand-dev/stagehand/inventory"
+	"github.com/stagehand-dev/stagehand/userdata"
 )
 
 // Rack-level operations: manifests in, reports out, and actions on many
@@ -188,10 +190,18 @@ func (s *Server) reprovisionMany(w http.ResponseWriter, r *http.Request) {
 // AssignSpec is the body of an assign request.
 type AssignSpec struct {
 	Profile string `json:"profile"`
+	// Confirm is the operator's yes to handing a profile that carries
+	// secrets to discovered hosts (see assignMany).
+	Confirm bool `json:"confirm,omitempty"`
 }
 
 // assignMany gives every matching host a profile: how discovered hosts
-// become ready after an operator has looked at them.
+// become ready after an operator has looked at them. A discovered
+// record is only a MAC some machine named, and anyone on the network
+// can name one: when the profile's user-data carries secrets
+// (userdata.HasSecrets: what an export without --include-secrets or a
+// preview masks), assigning it to discovered hosts needs Confirm, and
+// without it the answer is 409 listing those hosts and nothing changes.
 func (s *Server) assignMany(w http.ResponseWriter, r *http.Request) {
 	var spec AssignSpec
 	if !decode(w, r, &spec) {
@@ -201,9 +211,25 @@ func (s *Server) assignMany(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "validation", "field profile: required")
 		return
 	}
-	if _, err := s.cfg.Store.Profile(spec.Profile); err != nil {
+	p, err := s.cfg.Store.Profile(spec.Profile)
+	if err != nil {
 		writeStoreError(w, err)
 		return
+	}
+	if !spec.Confirm && userdata.HasSecrets([]byte(p.UserData)) {
+		f, ok := filter(w, r)
+		if !ok {
+			return
+		}
+		hosts, err := s.cfg.Store.Hosts(f)
+		if err != nil {
+			writeStoreError(w, err)
+			return
+		}
+		if msg := unconfirmed(p.Name, hosts); msg != "" {
+			writeError(w, http.StatusConflict, "confirm", msg)
+			return
+		}
 	}
 	s.bulk(w, r, func(mac string) error {
 		_, err := s.cfg.Store.UpdateHost(mac, func(h *inventory.Host) error {
@@ -212,4 +238,31 @@ func (s *Server) assignMany(w http.ResponseWriter, r *http.Request) {
 		})
 		return err
 	})
+}
+
+// maxListed bounds the hosts an unconfirmed assign names.
+const maxListed = 50
+
+// unconfirmed is the refusal of assigning profile, which carries
+// secrets, to the discovered ones of hosts without Confirm: it lists
+// them with what they reported. "" when none is discovered.
+func unconfirmed(profile string, hosts []inventory.Host) string {
+	var b strings.Builder
+	n := 0
+	for _, h := range hosts {
+		if h.State != inventory.StateDiscovered {
+			continue
+		}
+		if n++; n <= maxListed {
+			fmt.Fprintf(&b, "\n  %s  %s", h.MAC, h.Facts.Describe(h.LastIP))
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	if n > maxListed {
+		fmt.Fprintf(&b, "\n  and %d more", n-maxListed)
+	}
+	return fmt.Sprintf("profile %s carries secrets in its user-data, and %d of these hosts are only discovered (any machine can name a MAC); nothing assigned. "+
+		"Check them, then confirm (host assign --yes):%s", profile, n, b.String())
 }

@@ -8,5 +8,7 @@
 // attrib has evidence for (a lease, an overheard DHCP exchange, the
 // kernel's neighbour entry; Config.MACBinding), and with
 // Config.BindUserDataToIP the user-data goes only to the address that
-// passed stage 2.
+// passed stage 2. A refusal on a machine endpoint carries only its status
+// text (refuse.go): the reason goes to the debug log and the host's events,
+// never to whoever asked.
 package api

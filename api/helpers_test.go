@@ -245,6 +245,21 @@ func wantError(t *testing.T, r resp, status int, code string) string {
 	return inner["message"]
 }
 
+// wantTerse checks a machine route's refusal: the status and its text,
+// nothing else (api/refuse.go).
+func wantTerse(t *testing.T, r resp, status int) {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("status %d, want %d: %s", r.status, status, r.body)
+	}
+	if ct := r.header.Get("Content-Type"); r.header != nil && ct != "text/plain; charset=utf-8" {
+		t.Errorf("refusal Content-Type %q", ct)
+	}
+	if want := http.StatusText(status) + "\n"; string(r.body) != want {
+		t.Errorf("refusal body %q, want only %q", r.body, want)
+	}
+}
+
 func (e *env) hosts() []inventory.Host {
 	e.t.Helper()
 	hs, err := e.store.Hosts(inventory.Filter{})

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
-	"os"
 	"strings"
 
 	"github.com/gorilla/mux"
@@ -56,7 +55,7 @@ func (s *Server) handleStage2(w http.ResponseWriter, r *http.Request) {
 	h, err := st.Host(mac)
 	known := err == nil
 	if err != nil && !errors.Is(err, inventory.ErrNotFound) {
-		writeStoreError(w, err)
+		s.refuseStore(w, r, "", "", err)
 		return
 	}
 	action := ipxe.Decide(ipxe.Input{Known: known, State: bootState(h.State), Unknown: s.cfg.Unknown})
@@ -69,59 +68,49 @@ func (s *Server) handleStage2(w http.ResponseWriter, r *http.Request) {
 	}
 	// Every other answer writes (facts, LastIP, a discovered record, an
 	// attempt and its token): decided before the first write.
-	if !s.bindMAC(w, &log, nic, mac, ip, known) {
+	if !s.bindMAC(w, r, &log, nic, mac, ip, known) {
 		return
 	}
 
 	switch action {
 	case ipxe.ActionDiscover:
-		h, err = st.Discover(mac, ip, facts)
-		if err != nil {
-			writeStoreError(w, err)
-			return
-		}
-		log.Info().Str("serial", q.Serial).Str("product", q.Product).Msg("discovered host")
-		s.writeScript(w, ipxe.RenderWait(h.Ident(), "discovered; waiting for an operator to assign a profile", s.cfg.Base+"/boot.ipxe", 60))
+		s.discover(w, r, &log, mac, ip, facts)
 		return
 	case ipxe.ActionWait:
-		if h, err = st.Seen(mac, ip, facts); err != nil {
-			writeStoreError(w, err)
+		if _, err = st.Seen(mac, ip, facts); err != nil {
+			s.refuseStore(w, r, mac, "stage2-refused", err)
 			return
 		}
-		s.writeScript(w, ipxe.RenderWait(h.Ident(), "no profile assigned yet", s.cfg.Base+"/boot.ipxe", 60))
+		s.writeScript(w, ipxe.RenderWait(nic, "no profile assigned yet", s.cfg.Base+"/boot.ipxe", 60))
 		return
 	case ipxe.ActionLocal:
-		if h, err = st.Seen(mac, ip, facts); err != nil {
-			writeStoreError(w, err)
-			return
-		}
+		// The install is over: what the request reports changes nothing
+		// (inventory.Store.Seen), and its one event is informational.
 		method := ipxe.LocalMethod(inventory.LocalBootExit)
 		if p, err := st.Profile(h.Profile); err == nil {
 			method = ipxe.LocalMethod(p.Local)
 		}
-		s.cfg.Events.Record(mac, "localboot", "booting local disk ("+string(method)+"), host is "+h.State.String())
+		s.cfg.Events.Record(mac, "localboot", "stage 2 requested, "+facts.Describe(ip)+": booting local disk ("+string(method)+"), host is "+h.State.String())
 		log.Info().Str("state", h.State.String()).Msg("local boot")
-		s.writeScript(w, ipxe.RenderLocal(h.Ident(), h.State.String(), method))
+		s.writeScript(w, ipxe.RenderLocal(method))
 		return
 	}
 
 	// ActionInstall.
 	if !known {
 		if _, err := st.CreateHost(inventory.Host{MAC: mac, Profile: s.cfg.UnknownProfile}); err != nil && !errors.Is(err, inventory.ErrExists) {
-			log.Error().Err(err).Msg("enrolling unknown host with the default profile")
-			writeStoreError(w, err)
+			s.refuseStore(w, r, "", "", fmt.Errorf("enrolling unknown host %s with the default profile: %w", mac, err))
 			return
 		}
 	}
 	h, token, err := st.BeginInstallSeen(mac, ip, facts)
 	if err != nil {
-		writeStoreError(w, err)
+		s.refuseStore(w, r, mac, "stage2-refused", err)
 		return
 	}
 	p, err := st.Profile(h.Profile)
 	if err != nil {
-		log.Error().Err(err).Str("profile", h.Profile).Msg("host's profile is gone")
-		writeStoreError(w, err)
+		s.refuseStore(w, r, mac, "stage2-refused", fmt.Errorf("the host's profile %s is gone: %w", h.Profile, err))
 		return
 	}
 	art := s.cfg.Base + "/artifacts/" + p.Name + "/"
@@ -146,15 +135,22 @@ func (s *Server) handleStage2(w http.ResponseWriter, r *http.Request) {
 // process; the metrics middleware keeps io.ReaderFrom for the same reason.
 func (s *Server) handleArtifact(w http.ResponseWriter, r *http.Request) {
 	v := mux.Vars(r)
+	name := v["profile"] + "/" + v["file"]
+	// A missing profile and a missing file of a profile get the same
+	// answer: a stranger cannot tell which profiles exist.
 	p, err := s.cfg.Store.Profile(v["profile"])
 	if err != nil {
-		writeStoreError(w, err)
+		s.refuseStore(w, r, s.attributed(r), "artifact-refused", fmt.Errorf("artifact %s: %w", name, err))
 		return
 	}
 	a, err := p.OpenArtifact(v["file"])
 	if err != nil {
-		s.cfg.Log.Error().Err(err).Str("profile", p.Name).Str("file", v["file"]).Msg("artifact unavailable")
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("profile %s has no readable artifact %q", p.Name, v["file"]))
+		if !errors.Is(err, inventory.ErrNotFound) {
+			// An artifact the profile names but the server cannot read:
+			// the operator's to fix.
+			s.cfg.Log.Error().Err(err).Str("profile", p.Name).Str("file", v["file"]).Msg("artifact unavailable")
+		}
+		s.refuse(w, r, http.StatusNotFound, s.attributed(r), "artifact-refused", fmt.Sprintf("artifact %s: %v", name, err))
 		return
 	}
 	defer a.Close()
@@ -165,7 +161,7 @@ func (s *Server) handleArtifact(w http.ResponseWriter, r *http.Request) {
 	}
 	if a, err := netip.ParseAddr(remoteIP(r)); err == nil {
 		if mac, _, ok := s.cfg.Attrib.MACAt(a); ok {
-			s.cfg.Events.Record(mac.String(), "artifact", p.Name+"/"+v["file"])
+			s.cfg.Events.Record(mac.String(), "artifact", name)
 		}
 	}
 }
@@ -181,37 +177,18 @@ func artifactContent(a *inventory.ArtifactReader) io.ReadSeeker { return a.ReadS
 func (s *Server) handleBinary(w http.ResponseWriter, r *http.Request) {
 	f, err := s.cfg.Binaries.Open(mux.Vars(r)["file"])
 	if err != nil {
-		writeError(w, http.StatusNotFound, "not_found", "no such binary")
+		s.refuse(w, r, http.StatusNotFound, "", "", "no such iPXE binary: "+err.Error())
 		return
 	}
-	s.serveOpen(w, r, f)
-}
-
-func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, path string) {
-	f, err := os.Open(path)
-	if err != nil {
-		s.cfg.Log.Error().Err(err).Str("file", path).Msg("artifact unreadable")
-		writeError(w, http.StatusNotFound, "not_found", "artifact unavailable")
-		return
-	}
-	s.serveOpen(w, r, f)
-}
-
-// serveOpen serves and closes f.
-func (s *Server) serveOpen(w http.ResponseWriter, r *http.Request, f *os.File) {
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil || !st.Mode().IsRegular() {
-		writeError(w, http.StatusNotFound, "not_found", "artifact unavailable")
+		s.refuse(w, r, http.StatusNotFound, "", "", fmt.Sprintf("iPXE binary %s is not a readable file", f.Name()))
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	http.ServeContent(w, r, "", st.ModTime(), f)
 }
-
-// forbiddenUserData is all a refused client learns: the address the
-// attempt is bound to stays in the operator's log and event history.
-const forbiddenUserData = "user-data for this attempt is bound to the address that booted it"
 
 // handleUserData renders this attempt's installer configuration. The
 // token is the credential: unknown tokens get 404, tokens of attempts
@@ -234,20 +211,20 @@ func (s *Server) handleUserData(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil
 	})
-	if errors.Is(err, inventory.ErrForbidden) {
-		s.cfg.Log.Warn().Str("mac", h.MAC).Str("ip", ip).Str("boundIP", h.ScriptIP).Int("attempt", h.Attempt).
-			Msg("user-data refused: request from another address than the one that booted this attempt")
-		writeError(w, http.StatusForbidden, "forbidden", forbiddenUserData)
+	// Never log the token: it is the attempt's secret.
+	switch {
+	case errors.Is(err, inventory.ErrForbidden):
+		// The store has recorded the refusal on the host.
+		s.refuse(w, r, http.StatusForbidden, h.MAC, "", err.Error())
 		return
-	}
-	if err != nil {
-		// Never log the token: it is the attempt's secret.
+	case errors.Is(err, inventory.ErrInvalid):
+		// Only the attempt's token gets here: the host's own installer.
 		s.cfg.Log.Info().Str("ip", ip).Err(err).Msg("user-data refused")
-		if errors.Is(err, inventory.ErrInvalid) {
-			writeError(w, http.StatusUnprocessableEntity, "validation", err.Error())
-			return
-		}
-		writeStoreError(w, err)
+		writeError(w, http.StatusUnprocessableEntity, "validation", err.Error())
+		return
+	case err != nil:
+		// h is the token's host when it is known (an attempt that is over).
+		s.refuseStore(w, r, h.MAC, "userdata-refused", err)
 		return
 	}
 	s.cfg.Log.Info().Str("mac", h.MAC).Str("ip", ip).Int("attempt", h.Attempt).Msg("user-data served")
@@ -281,8 +258,8 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 		h, changed, err = s.cfg.Store.Fail(token, strings.TrimSpace(string(body[:n])))
 	}
 	if err != nil {
-		s.cfg.Log.Info().Str("ip", remoteIP(r)).Str("result", v["result"]).Err(err).Msg("callback refused")
-		writeStoreError(w, err)
+		// h is the token's host when it is known (an attempt that is over).
+		s.refuseStore(w, r, h.MAC, "callback-refused", fmt.Errorf("%s callback: %w", v["result"], err))
 		return
 	}
 	if changed {

@@ -7,8 +7,6 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/gorilla/mux"
-
 	"github.com/stagehand-dev/stagehand/inventory"
 	"github.com/stagehand-dev/stagehand/metrics"
 )
@@ -55,12 +53,7 @@ func (s *Server) countRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
-		route := "unmatched"
-		if cr := mux.CurrentRoute(r); cr != nil {
-			if t, err := cr.GetPathTemplate(); err == nil {
-				route = t
-			}
-		}
+		route := routeTemplate(r)
 		code := sw.code
 		if code == 0 {
 			code = http.StatusOK
@@ -120,6 +113,9 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	s.requests.Write(mw, "stagehand_http_requests_total", "HTTP requests by route template and status code.")
 	mw.Counter("stagehand_token_failures_total", "User-data and callback requests whose token was unknown, over or refused.", nil, float64(s.limiter.failed.Load()))
 	mw.Counter("stagehand_token_ratelimited_total", "Token requests refused with 429 after too many failures from one address.", nil, float64(s.limiter.denied.Load()))
+	for i, reason := range refusedReason {
+		mw.Counter("stagehand_discovery_refused_total", "Unknown hosts not recorded under --unknown-hosts discover: a bound (total, per address) was reached.", metrics.L("reason", reason), float64(s.discovery.refused[i].Load()))
+	}
 	if s.cfg.Metrics != nil {
 		s.cfg.Metrics(mw)
 	}

@@ -306,7 +306,10 @@ func TestReprovisionAndEvents(t *testing.T) {
 	if h.State != inventory.StateReady || h.Attempt != 1 {
 		t.Fatalf("reprovisioned: %+v", h)
 	}
-	wantError(t, e.post("/callback/"+tok+"/done", ""), http.StatusGone, "gone") // the attempt ended with the reprovision
+	// The attempt ended with the reprovision; the refusal's event goes
+	// through the recorder.
+	wantTerse(t, e.post("/callback/"+tok+"/done", ""), http.StatusGone)
+	e.flush()
 	_, tok2 := e.stage2("mac=" + mac1)
 	if tok2 == "" || e.host(mac1).Attempt != 2 {
 		t.Fatalf("after reprovision: token %q, attempt %d", tok2, e.host(mac1).Attempt)
@@ -317,12 +320,12 @@ func TestReprovisionAndEvents(t *testing.T) {
 	for _, x := range ev {
 		got = append(got, x.Kind)
 	}
-	want := []string{"created", "script", "booting", "userdata", "installed", "reprovision", "script", "booting"}
+	want := []string{"created", "script", "booting", "userdata", "installed", "reprovision", "callback-refused", "script", "booting"}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("events = %v\nwant     %v", got, want)
 	}
-	if ev[5].Detail != "from installed" || ev[7].Attempt != 2 {
-		t.Fatalf("reprovision event %+v, last %+v", ev[5], ev[7])
+	if ev[5].Detail != "from installed" || !strings.Contains(ev[6].Detail, "gone: attempt 1") || ev[8].Attempt != 2 {
+		t.Fatalf("reprovision event %+v, refusal %+v, last %+v", ev[5], ev[6], ev[8])
 	}
 }
 

@@ -3,10 +3,10 @@ package api
 import (
 	"crypto/subtle"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -74,6 +74,13 @@ type Config struct {
 	// MACBinding is whether stage 2 needs evidence that the MAC named in
 	// the request is at the requesting address (zero value: strict).
 	MACBinding MACBinding
+	// OnOperator, if set, is told the client address of every request
+	// that presented the operator token (the server gives that address
+	// room beside the machines' connection limits). It must return at
+	// once.
+	OnOperator func(netip.Addr)
+	// Discover bounds the records Unknown == ipxe.UnknownDiscover makes.
+	Discover DiscoverLimit
 }
 
 // EventRecorder takes events for the store without blocking; an
@@ -125,7 +132,8 @@ type Server struct {
 	installs installHistogram
 	limiter  *tokenLimiter
 
-	refused refusalLog // stage-2 refusals recorded lately
+	refused   refusalLog // stage-2 refusals recorded lately
+	discovery *discovery
 }
 
 // New builds the router.
@@ -142,7 +150,7 @@ func New(cfg Config) *Server {
 	if cfg.Attrib == nil {
 		cfg.Attrib = attrib.New(attrib.Config{Now: cfg.Now})
 	}
-	s := &Server{cfg: cfg, limiter: newTokenLimiter(cfg.TokenLimit, cfg.Now)}
+	s := &Server{cfg: cfg, limiter: newTokenLimiter(cfg.TokenLimit, cfg.Now), discovery: newDiscovery(cfg.Discover, cfg.Now)}
 	s.stage1 = ipxe.RenderStage1(ipxe.Stage1Params{Base: cfg.Base})
 	r := mux.NewRouter()
 	r.Use(s.countRequests)
@@ -208,6 +216,9 @@ func (s *Server) auth(next http.Handler) http.Handler {
 			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token")
 			return
 		}
+		if a, err := netip.ParseAddr(remoteIP(r)); err == nil && s.cfg.OnOperator != nil {
+			s.cfg.OnOperator(a)
+		}
 		next.ServeHTTP(w, r)
 	})
 }
@@ -236,22 +247,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc.Encode(v)
 }
 
-// writeStoreError maps inventory sentinels to HTTP codes.
+// writeStoreError answers an operator request with a store error: its
+// status (storeStatus) and message. Machine routes use refuseStore.
 func writeStoreError(w http.ResponseWriter, err error) {
-	switch {
-	case errors.Is(err, inventory.ErrNotFound):
-		writeError(w, http.StatusNotFound, "not_found", err.Error())
-	case errors.Is(err, inventory.ErrInvalid):
-		writeError(w, http.StatusBadRequest, "validation", err.Error())
-	case errors.Is(err, inventory.ErrExists):
-		writeError(w, http.StatusConflict, "exists", err.Error())
-	case errors.Is(err, inventory.ErrConflict):
-		writeError(w, http.StatusConflict, "conflict", err.Error())
-	case errors.Is(err, inventory.ErrGone):
-		writeError(w, http.StatusGone, "gone", err.Error())
-	default:
-		writeError(w, http.StatusInternalServerError, "internal", err.Error())
-	}
+	code, label := storeStatus(err)
+	writeError(w, code, label, err.Error())
 }
 
 func remoteIP(r *http.Request) string {

@@ -160,8 +160,9 @@ func (s *server) addLabProfile(name, extraCmdline string) {
 }
 
 // installThenLocal boots a VM to completion, checks the inventory, boots
-// it again and checks that the second boot goes to local disk.
-func installThenLocal(t *testing.T, s *server, opts lab.VMOptions, name string) {
+// it again and checks that the second boot goes to local disk. It returns
+// the first boot's serial log.
+func installThenLocal(t *testing.T, s *server, opts lab.VMOptions, name string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
@@ -193,7 +194,7 @@ func installThenLocal(t *testing.T, s *server, opts lab.VMOptions, name string) 
 
 	// Second boot of the same machine: stage 2 must say "local disk".
 	vm2 := lab.StartVM(t, s.n, opts)
-	if err := vm2.WaitFor(ctx, `is installed; booting local disk`); err != nil {
+	if err := vm2.WaitFor(ctx, `stagehand: booting local disk`); err != nil {
 		t.Fatalf("second boot did not take the local-boot path: %v", err)
 	}
 	vm2.Kill()
@@ -206,6 +207,7 @@ func installThenLocal(t *testing.T, s *server, opts lab.VMOptions, name string) 
 		t.Fatalf("after second boot: state %q attempt %d, booting events %d, localboot events %d; want installed, 1, 1, ≥1",
 			h.State, h.Attempt, countKind(ev, "booting"), countKind(ev, "localboot"))
 	}
+	return log
 }
 
 func mustRead(t *testing.T, p string) string {

@@ -108,7 +108,7 @@ func bootUnderLoss(t *testing.T, subnet string, opts lab.VMOptions, tftp string)
 	// install must not be counted again.
 	start = time.Now()
 	vm2 := lab.StartVM(t, n, opts)
-	if err := vm2.WaitFor(ctx, `is installed; booting local disk`); err != nil {
+	if err := vm2.WaitFor(ctx, `stagehand: booting local disk`); err != nil {
 		t.Fatalf("second boot under loss did not take the local-boot path: %v", err)
 	}
 	t.Logf("second boot: local-disk answer at %.1fs", time.Since(start).Seconds())

@@ -37,7 +37,7 @@ func TestBackupUnderWrites(t *testing.T) {
 		for round := range bursts {
 			var err error
 			for i := range burst {
-				if err = s.AddEvent(fmt.Sprintf("aa:bb:cc:00:01:%02x", (round*burst+i)%hosts), "dhcp", strings.Repeat("x", 200)); err != nil {
+				if err = s.AddEvent(fmt.Sprintf("aa:bb:cc:00:01:%02x", (round*burst+i)%hosts), "dhcp", fmt.Sprintf("%d-%d ", round, i)+strings.Repeat("x", 200)); err != nil {
 					break
 				}
 			}

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/stagehand-dev/stagehand/internal/safetext"
 	"github.com/stagehand-dev/stagehand/inventory/storage"
 )
 
@@ -16,7 +17,10 @@ import (
 // may come in any order and any subset (mac is required); a column
 // absent from the header leaves that field of an existing host alone,
 // so a manifest that only carries serials can be re-imported over a
-// full one.
+// full one. A cell of a quote followed by what a spreadsheet runs as a
+// formula ("'=x", "'-7") loses that quote (safetext.Uncell): it is how
+// the export (writeCSV) keeps such values inert, and how a spreadsheet
+// marks a cell as text.
 
 // Column names are the Names of Fields, matched after folding case and
 // dropping '-', '_', '.' and spaces, so "networkType", "network.type" and
@@ -187,7 +191,7 @@ func parseRow(row int, cols, fields []string) (Record, []RowError) {
 		if c == "" {
 			continue // a report column
 		}
-		v := fields[i]
+		v := safetext.Uncell(fields[i]) // the export's formula guard (writeCSV)
 		rec.Set[c] = true
 		if len(v) > maxCell {
 			bad = append(bad, RowError{Row: row, Field: c, Reason: fmt.Sprintf("longer than %d bytes", maxCell)})
@@ -292,13 +296,22 @@ func (s *Store) ImportParsed(recs []Record, parsed error) (ImportResult, error) 
 			h := &hosts[i]
 			h.UpdatedAt = now
 			kind := "imported"
+			var squatted *Host
 			if exists[i] {
+				if old, err := get[Host](w, colHosts, h.MAC, "host"); err == nil && old.onlyDiscovered() {
+					squatted = &old
+				}
+			}
+			if exists[i] && squatted == nil {
 				res.Updated++
 				kind = "reimported"
 				if err := w.assign(h); err != nil {
 					return nil, err
 				}
 			} else {
+				if squatted != nil { // the manifest's host replaces it (see CreateHost)
+					h.forgetReported()
+				}
 				res.Created++
 				h.CreatedAt = now
 				h.State = initialState(h)
@@ -306,8 +319,14 @@ func (s *Store) ImportParsed(recs []Record, parsed error) (ImportResult, error) 
 			if err := w.saveHost(h, nil); err != nil {
 				return nil, err
 			}
-			if err := w.addEvent(h.MAC, Event{Time: now, Kind: kind, Attempt: h.Attempt, Detail: fmt.Sprintf("row %d, state %s", recs[i].Row, h.State)}); err != nil {
+			ev := Event{Time: now, Kind: kind, Attempt: h.Attempt, Detail: fmt.Sprintf("row %d, state %s", recs[i].Row, h.State)}
+			if err := w.addEvent(h.MAC, ev); err != nil {
 				return nil, err
+			}
+			if squatted != nil {
+				if err := w.addEvent(h.MAC, takeover(squatted, ev)); err != nil {
+					return nil, err
+				}
 			}
 		}
 		return nil, nil

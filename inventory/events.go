@@ -4,7 +4,15 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/stagehand-dev/stagehand/internal/safetext"
 	"github.com/stagehand-dev/stagehand/inventory/storage"
+)
+
+// Bounds on one event, as stored (escapes included): a detail holds an
+// installer's failure message (MaxFailMessage) with room to spare.
+const (
+	MaxEventDetail = 2 << 10
+	maxEventKind   = 64
 )
 
 // seqPrefix is the key prefix of a host's sequenced records (events,
@@ -58,13 +66,16 @@ func deleteSeq(tx storage.Tx, c storage.Collection, mac string, keep int) [][]by
 }
 
 // addEvent records e on the host mac and queues it for the event feed
-// (Options.OnEvents) once this transaction commits.
+// (Options.OnEvents) once this transaction commits. Every event passes
+// here, and its details are often a client's text (a TFTP filename, a
+// reported serial, an installer's message): they are kept escaped and
+// bounded (safetext.Clean).
 func (w *wtx) addEvent(mac string, e Event) error {
-	raw, err := jsonOf(e)
+	e.Kind, e.Detail = safetext.Clean(e.Kind, maxEventKind), safetext.Clean(e.Detail, MaxEventDetail)
+	e, err := appendEvent(w, mac, e)
 	if err != nil {
 		return err
 	}
-	appendSeq(w, colEvents, mac, raw, MaxEventsPerHost)
 	w.events = append(w.events, StoredEvent{MAC: mac, Event: e})
 	return nil
 }

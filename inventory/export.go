@@ -7,9 +7,9 @@ import (
 	"io"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
-	"unicode"
+
+	"github.com/stagehand-dev/stagehand/internal/safetext"
 )
 
 // DefaultInstallTimeout is how long an attempt may take before the host
@@ -131,9 +131,7 @@ var reportColumns = []reportColumn{
 		return strconv.FormatFloat(r.InstallSeconds, 'f', 0, 64)
 	}},
 	{name: "last_ip", value: func(r ReportRow) string { return r.LastIP }},
-	// One line per host whatever the installer wrote: a spreadsheet or
-	// a line-based tool reads each row whole.
-	{name: "failed_message", value: func(r ReportRow) string { return OneLine(r.FailedMessage) }},
+	{name: "failed_message", value: func(r ReportRow) string { return r.FailedMessage }},
 	{name: "dhcp_address", field: "dhcpAddress"},
 	{name: "other_macs", field: "otherMACs"},
 }
@@ -187,6 +185,13 @@ func WriteExportCSV(w io.Writer, rows []ReportRow, secrets bool) error {
 	return writeCSV(w, rows, exportColumns(secrets))
 }
 
+// writeCSV is the one CSV writer of reports and exports. Every cell
+// goes through safetext.Cell, so no spreadsheet reads one as a formula,
+// and ParseCSV undoes it (safetext.Uncell), so the export stays a
+// manifest. The report's own columns (the host's reported serial, an
+// installer's message) are also one escaped line each (safetext.Line):
+// what the store holds is clean already, and a row must read whole in a
+// spreadsheet or a line-based tool whatever an older store kept.
 func writeCSV(w io.Writer, rows []ReportRow, cols []reportColumn) error {
 	cw := csv.NewWriter(w)
 	line := make([]string, len(cols))
@@ -202,45 +207,15 @@ func writeCSV(w io.Writer, rows []ReportRow, cols []reportColumn) error {
 				if h.MAC == "" {
 					h.MAC = r.MAC // a row built by hand
 				}
-				line[i] = f.Get(&h)
+				line[i] = safetext.Cell(f.Get(&h))
 			} else {
-				line[i] = c.value(r)
+				line[i] = safetext.Cell(safetext.Line(c.value(r)))
 			}
 		}
 		cw.Write(line)
 	}
 	cw.Flush()
 	return cw.Error()
-}
-
-// OneLine makes s safe for one table cell or CSV line: a backslash,
-// newline, carriage return, tab and every other control character is
-// written as an escape (\\, \n, \r, \t, \x1b, \u0085), visibly, so a
-// multi-line message reads as one line and stays unambiguous.
-func OneLine(s string) string {
-	if !strings.ContainsFunc(s, func(r rune) bool { return r == '\\' || unicode.IsControl(r) }) {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r == '\\':
-			b.WriteString(`\\`)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r < 0x80 && unicode.IsControl(r):
-			fmt.Fprintf(&b, `\x%02x`, r)
-		case unicode.IsControl(r):
-			fmt.Fprintf(&b, `\u%04x`, r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
 }
 
 // WriteReportJSON writes rows as a JSON array.

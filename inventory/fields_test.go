@@ -98,6 +98,11 @@ func TestExportRoundTrip(t *testing.T) {
 		fullHost("aa:bb:cc:00:00:01", "n1", "edge", "10.1.0.11", "10.0.0.21", "aa:bb:cc:00:01:01"),
 		fullHost("aa:bb:cc:00:00:02", "n2", "edge", "10.1.0.12", "10.0.0.22", "aa:bb:cc:00:01:02"),
 		{MAC: "aa:bb:cc:00:00:03"}, // discovered: every field empty
+		// Values a spreadsheet would run, which the export writes behind a
+		// quote and the import reads back without it.
+		{MAC: "aa:bb:cc:00:00:04", Profile: "edge", Serial: `=HYPERLINK("http://x.example/","y")`,
+			Site: userdata.Site{Tags: map[string]string{"-rack": "@r1"}}},
+		{MAC: "aa:bb:cc:00:00:05", Profile: "edge", Serial: "'=quoted by its maker"},
 	}
 	for _, h := range want {
 		if _, err := src.CreateHost(h); err != nil {
@@ -167,20 +172,6 @@ func stripReadOnly(t *testing.T, s string) string {
 		b.WriteString("\n")
 	}
 	return b.String()
-}
-
-func TestOneLine(t *testing.T) {
-	for in, want := range map[string]string{
-		"plain":            "plain",
-		"disk\nnot found":  `disk\nnot found`,
-		"a\r\tb\x1b[31m":   `a\r\tb\x1b[31m`,
-		`back\slash`:       `back\\slash`,
-		"next\u0085line é": `next\u0085line é`,
-	} {
-		if got := OneLine(in); got != want || strings.ContainsAny(got, "\n\r") {
-			t.Errorf("OneLine(%q) = %q, want %q", in, got, want)
-		}
-	}
 }
 
 func TestExportFailedMessageOneLine(t *testing.T) {

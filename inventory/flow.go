@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stagehand-dev/stagehand/internal/safetext"
 	"github.com/stagehand-dev/stagehand/inventory/storage"
 )
 
@@ -18,6 +19,11 @@ import (
 // Seen records what a host reported about itself on its way to stage 2:
 // its address and SMBIOS facts. It notes a serial that differs from the
 // manifest as an event, because a swapped chassis is what that means.
+//
+// A host whose install is over (installed, failed) keeps the facts and
+// address of the attempt that installed it: the report ships them, and
+// anyone on the network can name its MAC. Seen then records one event
+// with what was reported and changes nothing else.
 func (s *Store) Seen(mac, ip string, f Facts) (Host, error) {
 	mac, err := NormalizeMAC(mac)
 	if err != nil {
@@ -29,6 +35,10 @@ func (s *Store) Seen(mac, ip string, f Facts) (Host, error) {
 		h, err = get[Host](tx, colHosts, mac, "host")
 		return err
 	}, func(w *wtx) (error, error) {
+		if h.State.Finished() {
+			return nil, w.addEvent(mac, Event{Time: s.now().UTC(), Kind: "script", Attempt: h.Attempt,
+				Detail: "stage 2 requested, " + f.Describe(ip) + "; host is " + h.State.String() + ", facts kept"})
+		}
 		if err := w.seen(&h, ip, f); err != nil {
 			return nil, err
 		}
@@ -37,18 +47,23 @@ func (s *Store) Seen(mac, ip string, f Facts) (Host, error) {
 	return h, err
 }
 
+// Describe says what a stage-2 request from ip reported, for its event.
+func (f Facts) Describe(ip string) string {
+	if f.Serial != "" {
+		return "ip " + ip + " serial " + f.Serial
+	}
+	return "ip " + ip
+}
+
 // seen applies Seen to h inside w; the caller stores h.
 func (w *wtx) seen(h *Host, ip string, f Facts) error {
+	f = f.clean()
 	now := w.s.now().UTC()
 	h.LastIP, h.Facts, h.UpdatedAt = ip, f, now
 	if f.BuildArch != "" || f.Platform != "" {
 		h.LastArch = strings.Trim(f.BuildArch+"-"+f.Platform, "-")
 	}
-	detail := "ip " + ip
-	if f.Serial != "" {
-		detail += " serial " + f.Serial
-	}
-	if err := w.addEvent(h.MAC, Event{Time: now, Kind: "script", Attempt: h.Attempt, Detail: "stage 2 requested, " + detail}); err != nil {
+	if err := w.addEvent(h.MAC, Event{Time: now, Kind: "script", Attempt: h.Attempt, Detail: "stage 2 requested, " + f.Describe(ip)}); err != nil {
 		return err
 	}
 	if h.Serial != "" && f.Serial != "" && !strings.EqualFold(h.Serial, f.Serial) {
@@ -56,58 +71,6 @@ func (w *wtx) seen(h *Host, ip string, f Facts) error {
 			Detail: fmt.Sprintf("inventory serial %q, host reports %q", h.Serial, f.Serial)})
 	}
 	return nil
-}
-
-// Discover records an unknown host that PXE-booted, in state discovered.
-// A host already known is returned unchanged.
-//
-// When the serial it reports is a manifest serial of another host, both
-// get a "serial-match" event: a machine with several NICs often PXE-boots
-// from a port other than the one the manifest lists, and then shows up
-// as a stranger while its own record waits in ready. The operator
-// decides; nothing is moved or reassigned on a self-reported serial.
-func (s *Store) Discover(mac, ip string, f Facts) (Host, error) {
-	h, err := s.CreateHost(Host{MAC: mac, LastIP: ip, Facts: f})
-	if isErr(err, ErrExists) {
-		return s.Host(mac)
-	}
-	if err != nil {
-		return h, err
-	}
-	if h, err = s.Seen(mac, ip, f); err != nil {
-		return h, err
-	}
-	return h, s.noteSerialMatch(h, f.Serial)
-}
-
-// noteSerialMatch adds the serial-match events of Discover: one read of
-// the hosts, once per discovered machine.
-func (s *Store) noteSerialMatch(h Host, serial string) error {
-	if strings.TrimSpace(serial) == "" {
-		return nil
-	}
-	return s.write(func(w *wtx) (error, error) {
-		var matches []Host
-		if err := scan(w, colHosts, "", "host", func(o Host) {
-			if o.MAC != h.MAC && o.Serial != "" && strings.EqualFold(o.Serial, serial) {
-				matches = append(matches, o)
-			}
-		}); err != nil {
-			return nil, err
-		}
-		now := s.now().UTC()
-		for _, o := range matches {
-			if err := w.addEvent(h.MAC, Event{Time: now, Kind: "serial-match",
-				Detail: fmt.Sprintf("reports serial %q, the manifest serial of %s: is this that machine's other NIC?", serial, o.Ident())}); err != nil {
-				return nil, err
-			}
-			if err := w.addEvent(o.MAC, Event{Time: now, Kind: "serial-match", Attempt: o.Attempt,
-				Detail: fmt.Sprintf("discovered %s reports this host's serial %q: the machine may be booting from another NIC", h.MAC, serial)}); err != nil {
-				return nil, err
-			}
-		}
-		return nil, nil
-	})
 }
 
 // BeginInstall moves a host to booting for the install script being
@@ -198,7 +161,7 @@ func (s *Store) beginInstall(mac, ip string, facts *Facts) (Host, string, error)
 //
 // Only a live attempt's token works: ErrNotFound for a token never
 // issued, ErrGone for one superseded or whose attempt is over
-// (installed, failed). Under BindToScriptIP a request from another
+// (installed, failed), returned with the token's host. Under BindToScriptIP a request from another
 // address than the attempt's ScriptIP is ErrForbidden: the host is
 // returned (for the caller's log), nothing about it changes, and a
 // "userdata-refused" event records the address that tried.
@@ -261,11 +224,12 @@ func (s *Store) Complete(token string) (h Host, changed bool, err error) {
 	})
 }
 
-// Fail records the installer's failure with its message, cut to
-// MaxFailMessage bytes and stripped of control characters. A repeated
-// failure keeps the first message (changed=false).
+// Fail records the installer's failure with its message, its controls
+// escaped and cut to MaxFailMessage bytes (safetext.Clean): the
+// installer's text is a client's, and an operator's terminal prints it.
+// A repeated failure keeps the first message (changed=false).
 func (s *Store) Fail(token, msg string) (h Host, changed bool, err error) {
-	msg = cleanFailMessage(msg)
+	msg = safetext.Clean(msg, MaxFailMessage)
 	return s.finish(token, TriggerFailed, func(h *Host, now time.Time) string {
 		h.FailedMsg = msg
 		return msg

@@ -278,7 +278,7 @@ func TestDiscover(t *testing.T) {
 	s := openTestStore(t)
 	mustProfile(t, s, "edge")
 	f := Facts{UUID: "8a3c0e2e-0000-4000-8000-000000000001", Serial: "SN-9", Manufacturer: "QEMU", Product: "Standard PC"}
-	h, err := s.Discover("52-54-00-00-00-09", "10.0.0.9", f)
+	h, err := s.Discover("52-54-00-00-00-09", "10.0.0.9", f, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,13 +293,13 @@ func TestDiscover(t *testing.T) {
 	// Discovering a known host changes nothing.
 	mustHost(t, s, Host{MAC: "52:54:00:00:00:01", Profile: "edge", Name: "known"})
 	before := mustHosts(t, s)
-	h, err = s.Discover("52:54:00:00:00:01", "10.0.0.10", Facts{Serial: "other"})
+	h, err = s.Discover("52:54:00:00:00:01", "10.0.0.10", Facts{Serial: "other"}, 0)
 	if err != nil || h.State != StateReady || h.Name != "known" {
 		t.Fatalf("Discover(known) = %+v, %v", h, err)
 	}
 	unchanged(t, s, before)
 
-	if _, err := s.Discover("not-a-mac", "10.0.0.1", Facts{}); !errors.Is(err, ErrInvalid) {
+	if _, err := s.Discover("not-a-mac", "10.0.0.1", Facts{}, 0); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("Discover(bad mac) err = %v", err)
 	}
 }
@@ -328,14 +328,14 @@ func TestDiscoverSerialMatch(t *testing.T) {
 	}
 
 	// The second NIC of rack1-n1 boots; the serial's case differs.
-	h, err := s.Discover("52:54:00:00:00:a1", "10.0.0.21", Facts{Serial: "sn-a1"})
+	h, err := s.Discover("52:54:00:00:00:a1", "10.0.0.21", Facts{Serial: "sn-a1"}, 0)
 	if err != nil || h.State != StateDiscovered {
 		t.Fatalf("Discover = %+v, %v", h, err)
 	}
 	if ev := kinds("52:54:00:00:00:a1"); len(ev) != 1 || !strings.Contains(ev[0].Detail, "52:54:00:00:00:01 (rack1-n1)") {
 		t.Fatalf("events on the discovered NIC: %+v", ev)
 	}
-	if ev := kinds("52:54:00:00:00:01"); len(ev) != 1 || !strings.Contains(ev[0].Detail, "52:54:00:00:00:a1") {
+	if ev := kinds("52:54:00:00:00:01"); len(ev) != 1 || !strings.Contains(ev[0].Detail, `"SN-A1"`) {
 		t.Fatalf("events on the manifest host: %+v", ev)
 	}
 	if ev := kinds("52:54:00:00:00:02"); len(ev) != 0 {
@@ -346,17 +346,31 @@ func TestDiscoverSerialMatch(t *testing.T) {
 	}
 
 	// Its next boots (stage 2 again while it waits) add nothing.
-	if _, err := s.Discover("52:54:00:00:00:a1", "10.0.0.21", Facts{Serial: "sn-a1"}); err != nil {
+	if _, err := s.Discover("52:54:00:00:00:a1", "10.0.0.21", Facts{Serial: "sn-a1"}, 0); err != nil {
 		t.Fatal(err)
 	}
 	if n1, n2 := len(kinds("52:54:00:00:00:a1")), len(kinds("52:54:00:00:00:01")); n1 != 1 || n2 != 1 {
 		t.Fatalf("after a second discovery: %d and %d serial-match events, want 1 and 1", n1, n2)
 	}
 
+	// Many MACs reporting the serial: one event on the manifest host,
+	// counted; each discovered record has its own.
+	for i := range 30 {
+		if _, err := s.Discover(fmt.Sprintf("52:54:00:00:01:%02x", i), "10.0.0.22", Facts{Serial: "SN-A1"}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ev := kinds("52:54:00:00:00:01"); len(ev) != 1 || ev[0].Count != 31 {
+		t.Fatalf("after 30 more MACs report its serial, the manifest host's serial-match events: %+v; want one, count 31", ev)
+	}
+	if ev := kinds("52:54:00:00:01:1d"); len(ev) != 1 || !strings.Contains(ev[0].Detail, "rack1-n1") {
+		t.Fatalf("events on the last discovered MAC: %+v", ev)
+	}
+
 	// No serial, or one no manifest lists: no event.
 	for i, serial := range []string{"", "  ", "SN-ZZ"} {
 		mac := fmt.Sprintf("52:54:00:00:00:b%d", i)
-		if _, err := s.Discover(mac, "10.0.0.30", Facts{Serial: serial}); err != nil {
+		if _, err := s.Discover(mac, "10.0.0.30", Facts{Serial: serial}, 0); err != nil {
 			t.Fatal(err)
 		}
 		if ev := kinds(mac); len(ev) != 0 {

@@ -160,7 +160,7 @@ func TestHostMACKinds(t *testing.T) {
 		wantErr(t, "host "+mac, err, ErrInvalid, "field mac", mac)
 		_, err = s.CreateHost(Host{MAC: "52:54:00:00:0d:01", Profile: "edge", OtherMACs: []string{mac}})
 		wantErr(t, "other NIC "+mac, err, ErrInvalid, "field otherMACs", mac)
-		_, err = s.Discover(mac, "10.0.0.9", Facts{})
+		_, err = s.Discover(mac, "10.0.0.9", Facts{}, 0)
 		wantErr(t, "discover "+mac, err, ErrInvalid, "field mac")
 	}
 	_, err := s.Import(parse(t, "mac,profile\nFF-FF-FF-FF-FF-FF,edge\n"))
@@ -175,16 +175,21 @@ func TestHostMACKinds(t *testing.T) {
 }
 
 // A manifest that gives a discovered host a profile moves it through the
-// same transition, with the same event, as UpdateHost does.
+// same transition, with the same event, as UpdateHost does; a host that
+// is only discovered (no operator field) is taken over instead, with a
+// takeover event (TestTakeover).
 func TestImportAssignsThroughTransition(t *testing.T) {
 	s := openTestStore(t)
 	mustProfile(t, s, "edge")
 	for _, mac := range []string{"52:54:00:00:0e:01", "52:54:00:00:0e:02"} {
-		if _, err := s.Discover(mac, "10.0.0.5", Facts{}); err != nil {
+		if _, err := s.Discover(mac, "10.0.0.5", Facts{}, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if _, err := s.UpdateHost("52:54:00:00:0e:01", func(h *Host) error { h.Profile = "edge"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateHost("52:54:00:00:0e:02", func(h *Host) error { h.Name = "named"; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Import(parse(t, "mac,profile\n52:54:00:00:0e:02,edge\n")); err != nil {

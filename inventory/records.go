@@ -12,7 +12,7 @@ import (
 const (
 	colHosts    storage.Collection = "hosts"    // mac → Host
 	colProfiles storage.Collection = "profiles" // name → Profile
-	colEvents   storage.Collection = "events"   // mac + 0x00 + seq(8, per host) → Event
+	colEvents   storage.Collection = "events"   // mac + 0x00 + seq(8, per host) + class (eventlog.go) → Event
 	colLeases   storage.Collection = "leases"   // mac → Lease
 	colTokens   storage.Collection = "tokens"   // sha256(token) hex → tokenRecord (live or retired)
 	colRetired  storage.Collection = "retired"  // mac + 0x00 + seq(8, per host) → hash of a retired token, oldest first

@@ -79,6 +79,10 @@ func (s *State) UnmarshalJSON(b []byte) error {
 // its token may fetch user-data or report back.
 func (s State) Live() bool { return s == StateBooting || s == StateInstalling }
 
+// Finished reports whether the host's install is over (installed or
+// failed): what it reports about itself no longer changes its record.
+func (s State) Finished() bool { return s == StateInstalled || s == StateFailed }
+
 // Trigger is what happened to a host.
 type Trigger int
 

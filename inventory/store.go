@@ -14,7 +14,9 @@ import (
 	"github.com/stagehand-dev/stagehand/inventory/storage/boltstore"
 )
 
-// MaxEventsPerHost caps each host's history; the oldest events go first.
+// MaxEventsPerHost caps each class of a host's history (see eventlog.go):
+// a host keeps its newest MaxEventsPerHost audit events and as many
+// routine ones; within a class the oldest go first.
 const MaxEventsPerHost = 200
 
 // Store is the inventory: the domain rules over a storage engine (see
@@ -221,7 +223,10 @@ func (s *Store) Hosts(f Filter) ([]Host, error) {
 }
 
 // CreateHost adds a new host in state ready (or discovered when it has
-// no profile). Its MAC and name must be new; its profile must exist.
+// no profile). Its MAC and name must be new; its profile must exist. A
+// MAC that is only discovered (onlyDiscovered: no operator field was
+// ever set on it) is new for this purpose: the host replaces that
+// record, with a "takeover" event naming what it had reported.
 func (s *Store) CreateHost(h Host) (Host, error) {
 	mac, err := NormalizeMAC(h.MAC)
 	if err != nil {
@@ -234,9 +239,11 @@ func (s *Store) CreateHost(h Host) (Host, error) {
 	in := h
 	err = s.write(func(w *wtx) (error, error) {
 		h = in // a repeated run starts over
-		if w.Get(colHosts, mac) != nil {
+		old, err := get[Host](w, colHosts, mac, "host")
+		if err == nil && !old.onlyDiscovered() {
 			return fmt.Errorf("%w: host %s", ErrExists, mac), nil
 		}
+		squatted := err == nil
 		if err := checkRefs(w, &h); err != nil {
 			return err, nil
 		}
@@ -247,7 +254,11 @@ func (s *Store) CreateHost(h Host) (Host, error) {
 		h.CreatedAt, h.UpdatedAt = now, now
 		h.State = initialState(&h)
 		h.TokenHash, h.TokenNonce, h.ScriptIP = "", "", ""
-		return nil, w.createHost(&h, Event{Time: now, Kind: "created", Detail: "state " + h.State.String()})
+		created := Event{Time: now, Kind: "created", Detail: "state " + h.State.String()}
+		if err := w.createHost(&h, created); err != nil || !squatted {
+			return nil, err
+		}
+		return nil, w.addEvent(mac, takeover(&old, created))
 	})
 	return h, err
 }

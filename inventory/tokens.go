@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
-	"strings"
-	"unicode"
 
 	"github.com/stagehand-dev/stagehand/inventory/storage"
 )
@@ -149,7 +147,8 @@ func deleteTokens(tx storage.Tx, h *Host) {
 
 // byToken finds the host whose live attempt holds token. A token never
 // issued, forgotten, or of a deleted host is ErrNotFound; a superseded
-// one (killed by reprovision) is ErrGone. The token of an attempt that
+// one (killed by reprovision) is ErrGone, returned with its host so that
+// the caller can put the refusal on the host's record. The token of an attempt that
 // ended (installed, failed) is still its host's live token: the callers
 // decide what it may still do.
 func byToken(tx storage.Tx, token string) (Host, error) {
@@ -173,7 +172,7 @@ func byToken(tx storage.Tx, token string) (Host, error) {
 		return Host{}, err
 	}
 	if rec.Dead || h.TokenHash != hash {
-		return Host{}, fmt.Errorf("%w: attempt %d of %s is over", ErrGone, rec.Attempt, h.Ident())
+		return h, fmt.Errorf("%w: attempt %d of %s is over", ErrGone, rec.Attempt, h.Ident())
 	}
 	return h, nil
 }
@@ -201,21 +200,4 @@ func sameIP(a, b string) bool {
 		return false
 	}
 	return x.Unmap() == y.Unmap()
-}
-
-// cleanFailMessage bounds an installer's failure report and makes it safe
-// to print: valid UTF-8, no control characters other than newline and
-// tab (an ANSI escape sent to the callback must not reach an operator's
-// terminal through `stagehand host events`).
-func cleanFailMessage(msg string) string {
-	if len(msg) > MaxFailMessage {
-		msg = msg[:MaxFailMessage]
-	}
-	msg = strings.ToValidUTF8(msg, "?")
-	return strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) && r != '\n' && r != '\t' {
-			return '?'
-		}
-		return r
-	}, msg)
 }

@@ -360,30 +360,6 @@ func TestLegacyTokenRecord(t *testing.T) {
 	}
 }
 
-func TestCleanFailMessage(t *testing.T) {
-	for _, tc := range []struct{ name, in, want string }{
-		{"plain", "disk /dev/sda not found", "disk /dev/sda not found"},
-		{"lines and tabs kept", "step 3\n\tmkfs failed", "step 3\n\tmkfs failed"},
-		{"ANSI escape", "\x1b[2J\x1b]0;owned\x07done", "?[2J?]0;owned?done"},
-		{"NUL and CR", "a\x00b\rc", "a?b?c"},
-		{"C1 control", "a\u009bb", "a?b"},
-		{"invalid UTF-8", "bad \xff\xfe byte", "bad ? byte"},
-		{"cut at the bound", strings.Repeat("x", MaxFailMessage+10), strings.Repeat("x", MaxFailMessage)},
-		{"cut mid-rune", strings.Repeat("x", MaxFailMessage-1) + "€", strings.Repeat("x", MaxFailMessage-1) + "?"},
-		{"empty", "", ""},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got := cleanFailMessage(tc.in)
-			if got != tc.want {
-				t.Errorf("cleanFailMessage(%q) = %q, want %q", tc.in, got, tc.want)
-			}
-			if len(got) > MaxFailMessage {
-				t.Errorf("%d bytes, over the bound", len(got))
-			}
-		})
-	}
-}
-
 func TestSameIP(t *testing.T) {
 	for _, tc := range []struct {
 		a, b string

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stagehand-dev/stagehand/internal/safetext"
 	"github.com/stagehand-dev/stagehand/inventory/storage"
 	"github.com/stagehand-dev/stagehand/userdata"
 )
@@ -30,6 +31,16 @@ type Facts struct {
 	Product      string `json:"product,omitempty"`
 	BuildArch    string `json:"buildarch,omitempty"`
 	Platform     string `json:"platform,omitempty"`
+}
+
+// clean is f as stored: each fact escaped and bounded (safetext.Clean).
+// Facts are whatever the client put in its stage-2 query, and the CLI
+// and the export show them.
+func (f Facts) clean() Facts {
+	for _, p := range []*string{&f.UUID, &f.Serial, &f.Manufacturer, &f.Product, &f.BuildArch, &f.Platform} {
+		*p = safetext.Clean(*p, maxField)
+	}
+	return f
 }
 
 // Host is one appliance, keyed by its MAC.
@@ -126,6 +137,12 @@ type Event struct {
 	Kind    string    `json:"kind"`
 	Attempt int       `json:"attempt,omitempty"`
 	Detail  string    `json:"detail,omitempty"`
+	// Count is how many times in a row the same event (kind, attempt
+	// and detail) happened, when more than once; Last is when it last
+	// did (Time stays the first). A firmware retrying, or a stranger
+	// repeating a request, costs the history one event.
+	Count int       `json:"count,omitempty"`
+	Last  time.Time `json:"last,omitzero"`
 }
 
 // Lease is a full-mode DHCP lease. The dhcp package has its own type;

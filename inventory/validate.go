@@ -104,6 +104,7 @@ func (h *Host) validate() error {
 		}
 	}
 	h.Site.Name = ""
+	h.Facts = h.Facts.clean() // a discovered host is created with what it reported
 	if len(h.Name) > 63 || (h.Name != "" && !profileName.MatchString(h.Name)) {
 		add("name", "must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit")
 	}

@@ -106,12 +106,12 @@ type LocalMethod string
 // (the disk the installer just wrote); "sanboot" boots BIOS drive 0x80
 // directly, for firmware that would otherwise retry the network forever.
 //
-// state is the host's ("installed", "failed"), shown on the console so
-// that whoever watches a failed host knows why it did not reinstall.
-func RenderLocal(host, state string, method LocalMethod) []byte {
+// It names neither the host nor its state: whoever asks for a MAC hears
+// the same script, so a stranger learns nothing of the inventory from
+// it. Why the host boots its disk is in its events.
+func RenderLocal(method LocalMethod) []byte {
 	var b strings.Builder
-	b.WriteString("#!ipxe\n# stagehand stage 2: local boot\n")
-	fmt.Fprintf(&b, "echo stagehand: %s is %s; booting local disk\n", scriptSafe(host), scriptSafe(state))
+	b.WriteString("#!ipxe\n# stagehand stage 2: local boot\necho stagehand: booting local disk\n")
 	if method == "sanboot" {
 		b.WriteString("sanboot --no-describe --drive 0x80 || exit 1\n")
 	} else {

@@ -67,9 +67,9 @@ func TestScriptsGolden(t *testing.T) {
 		{"stage1_retries", RenderStage1(Stage1Params{Base: "http://192.168.7.2:80", Retries: 2, Delay: 10})},
 		{"install", RenderInstall(install)},
 		{"install_hostile_host", RenderInstall(evil)},
-		{"local_exit", RenderLocal("52:54:00:12:34:56 (rack1-node01)", "installed", "exit")},
-		{"local_sanboot", RenderLocal("52:54:00:12:34:56 (rack1-node01)", "installed", "sanboot")},
-		{"local_default", RenderLocal("52:54:00:12:34:56", "installed", "")},
+		{"local_exit", RenderLocal("exit")},
+		{"local_sanboot", RenderLocal("sanboot")},
+		{"local_default", RenderLocal("")},
 		{"wait", RenderWait("52:54:00:12:34:56", "discovered; waiting for an operator to assign a profile", "http://10.0.0.1:8080/boot.ipxe", 60)},
 		{"wait_hostile", RenderWait(hostile, "reason ${x}\nexit", "http://10.0.0.1:8080/boot.ipxe", 5)},
 		{"message", RenderMessage("52:54:00:12:34:56 is not in the inventory; nothing to boot")},
@@ -118,7 +118,6 @@ func TestInstallScriptUEFIInitrd(t *testing.T) {
 func TestHostileTextStaysOnItsEchoLine(t *testing.T) {
 	scripts := map[string][]byte{
 		"install": RenderInstall(InstallParams{Host: hostile, Attempt: 1, KernelURL: "http://s/k", InitrdURL: "http://s/i", Cmdline: "x"}),
-		"local":   RenderLocal(hostile, "installed", "exit"),
 		"wait":    RenderWait(hostile, hostile, "http://s/boot.ipxe", 5),
 		"message": RenderMessage(hostile),
 	}

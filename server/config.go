@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/stagehand-dev/stagehand/api"
+	"github.com/stagehand-dev/stagehand/connlimit"
 	"github.com/stagehand-dev/stagehand/dhcp"
 	"github.com/stagehand-dev/stagehand/events"
 	"github.com/stagehand-dev/stagehand/ipxe"
@@ -55,6 +56,8 @@ type Config struct {
 	// (the zero value) needs evidence from attrib that the MAC is at the
 	// requesting address.
 	MACBinding api.MACBinding
+	// Discover bounds what UnknownHosts "discover" records.
+	Discover api.DiscoverLimit
 
 	// DHCPMode is DHCPOff (default), DHCPProxy or DHCPFull. DHCP carries
 	// the full-mode settings (RangeStart, RangeEnd, Netmask, Router, DNS,
@@ -63,6 +66,8 @@ type Config struct {
 	DHCP     dhcp.Config
 	// TFTP bounds; zero values are the tftp package's defaults.
 	TFTP TFTPConfig
+	// HTTP bounds the HTTP port's connections.
+	HTTP HTTPConfig
 
 	// DrainTimeout bounds each shutdown step; 0 means DefaultDrainTimeout.
 	DrainTimeout time.Duration
@@ -85,6 +90,23 @@ type TFTPConfig struct {
 	MaxPerClient int
 	MaxIdle      time.Duration
 }
+
+// HTTPConfig bounds the HTTP port. Conns' zero values mean no cap
+// (serve's flags give connlimit's defaults); IdleTimeout's zero value is
+// DefaultHTTPIdleTimeout.
+type HTTPConfig struct {
+	Conns connlimit.Config
+	// IdleTimeout closes a connection that waits this long for its next
+	// request, or for its first request's headers. A request in progress
+	// (a download, the event stream) is never cut: there is no write
+	// timeout.
+	IdleTimeout time.Duration
+}
+
+// DefaultHTTPIdleTimeout: iPXE and the installer send their next request
+// within milliseconds of the last answer, so a few seconds are plenty,
+// and a stranger's idle connection costs a slot for no longer.
+const DefaultHTTPIdleTimeout = 5 * time.Second
 
 // check refuses a Config that could not serve, before anything is bound
 // or opened.
@@ -109,6 +131,9 @@ func (c *Config) check() error {
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = DefaultDrainTimeout
+	}
+	if c.HTTP.IdleTimeout <= 0 {
+		c.HTTP.IdleTimeout = DefaultHTTPIdleTimeout
 	}
 	switch c.DHCPMode {
 	case DHCPOff:

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stagehand-dev/stagehand/api"
 	"github.com/stagehand-dev/stagehand/attrib"
+	"github.com/stagehand-dev/stagehand/connlimit"
 	"github.com/stagehand-dev/stagehand/dhcp"
 	"github.com/stagehand-dev/stagehand/events"
 	"github.com/stagehand-dev/stagehand/inventory"
@@ -36,6 +37,7 @@ type Server struct {
 	dhcp   *dhcp.Server      // nil with DHCP off
 	tftp   *tftp.Server
 	http   *http.Server
+	conns  *connlimit.Limiter // the HTTP port's connection bounds
 
 	// dhcpLog picks the DHCP replies worth a host event.
 	dhcpLog *dhcpJournal
@@ -81,14 +83,16 @@ func New(cfg Config, token string) (*Server, error) {
 		acfg.Leases = &s.leases
 	}
 	s.who = attrib.New(acfg)
+	s.conns = connlimit.New(cfg.HTTP.Conns)
 	s.web = api.New(api.Config{
 		Store: s.store, Base: fmt.Sprintf("http://%s:%d", cfg.Addr, cfg.HTTPPort), Binaries: bins,
 		Unknown: unknown, UnknownProfile: unknownProfile,
 		Token: token, BindUserDataToIP: cfg.UserDataIPBinding,
-		Attrib: s.who, MACBinding: cfg.MACBinding,
+		Attrib: s.who, MACBinding: cfg.MACBinding, Discover: cfg.Discover,
 		Log:    cfg.Log.With().Str("svc", "http").Logger(),
 		Events: s.events, Feed: s.feed,
-		Metrics: s.writeMetrics,
+		Metrics:    s.writeMetrics,
+		OnOperator: s.conns.Trust,
 	})
 	if cfg.DHCPMode != DHCPOff {
 		if s.dhcp, err = dhcp.NewServer(s.dhcpConfig(unknown)); err != nil {
@@ -97,11 +101,14 @@ func New(cfg Config, token string) (*Server, error) {
 		}
 	}
 	s.tftp = s.tftpServer(bins)
+	// One timeout for a connection waiting for a request, first or next;
+	// none once a request is in progress (downloads, the event stream).
 	s.http = &http.Server{
 		Handler:           s.web,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: cfg.HTTP.IdleTimeout,
+		IdleTimeout:       cfg.HTTP.IdleTimeout,
 		MaxHeaderBytes:    16 << 10,
+		ConnState:         s.conns.ConnState,
 	}
 	// Shutdown waits for handlers to return, and an event stream only
 	// returns when its feed ends.
@@ -188,6 +195,7 @@ func (s *Server) tftpServer(bins ipxe.Binaries) *tftp.Server {
 func (s *Server) writeMetrics(mw *metrics.Writer) {
 	s.events.WriteMetrics(mw)
 	s.feed.WriteMetrics(mw)
+	s.conns.WriteMetrics(mw)
 	if s.dhcpLog != nil {
 		mw.Counter("stagehand_dhcp_events_suppressed_total",
 			fmt.Sprintf("DHCP replies that changed something for their MAC but wrote no event: the MAC had used its budget of %d events per %v.", dhcpEventBudget, dhcpEventWindow),
@@ -218,7 +226,7 @@ func (s *Server) Run(ctx context.Context, ls Listeners) error {
 		g.Go(func() error { return s.dhcp.Serve(gctx, c) })
 	}
 	g.Go(func() error {
-		if err := s.http.Serve(ls.HTTP); !errors.Is(err, http.ErrServerClosed) {
+		if err := s.http.Serve(s.conns.Listener(ls.HTTP)); !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
 		return nil

@@ -45,7 +45,17 @@ func Redact(doc []byte) []byte {
 	return out
 }
 
-func maskSecrets(n *yaml.Node) {
+// HasSecrets reports whether doc holds a value Redact would mask: a
+// document with one hands it to every machine that fetches it. A
+// document that cannot be parsed is taken to hold some.
+func HasSecrets(doc []byte) bool {
+	root, fe := parseDoc(doc, "userdata", redactLimit)
+	return fe != nil || maskSecrets(root) > 0
+}
+
+// maskSecrets masks n's secret values and returns how many it masked.
+func maskSecrets(n *yaml.Node) int {
+	masks := 0
 	if n.Kind == yaml.MappingNode {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
@@ -55,6 +65,7 @@ func maskSecrets(n *yaml.Node) {
 			switch {
 			case secretKeys[k.Value] && v.Value != "":
 				n.Content[i+1] = strNode(masked)
+				masks++
 			case k.Value == "httpProxy":
 				if u, err := url.Parse(v.Value); err == nil && u.User != nil {
 					if _, has := u.User.Password(); has {
@@ -63,12 +74,14 @@ func maskSecrets(n *yaml.Node) {
 						u.User = nil
 						rest := strings.TrimPrefix(u.String(), u.Scheme+"://")
 						n.Content[i+1] = strNode(u.Scheme + "://" + name + ":" + masked + "@" + rest)
+						masks++
 					}
 				}
 			}
 		}
 	}
 	for _, c := range n.Content {
-		maskSecrets(c)
+		masks += maskSecrets(c)
 	}
+	return masks
 }

@@ -131,3 +131,25 @@ func TestRedactGoldenOutputs(t *testing.T) {
 		}
 	}
 }
+
+// HasSecrets is true exactly when Redact would mask something; a
+// document it cannot read counts as holding some.
+func TestHasSecrets(t *testing.T) {
+	for _, tc := range []struct {
+		doc  string
+		want bool
+	}{
+		{"", false},
+		{"stylus:\n  site:\n    paletteEndpoint: api.example.com\n", false},
+		{"stylus:\n  site:\n    edgeHostToken: abc\n", true},
+		{"stylus:\n  site:\n    edgeHostToken: \"\"\n", false},
+		{"stages:\n  initramfs:\n    - users:\n        kairos:\n          passwd: kairos\n", true},
+		{"stylus:\n  site:\n    network:\n      httpProxy: http://u:p@proxy:3128\n", true},
+		{"stylus:\n  site:\n    network:\n      httpProxy: http://proxy:3128\n", false},
+		{"stylus: [unclosed\n", true},
+	} {
+		if got := HasSecrets([]byte(tc.doc)); got != tc.want {
+			t.Errorf("HasSecrets(%q) = %v, want %v", tc.doc, got, tc.want)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/stagehand-dev/stagehand/internal/safetext"
 	"github.com/stagehand-dev/stagehand/inventory"
 )
 
@@ -270,7 +271,7 @@ func printProfiles(c *client, out io.Writer, ps []inventory.Profile, single bool
 		if p.ISO != "" {
 			k, i, r = p.ISO+":"+k, p.ISO+":"+i, p.ISO+":"+r
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, k, i, r, p.Local, p.InstallTimeout(), inventory.OneLine(p.Cmdline))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, k, i, r, p.Local, p.InstallTimeout(), safetext.Line(p.Cmdline))
 	}
 	return tw.Flush()
 }
@@ -281,3 +282,9 @@ func dash(s string) string {
 	}
 	return s
 }
+
+// cell is a value as the CLI prints it in a table or an event line: one
+// line with every control escaped (safetext.Line), "-" when empty. The
+// store keeps a client's text escaped already; this is the second line
+// of defence, for whatever an older store or a future path holds.
+func cell(s string) string { return dash(safetext.Line(s)) }

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/stagehand-dev/stagehand/api"
+	"github.com/stagehand-dev/stagehand/internal/safetext"
 	"github.com/stagehand-dev/stagehand/inventory"
 )
 
@@ -207,7 +208,7 @@ func printHosts(c *client, out io.Writer, hs []api.HostView, single bool) error 
 		if h.Stalled {
 			state += " (stalled)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", h.MAC, dash(h.Name), dash(h.Profile), state, h.Attempt, dash(h.LastIP), dash(inventory.OneLine(serial)), inst)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", cell(h.MAC), cell(h.Name), cell(h.Profile), state, h.Attempt, cell(h.LastIP), cell(serial), inst)
 	}
 	return tw.Flush()
 }
@@ -283,7 +284,7 @@ func bulkAction(a *app, c *client, path string, body any, verb string) error {
 		fmt.Fprintln(a.out, "  "+m)
 	}
 	for _, e := range res.Errors {
-		fmt.Fprintf(a.out, "  %s: not %s: %s\n", e.MAC, verb, inventory.OneLine(e.Error))
+		fmt.Fprintf(a.out, "  %s: not %s: %s\n", e.MAC, verb, safetext.Line(e.Error))
 	}
 	if len(res.Errors) > 0 {
 		return fmt.Errorf("%d host(s) not %s", len(res.Errors), verb)

@@ -141,13 +141,13 @@ func TestCLIHostShowWhole(t *testing.T) {
 		t.Errorf("host show prints the secret:\n%s", out)
 	}
 	js := mustCLI(t, rs.with("host", "show", cm1, "-o", "json")...)
-	if strings.Contains(js, "SEKRET") || !strings.Contains(js, `"failedMessage": "disk\nnot found"`) || !strings.Contains(js, `"gateway": "10.1.0.1"`) {
+	if strings.Contains(js, "SEKRET") || !strings.Contains(js, `"failedMessage": "disk\\nnot found"`) || !strings.Contains(js, `"gateway": "10.1.0.1"`) {
 		t.Errorf("host show -o json:\n%s", js)
 	}
 }
 
-// A failure message with a newline stays one line in the events table
-// and in the export's CSV row, and whole in JSON.
+// A failure message with a newline stays one line in the events table,
+// in the export's CSV row and in JSON: the store keeps it escaped.
 func TestCLIMessagesOneLine(t *testing.T) {
 	rs := newRackServer(t)
 	rs.profile("edge")
@@ -169,7 +169,7 @@ func TestCLIMessagesOneLine(t *testing.T) {
 		t.Errorf("events table lacks the escaped message:\n%s", out)
 	}
 	var evs []inventory.Event
-	if err := json.Unmarshal([]byte(mustCLI(t, rs.with("host", "events", cm1, "-o", "json")...)), &evs); err != nil || !strings.Contains(evs[len(evs)-1].Detail+evs[len(evs)-2].Detail, "disk\nnot found") {
+	if err := json.Unmarshal([]byte(mustCLI(t, rs.with("host", "events", cm1, "-o", "json")...)), &evs); err != nil || evs[len(evs)-1].Detail != `disk\nnot found\tat` {
 		t.Errorf("events JSON: %+v %v", evs, err)
 	}
 	csvOut := mustCLI(t, rs.with("host", "export")...)

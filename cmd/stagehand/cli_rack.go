@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/stagehand-dev/stagehand/api"
+	"github.com/stagehand-dev/stagehand/internal/safetext"
 	"github.com/stagehand-dev/stagehand/inventory"
 )
 
@@ -19,9 +20,10 @@ import (
 
 func (a *app) hostAssignCommand() *cobra.Command {
 	var profile string
+	var yes bool
 	var ff *filterFlags
 	cmd := &cobra.Command{
-		Use:   "assign MAC --profile P | --profile P --state discovered [--tag k=v] | --all",
+		Use:   "assign MAC --profile P | --profile P --state discovered [--tag k=v] [--yes] | --all",
 		Short: "give hosts a profile: how discovered hosts become ready",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -43,10 +45,11 @@ func (a *app) hostAssignCommand() *cobra.Command {
 				}
 				return printHosts(c, a.out, []api.HostView{h}, true)
 			}
-			return bulkAction(a, c, "/hosts/assign"+ff.query(), api.AssignSpec{Profile: profile}, "assigned")
+			return bulkAction(a, c, "/hosts/assign"+ff.query(), api.AssignSpec{Profile: profile, Confirm: yes}, "assigned")
 		},
 	}
 	cmd.Flags().StringVar(&profile, "profile", "", "profile to assign")
+	cmd.Flags().BoolVar(&yes, "yes", false, "assign a profile whose user-data carries secrets to discovered hosts too (without it, they are listed and nothing changes)")
 	ff = addFilterFlags(cmd.Flags(), true)
 	return cmd
 }
@@ -90,6 +93,8 @@ func (a *app) hostExportCommand() *cobra.Command {
 Its CSV form is a manifest: the report's columns, then every host field the
 report lacks under its manifest column name; "host import" reads the host
 fields back and ignores the report-only columns (state, last_ip, ...).
+A cell a spreadsheet would run as a formula (one beginning with =, +, -,
+@, tab or CR) is written behind a ', which "host import" drops again.
 Secret fields (edgeHostToken) are left out unless --include-secrets is
 given; importing a file without them leaves the stored secrets alone.`,
 		Args: nArgs(0, "no arguments (the file is -f FILE)"),
@@ -112,6 +117,9 @@ given; importing a file without them leaves the stored secrets alone.`,
 			raw, err := c.send(a.ctx, http.MethodGet, "/hosts/export?"+q.Encode(), "", nil)
 			if err != nil {
 				return err
+			}
+			if format == "json" {
+				raw = safetext.JSON(raw)
 			}
 			return writeOut(a.out, file, raw)
 		},

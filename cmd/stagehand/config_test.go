@@ -286,7 +286,7 @@ func TestLoadToken(t *testing.T) {
 }
 
 // The shipped example config parses: every key is a serve flag, and its
-// values take effect; uncommenting the TFTP bounds works too.
+// values take effect; uncommenting the TFTP and HTTP bounds works too.
 func TestExampleConfig(t *testing.T) {
 	raw, err := os.ReadFile("../../examples/stagehand.yaml")
 	if err != nil {
@@ -300,7 +300,9 @@ func TestExampleConfig(t *testing.T) {
 		t.Errorf("example config gave %+v", *o)
 	}
 	uncommented := strings.NewReplacer("# tftp-max-transfers: 512", "tftp-max-transfers: 100",
-		"# tftp-max-per-client: 8", "tftp-max-per-client: 2", "# tftp-max-idle: 30s", "tftp-max-idle: 45s").Replace(string(raw))
+		"# tftp-max-per-client: 8", "tftp-max-per-client: 2", "# tftp-max-idle: 30s", "tftp-max-idle: 45s",
+		"# http-max-conns: 4096", "http-max-conns: 100", "# http-max-conns-per-address: 64", "http-max-conns-per-address: 0",
+		"# http-idle-timeout: 5s", "http-idle-timeout: 3s").Replace(string(raw))
 	cfg := writeFile(t, t.TempDir(), "stagehand.yaml", uncommented)
 	fs, o = newServeFlags()
 	if err := parseFlags(fs, []string{"--config", cfg}); err != nil {
@@ -308,5 +310,8 @@ func TestExampleConfig(t *testing.T) {
 	}
 	if o.tftpMaxTransfers != 100 || o.tftpPerClient != 2 || o.tftpMaxIdle != 45*time.Second || o.checkTFTP() != nil {
 		t.Errorf("uncommented TFTP bounds gave %d, %d, %v", o.tftpMaxTransfers, o.tftpPerClient, o.tftpMaxIdle)
+	}
+	if o.httpMaxConns != 100 || o.httpPerAddress != 0 || o.httpIdleTimeout != 3*time.Second || o.checkHTTP() != nil {
+		t.Errorf("uncommented HTTP bounds gave %d, %d, %v", o.httpMaxConns, o.httpPerAddress, o.httpIdleTimeout)
 	}
 }

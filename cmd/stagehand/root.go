@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/stagehand-dev/stagehand/internal/safetext"
 )
 
 // The command line is github.com/spf13/cobra rather than ff or more
@@ -175,8 +177,13 @@ for zsh: stagehand completion zsh > "${fpath[1]}/_stagehand".`,
 	}
 }
 
+// printJSON writes v as indented JSON, its strings terminal-safe
+// (safetext.JSON: the same value, C1 and bidi controls as \u escapes).
 func printJSON(out io.Writer, v any) error {
-	enc := json.NewEncoder(out)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = out.Write(append(safetext.JSON(b), '\n'))
+	return err
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/stagehand-dev/stagehand/api"
+	"github.com/stagehand-dev/stagehand/connlimit"
 	"github.com/stagehand-dev/stagehand/dhcp"
 	"github.com/stagehand-dev/stagehand/ipxe"
 	"github.com/stagehand-dev/stagehand/metrics"
@@ -30,7 +31,10 @@ type serveOpts struct {
 	unknownShare                    int
 	httpPort, tftpPort              int
 	tftpMaxTransfers, tftpPerClient int
+	discoverMax, discoverPerAddress int
 	tftpMaxIdle                     time.Duration
+	httpMaxConns, httpPerAddress    int
+	httpIdleTimeout                 time.Duration
 	ipxeDir, efiBinary              string
 	unknown                         string
 	logLevel, logFormat             string
@@ -55,9 +59,14 @@ func serveFlags(fs *flag.FlagSet) *serveOpts {
 	fs.IntVar(&o.tftpMaxTransfers, "tftp-max-transfers", tftp.DefaultMaxTransfers, "TFTP: concurrent transfers at most; more are refused with an ERROR the firmware retries")
 	fs.IntVar(&o.tftpPerClient, "tftp-max-per-client", defaultTFTPPerClient, "TFTP: concurrent transfers from one IP address at most (0: no cap), so one client that never ACKs cannot hold every slot")
 	fs.DurationVar(&o.tftpMaxIdle, "tftp-max-idle", tftp.DefaultMaxIdle, "TFTP: how long a transfer may go without a new ACK before it is dropped (resends back off 1,1,1,2,4,8 s meanwhile)")
+	fs.IntVar(&o.httpMaxConns, "http-max-conns", connlimit.DefaultTotal, fmt.Sprintf("HTTP: connections at once (0: no cap); at the cap an idle connection is closed to make room, and a newcomer is reset only when every connection is busy. The operator (this host, or an address that presented the API token) has %d more", connlimit.Reserve))
+	fs.IntVar(&o.httpPerAddress, "http-max-conns-per-address", connlimit.DefaultPerAddress, "HTTP: connections from one address at once (0: no cap); more are reset at once and counted, so one client cannot hold the port")
+	fs.DurationVar(&o.httpIdleTimeout, "http-idle-timeout", server.DefaultHTTPIdleTimeout, "HTTP: how long a connection may wait for its first request's headers or its next request; a request in progress (a download, the event stream) is never cut")
 	fs.StringVar(&o.ipxeDir, "ipxe-dir", ipxe.DefaultDir, "directory with undionly.kpxe and the EFI binary (Debian package ipxe)")
 	fs.StringVar(&o.efiBinary, "efi-binary", ipxe.FileEFISNPOnly, "iPXE binary for UEFI x64 clients: snponly.efi or ipxe.efi")
 	fs.StringVar(&o.unknown, "unknown-hosts", "ignore", "what to do with MACs not in the inventory: ignore, discover, or the name of a profile to install")
+	fs.IntVar(&o.discoverMax, "discover-max", api.DefaultDiscoverMax, "--unknown-hosts discover: discovered records at most (0: no cap); past it a new MAC gets no record")
+	fs.IntVar(&o.discoverPerAddress, "discover-per-address", api.DefaultDiscoverPerAddress, "--unknown-hosts discover: records one client address may create per hour (0: no cap); the address stage 2 comes from")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "console", "console or json")
 	fs.StringVar(&o.macBinding, "mac-binding", "strict", "stage 2: strict serves a host's install script only to an address that a lease, an overheard DHCP exchange or the kernel's neighbour entry on --interface ties to the MAC it names (403 otherwise); off trusts the MAC any client names, for hosts behind NAT or an HTTP proxy, or when stage 2 comes from another network than DHCP")
@@ -219,6 +228,31 @@ func (o *serveOpts) checkTFTP() error {
 	return nil
 }
 
+// checkHTTP refuses HTTP bounds that would stop the server from serving.
+func (o *serveOpts) checkHTTP() error {
+	if o.httpMaxConns < 0 {
+		return fmt.Errorf("--http-max-conns %d: want 0 (no cap) or more", o.httpMaxConns)
+	}
+	if o.httpPerAddress < 0 {
+		return fmt.Errorf("--http-max-conns-per-address %d: want 0 (no cap) or more", o.httpPerAddress)
+	}
+	// Below a second, a host on a busy link could be cut off between
+	// the TCP handshake and its request line.
+	if o.httpIdleTimeout < time.Second {
+		return fmt.Errorf("--http-idle-timeout %s: want at least 1s", o.httpIdleTimeout)
+	}
+	return nil
+}
+
+// noCap maps a flag's 0 (no cap) to the api's "no bound", whose zero
+// value means the default.
+func noCap(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
 // runServe is `stagehand serve`: the sockets a service manager passed
 // (socket activation), flags, then a checked Config, then the missing
 // sockets, then the server, which owns them all from there on.
@@ -316,6 +350,11 @@ func (o *serveOpts) config(log zerolog.Logger) (server.Config, error) {
 		UnknownHosts: o.unknown, UserDataIPBinding: o.userDataIPBinding,
 		DHCPMode: strings.ToLower(o.dhcpMode),
 		TFTP:     server.TFTPConfig{MaxTransfers: o.tftpMaxTransfers, MaxPerClient: o.tftpPerClient, MaxIdle: o.tftpMaxIdle},
+		HTTP: server.HTTPConfig{
+			Conns:       connlimit.Config{PerAddress: o.httpPerAddress, Total: o.httpMaxConns},
+			IdleTimeout: o.httpIdleTimeout,
+		},
+		Discover: api.DiscoverLimit{Max: noCap(o.discoverMax), PerAddress: noCap(o.discoverPerAddress)},
 		Log:      log,
 		Metrics: func(mw *metrics.Writer, d *dhcp.Server, t *tftp.Server) {
 			writeServerMetrics(mw, strings.ToLower(o.dhcpMode), d, t)
@@ -341,6 +380,12 @@ func (o *serveOpts) config(log zerolog.Logger) (server.Config, error) {
 	}
 	if err := o.checkTFTP(); err != nil {
 		return cfg, err
+	}
+	if err := o.checkHTTP(); err != nil {
+		return cfg, err
+	}
+	if o.discoverMax < 0 || o.discoverPerAddress < 0 {
+		return cfg, fmt.Errorf("--discover-max %d, --discover-per-address %d: want 0 (no cap) or more", o.discoverMax, o.discoverPerAddress)
 	}
 	if cfg.DHCP.TrustedRelays, err = parsePrefixes(o.trustedRelays); err != nil {
 		return cfg, fmt.Errorf("--dhcp-trusted-relays: %w", err)

@@ -14,7 +14,7 @@ import (
 
 // showHost prints a host's whole record: every operator field of
 // inventory.Fields (secrets masked), then what provisioning recorded.
-// Every value is one line (inventory.OneLine); user-data overrides are
+// Every value is one escaped line (cell); user-data overrides are
 // summarised, "host userdata" shows the document.
 func showHost(c *client, out io.Writer, h api.HostView) error {
 	h = maskSecrets(h)
@@ -22,7 +22,7 @@ func showHost(c *client, out io.Writer, h api.HostView) error {
 		return c.printJSON(out, h)
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	line := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, dash(inventory.OneLine(v))) }
+	line := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, cell(v)) }
 	for _, f := range inventory.Fields {
 		v := f.Get(&h.Host)
 		if f.Kind == inventory.KindDocument && v != "" {

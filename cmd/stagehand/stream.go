@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/stagehand-dev/stagehand/internal/safetext"
 	"github.com/stagehand-dev/stagehand/inventory"
 )
 
@@ -82,7 +83,7 @@ func (p *eventPrinter) print(e inventory.StoredEvent) error {
 		if err != nil {
 			return err
 		}
-		_, err = p.out.Write(append(b, '\n'))
+		_, err = p.out.Write(append(safetext.JSON(b), '\n'))
 		return err
 	}
 	if !p.header {
@@ -96,7 +97,11 @@ func (p *eventPrinter) print(e inventory.StoredEvent) error {
 	if e.Kind != "dropped" {
 		attempt = fmt.Sprint(e.Attempt)
 	}
-	_, err := fmt.Fprintf(p.out, eventRow, t, attempt, inventory.OneLine(e.Kind), inventory.OneLine(e.Detail))
+	detail := safetext.Line(e.Detail)
+	if e.Count > 1 {
+		detail += fmt.Sprintf("  (%d times, last %s)", e.Count, e.Last.Local().Format(time.DateTime))
+	}
+	_, err := fmt.Fprintf(p.out, eventRow, t, attempt, safetext.Line(e.Kind), detail)
 	return err
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/stagehand-dev/stagehand/api"
+	"github.com/stagehand-dev/stagehand/internal/safetext"
 	"github.com/stagehand-dev/stagehand/inventory"
 )
 
@@ -25,7 +26,7 @@ type progress struct {
 
 func summarize(st api.Status) progress {
 	p := progress{total: st.Total, installed: st.ByState[inventory.StateInstalled.String()], failed: st.ByState[inventory.StateFailed.String()],
-		stalled: st.Stalled, failedNames: st.Failed}
+		stalled: safeNames(st.Stalled), failedNames: safeNames(st.Failed)}
 	for _, s := range inventory.States() {
 		// Discovered hosts wait for an operator, not for the rack.
 		if s != inventory.StateDiscovered && s != inventory.StateInstalled && s != inventory.StateFailed {
@@ -33,6 +34,15 @@ func summarize(st api.Status) progress {
 		}
 	}
 	return p
+}
+
+// safeNames are the host names of a status, each as cell prints it.
+func safeNames(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = safetext.Line(n)
+	}
+	return out
 }
 
 // done reports whether nothing is left to install: every host is
@@ -249,10 +259,10 @@ func (a *app) statusCommand() *cobra.Command {
 				return err
 			}
 			if len(st.Failed) > 0 {
-				fmt.Fprintf(a.out, "failed: %s\n", strings.Join(st.Failed, ", "))
+				fmt.Fprintf(a.out, "failed: %s\n", strings.Join(safeNames(st.Failed), ", "))
 			}
 			if len(st.Stalled) > 0 {
-				fmt.Fprintf(a.out, "stalled: %s\n", strings.Join(st.Stalled, ", "))
+				fmt.Fprintf(a.out, "stalled: %s\n", strings.Join(safeNames(st.Stalled), ", "))
 			}
 			return nil
 		}),
