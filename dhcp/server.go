@@ -378,13 +378,9 @@ func (x *exchange) proxy() {
 		// A REQUEST naming the site server accepts its address; we have
 		// nothing to add. One naming us comes from firmware that took the
 		// proxy offer as its server: give it the boot information.
-		// Admission first: a client the policy refuses must not write
-		// the address table either.
 		if !x.ours() {
-			if x.admit() {
-				x.siteAddress()
-				x.ignore("dhcp: REQUEST for another server")
-			}
+			x.siteAddress()
+			x.ignore("dhcp: REQUEST for another server")
 			return
 		}
 	default:
@@ -405,9 +401,16 @@ func (x *exchange) proxy() {
 // DHCP server for (option 50 of its REQUEST) to OnSiteAddress: in proxy
 // mode it is the only sight of the address the host will fetch its boot
 // files from, which ties its TFTP transfer to its MAC.
+//
+// The Policy decides first: a MAC it refuses must not write the table,
+// or a stranger ignored by the server could still overwrite the address
+// of a host it serves.
 func (x *exchange) siteAddress() {
 	f := x.s.cfg.OnSiteAddress
 	if f == nil || !(x.c.PXE || x.c.IPXE || x.c.HTTPBoot) {
+		return
+	}
+	if p := x.s.cfg.Policy; p != nil && !p.Admit(x.c) {
 		return
 	}
 	if a := optAddr(x.req, dhcpv4.OptionRequestedIPAddress); a.IsValid() && !a.IsUnspecified() {
