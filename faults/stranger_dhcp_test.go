@@ -397,8 +397,10 @@ func TestStrangerDeclineFlood(t *testing.T) {
 			if len(seen) > tc.maxSeen {
 				t.Errorf("the stranger took %d addresses out of a range of 10 (%v); want at most %d", len(seen), seen, tc.maxSeen)
 			}
+			asked := time.Now()
 			host := l.udhcpc(realNS, "-n", "-q")
-			t.Logf("real host bound %s", host.wait("bound", 0))
+			ip := host.wait("bound", 0)
+			t.Logf("real host bound %s %v after it started asking", ip, time.Since(asked).Round(time.Millisecond))
 			if tc.maxSeen == 3 {
 				if v := l.metric(dropped("decline_capped")); v < 1 {
 					t.Errorf("capped DECLINEs counted: %v", v)
