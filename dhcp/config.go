@@ -79,9 +79,18 @@ type Config struct {
 	// DefaultUnknownShare. Unused when Hosts is nil.
 	UnknownShare int
 
+	// TrustedRelays lists the relay agents whose relayed requests are
+	// answered, by the address they put in giaddr: the reply goes to that
+	// address, so an unlisted giaddr would let any sender steer replies
+	// to an address of its choosing. Nil (the default) answers only
+	// requests from the local segment (giaddr 0). In full mode a listed
+	// relay must also lie in the served subnet: the pool has no addresses
+	// for another.
+	TrustedRelays []netip.Prefix
+
 	// Policy gates the whole reply: a client it refuses gets no answer at
-	// all, in both modes (also no address in full mode). Nil admits every
-	// client the mode would answer.
+	// all, in both modes (also no address in full mode); DECLINEs pass it
+	// too. Nil admits every client the mode would answer.
 	Policy Policy
 	Log    zerolog.Logger
 	// OnReplies, if set, is told of the replies sent, in order, off the
@@ -140,6 +149,11 @@ func (c *Config) validate() error {
 		// the HTTP URL built from EFIFile must fit too.
 		if len(f) > 80 {
 			return fmt.Errorf("dhcp: boot file name %q longer than 80 bytes", f)
+		}
+	}
+	for _, r := range c.TrustedRelays {
+		if !r.IsValid() || !r.Addr().Is4() {
+			return fmt.Errorf("dhcp: trusted relay %v is not an IPv4 prefix", r)
 		}
 	}
 	switch c.Mode {

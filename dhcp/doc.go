@@ -44,6 +44,24 @@
 //     counted (Stats.UnknownCapped, Stats.PoolExhausted) and logged at
 //     most once a minute.
 //
+// A stranger on the network can send any packet with any MAC, so the
+// server believes only what it can check:
+//
+//   - A relayed request (giaddr set) is answered only when giaddr is in
+//     Config.TrustedRelays (none by default): the reply goes to giaddr.
+//     In full mode the relay must also be on the served subnet.
+//   - A reply goes to ciaddr only as an ACK to a RENEWING or REBINDING
+//     REQUEST for that same address (RFC 2131 §4.1, §4.3.2); every other
+//     reply not relayed is broadcast.
+//   - A RELEASE is accepted only unicast from the address it releases
+//     (§4.4.4), not relayed; a DECLINE passes the Policy and only for the
+//     client's pending offer or a lease ACKed in the last 10 s, and one MAC
+//     keeps at most two addresses in quarantine (declined addresses of
+//     unknown clients count against their share). Anything else leaves
+//     the stored lease and the pool alone.
+//   - In proxy mode the Policy runs before OnSiteAddress hears of an
+//     overheard REQUEST, so a refused MAC cannot write the address table.
+//
 // The package parses packets with github.com/insomniacslk/dhcp/dhcpv4 but
 // owns its read loop: a bounded set of workers per socket, one Serve per
 // socket, every packet size-checked, parsed once and classified by the pure

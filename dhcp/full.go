@@ -2,6 +2,7 @@ package dhcp
 
 import (
 	"bytes"
+	"net"
 	"net/netip"
 	"slices"
 	"sync/atomic"
@@ -17,8 +18,11 @@ const exhaustedWarnEvery = time.Minute
 // full answers on port 67 as the network's only DHCP server.
 func (x *exchange) full() {
 	if r := x.c.Relay; r != nil {
+		// A trusted relay (relayTrusted passed) on another subnet: the
+		// pool has no address for its clients.
 		if a, _ := netip.AddrFromSlice(r); !x.s.subnet.Contains(a) {
-			x.ignore("dhcp: relayed from a subnet this server does not serve")
+			x.s.stats.relayRefused.Add(1)
+			x.debug("dhcp: relayed from a subnet this server does not serve")
 			return
 		}
 	}
@@ -34,7 +38,9 @@ func (x *exchange) full() {
 	case dhcpv4.MessageTypeRelease:
 		x.release()
 	case dhcpv4.MessageTypeDecline:
-		x.decline()
+		if x.admit() {
+			x.decline()
+		}
 	default:
 		x.ignore("dhcp: message type not served")
 	}
@@ -184,7 +190,14 @@ func (x *exchange) request() {
 		x.log.Error().Err(err).Stringer("mac", x.c.MAC).Stringer("ip", a).Msg("dhcp: storing lease failed, no ACK sent")
 		return
 	}
-	x.s.pool.bindAs(x.c.MAC, a, l.Expiry, l.Hostname, !known)
+	// A client probes (and may DECLINE) an address it is given, not one
+	// it renews and has used all along (§4.4.1): a renewal's ACK opens
+	// no declineWindow.
+	acked := now
+	if renewing(x.req) {
+		acked = time.Time{}
+	}
+	x.s.pool.bindAs(x.c.MAC, a, l.Expiry, l.Hostname, !known, acked)
 	x.send(dhcpv4.MessageTypeAck, a.AsSlice())
 }
 
@@ -213,28 +226,64 @@ func (x *exchange) admissible(a, reserved netip.Addr, now time.Time) bool {
 	return x.s.pool.check(x.c.MAC, a, now)
 }
 
+// release frees the client's lease. RFC 2131 §4.4.4: the client unicasts
+// a RELEASE straight to the server from the address it releases (ciaddr),
+// so one that is relayed, broadcast from 0.0.0.0 or sent from another
+// address is not the holder's and is refused: anyone on the network can
+// name a host's MAC and address. (A forger that also fakes the source
+// address is left; it needs a raw socket and the host's address.)
 func (x *exchange) release() {
 	if x.req.Options.Has(dhcpv4.OptionServerIdentifier) && !x.ours() {
 		x.ignore("dhcp: RELEASE for another server")
 		return
 	}
 	a := ciaddr(x.req)
+	if !a.IsValid() || x.c.Relay != nil || srcAddr(x.src) != a {
+		x.s.stats.releasesRefused.Add(1)
+		x.debug("dhcp: RELEASE not unicast from the address it releases, refused")
+		return
+	}
 	if !x.s.pool.release(x.c.MAC, a) && !x.reservedOutside(a) {
-		x.ignore("dhcp: RELEASE of an address the client does not hold")
+		x.s.stats.releasesRefused.Add(1)
+		x.debug("dhcp: RELEASE of an address the client does not hold, refused")
 		return
 	}
 	x.s.stats.releases.Add(1)
 	x.forgetLease(a, "dhcp: lease released")
 }
 
+// srcAddr is the IPv4 source of a packet, or invalid.
+func srcAddr(src net.Addr) netip.Addr {
+	if u, ok := src.(*net.UDPAddr); ok {
+		if a, ok := netip.AddrFromSlice(u.IP); ok && a.Unmap().Is4() {
+			return a.Unmap()
+		}
+	}
+	return netip.Addr{}
+}
+
+// decline quarantines the address the client says is in use (§4.3.3),
+// if it is the one this client is in the middle of getting from us and
+// the client's MAC has quarantined few enough (pool.decline).
 func (x *exchange) decline() {
 	if x.req.Options.Has(dhcpv4.OptionServerIdentifier) && !x.ours() {
 		x.ignore("dhcp: DECLINE for another server")
 		return
 	}
 	a := optAddr(x.req, dhcpv4.OptionRequestedIPAddress)
-	if !x.s.pool.decline(x.c.MAC, a, x.s.now()) {
-		x.ignore("dhcp: DECLINE of an address the client does not hold")
+	now := x.s.now()
+	switch x.s.pool.decline(x.c.MAC, a, now) {
+	case declineNotHeld:
+		x.s.stats.declinesRefused.Add(1)
+		x.debug("dhcp: DECLINE of an address not just offered or ACKed to the client, refused")
+		return
+	case declineCapped:
+		x.s.stats.declinesCapped.Add(1)
+		if x.s.rateLimit(&x.s.lastDeclineWarn, now) {
+			x.log.Warn().Stringer("mac", x.c.MAC).Stringer("ip", a).Int("max", maxDeclinesPerMAC).
+				Uint64("refused", x.s.stats.declinesCapped.Load()).
+				Msg("dhcp: DECLINE refused: the MAC already holds its quota of quarantined addresses (a forged MAC?)")
+		}
 		return
 	}
 	x.s.stats.declines.Add(1)

@@ -156,14 +156,24 @@ func TestFullAbandonedOfferLapses(t *testing.T) {
 	}
 }
 
-// A relay agent on the served subnet gets the replies at giaddr:67 (here
-// another loopback address and the relayPort hook); one on another subnet
-// is ignored.
-func TestFullRelay(t *testing.T) {
+// loopConfig is testConfig on loopback: a client can send from any
+// address of the range (a RELEASE from its leased address) and a relay
+// can listen on one.
+func loopConfig() Config {
 	cfg := testConfig(ModeFull)
 	cfg.ServerIP = net.IPv4(127, 0, 0, 1)
 	cfg.Netmask = net.CIDRMask(8, 32)
 	cfg.RangeStart, cfg.RangeEnd = netip.MustParseAddr("127.0.0.100"), netip.MustParseAddr("127.0.0.199")
+	return cfg
+}
+
+// A trusted relay agent on the served subnet gets the replies at
+// giaddr:67 (here another loopback address and the relayPort hook); an
+// untrusted one on the subnet, and a trusted one on another subnet, are
+// dropped and counted.
+func TestFullRelay(t *testing.T) {
+	cfg := loopConfig()
+	cfg.TrustedRelays = []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32"), netip.MustParsePrefix("10.1.2.0/24")}
 	relay, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
 	if err != nil {
 		t.Fatal(err)
@@ -197,13 +207,17 @@ func TestFullRelay(t *testing.T) {
 	if a := fromRelay(requestFor(disc, o)); a.MessageType() != dhcpv4.MessageTypeAck || !a.YourIPAddr.Equal(o.YourIPAddr) {
 		t.Fatalf("relayed ack: %v", a.Summary())
 	}
-	// Nothing reached the client's broadcast socket, and a relay on
-	// another subnet (giaddr 10.1.2.1) gets nothing.
+	// Nothing reached the client's broadcast socket; a trusted relay on
+	// another subnet (giaddr 10.1.2.1) gets nothing, nor an untrusted one
+	// on the served subnet (the client's own socket, as giaddr).
 	if r := l.recv(100 * time.Millisecond); r != nil {
 		t.Errorf("relayed reply broadcast to the client: %v", r.Summary())
 	}
 	l.expectNothing(l.dhcp, loadHex(t, "bios-pxe-relayed"))
-	if st := l.stats(func(st Stats) bool { return !(st.Ignored != 1 || st.Offers != 1 || st.Acks != 1) }); st.Ignored != 1 || st.Offers != 1 || st.Acks != 1 {
+	local := loadPacket(t, "bios-pxe-relayed")
+	local.GatewayIPAddr = net.IPv4(127, 0, 0, 1).To4()
+	l.expectNothing(l.dhcp, local.ToBytes())
+	if st := l.stats(func(st Stats) bool { return !(st.RelayRefused != 2 || st.Offers != 1 || st.Acks != 1) }); st.RelayRefused != 2 || st.Offers != 1 || st.Acks != 1 {
 		t.Errorf("stats = %+v", st)
 	}
 }
@@ -365,25 +379,21 @@ func TestFullReservationOutsideSubnet(t *testing.T) {
 // in the store, and a RELEASE removes it there.
 func TestFullReservationOutsideRangeRelease(t *testing.T) {
 	store := &MemLeases{}
-	cfg := testConfig(ModeFull)
+	cfg := loopConfig()
 	cfg.Leases = store
 	hosts := &fakeHosts{}
 	cfg.Hosts = hosts
 	l := startLab(t, cfg)
 	d := withMAC(loadPacket(t, "nonpxe-discover"), 1)
-	hosts.set(d.ClientHWAddr, "192.168.77.50")
+	hosts.set(d.ClientHWAddr, "127.0.0.50")
 	o := l.expect(l.dhcp, d)
-	if a := l.expect(l.dhcp, requestFor(d, o)); a.MessageType() != dhcpv4.MessageTypeAck || a.YourIPAddr.String() != "192.168.77.50" {
+	if a := l.expect(l.dhcp, requestFor(d, o)); a.MessageType() != dhcpv4.MessageTypeAck || a.YourIPAddr.String() != "127.0.0.50" {
 		t.Fatalf("reserved DORA: %v", a.Summary())
 	}
-	if ls, ok := store.Lease(d.ClientHWAddr); !ok || ls.IP.String() != "192.168.77.50" {
+	if ls, ok := store.Lease(d.ClientHWAddr); !ok || ls.IP.String() != "127.0.0.50" {
 		t.Fatalf("stored lease = %+v, %v", ls, ok)
 	}
-	rel, _ := dhcpv4.FromBytes(d.ToBytes())
-	rel.UpdateOption(dhcpv4.OptMessageType(dhcpv4.MessageTypeRelease))
-	rel.UpdateOption(dhcpv4.OptServerIdentifier(cfg.ServerIP))
-	rel.ClientIPAddr = o.YourIPAddr
-	l.expectNothing(l.dhcp, rel.ToBytes())
+	l.sendFrom(o.YourIPAddr, l.dhcp, releaseOf(d, o.YourIPAddr, cfg.ServerIP))
 	if st := l.stats(func(st Stats) bool { return !(st.Releases != 1) }); st.Releases != 1 {
 		t.Fatalf("stats = %+v", st)
 	}

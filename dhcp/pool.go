@@ -3,6 +3,7 @@ package dhcp
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 )
@@ -14,6 +15,21 @@ import (
 const (
 	offerHold   = 30 * time.Second
 	declineHold = 10 * time.Minute
+)
+
+// A DECLINE is believed only for the address the client is in the middle
+// of getting: a pending offer, or a lease ACKed at most declineWindow ago.
+// A client probes an address right after the ACK (RFC 2131 §4.4.1): RFC
+// 5227's probes end within 9 s (PROBE_WAIT 1 s, three probes up to 2 s
+// apart, ANNOUNCE_WAIT 2 s), busybox udhcpc's arping within 2 s. A
+// DECLINE of a lease of old is forged; the shorter the window, the less
+// a forger watching the exchange can do. And one MAC may keep at most maxDeclinesPerMAC addresses in
+// quarantine at once: a host's MAC is in every broadcast it sends, so a
+// stranger can forge it, and each DECLINE would otherwise take an address
+// for declineHold.
+const (
+	declineWindow     = 10 * time.Second
+	maxDeclinesPerMAC = 2
 )
 
 type hwKey [6]byte
@@ -35,9 +51,12 @@ const (
 )
 
 type slot struct {
-	state    slotState
+	state slotState
+	// mac holds the offer or lease; of a quarantined slot, it is the
+	// client that declined it.
 	mac      hwKey
 	until    time.Time // end of offer, lease or quarantine
+	acked    time.Time // when the lease was ACKed; zero for one loaded at start
 	hostname string
 	// unknown: mac is not in the inventory; such slots count against
 	// the pool's unknown-client share.
@@ -45,10 +64,12 @@ type slot struct {
 }
 
 // heldUnknown reports whether s counts against the unknown-client share:
-// offered to or leased by an unknown client, lapsed or not (a lapsed one
-// is reclaimed by the next client, which keeps the count honest).
+// offered to, leased by or declined by an unknown client, lapsed or not
+// (a lapsed one is reclaimed by the next client, which keeps the count
+// honest). Counting quarantine keeps random MACs from taking the pool
+// with DECLINEs beyond their share.
 func (s *slot) heldUnknown() bool {
-	return s.unknown && (s.state == slotOffered || s.state == slotLeased)
+	return s.unknown && s.state != slotFree
 }
 
 // pool is the full-mode address pool. All methods are safe for concurrent
@@ -62,11 +83,16 @@ type pool struct {
 	// that a flood of random MACs cannot starve the inventory's hosts;
 	// unknownHeld counts the slots they hold (slot.heldUnknown).
 	unknownMax, unknownHeld int
+	// declined lists the quarantined slots of each MAC that declined
+	// some, lapsed ones included until the slot is reused: at most one
+	// entry per slot in all.
+	declined map[hwKey][]uint32
 }
 
 func newPool(start, end netip.Addr) *pool {
 	n := u32(end) - u32(start) + 1
-	return &pool{start: u32(start), slots: make([]slot, n), byMAC: make(map[hwKey]uint32), unknownMax: int(n)}
+	return &pool{start: u32(start), slots: make([]slot, n), byMAC: make(map[hwKey]uint32), unknownMax: int(n),
+		declined: make(map[hwKey][]uint32)}
 }
 
 // limitUnknown lets unknown clients hold at most pct percent of the
@@ -77,8 +103,8 @@ func (p *pool) limitUnknown(pct int) {
 	p.unknownMax = max(1, (len(p.slots)*pct+99)/100)
 }
 
-// set replaces slot i, keeping unknownHeld in step. Every state change
-// goes through here.
+// set replaces slot i, keeping unknownHeld and declined in step. Every
+// state change goes through here.
 func (p *pool) set(i uint32, next slot) {
 	s := &p.slots[i]
 	if s.heldUnknown() {
@@ -86,6 +112,17 @@ func (p *pool) set(i uint32, next slot) {
 	}
 	if next.heldUnknown() {
 		p.unknownHeld++
+	}
+	if s.state == slotDeclined {
+		l := slices.DeleteFunc(p.declined[s.mac], func(j uint32) bool { return j == i })
+		if len(l) == 0 {
+			delete(p.declined, s.mac)
+		} else {
+			p.declined[s.mac] = l
+		}
+	}
+	if next.state == slotDeclined {
+		p.declined[next.mac] = append(p.declined[next.mac], i)
 	}
 	*s = next
 }
@@ -278,11 +315,10 @@ func (p *pool) reserve(i uint32, k hwKey, unknown bool, now time.Time) {
 // holds it for the time a LeaseStore write takes, so an expired lease
 // cannot be reclaimed by another client meanwhile.
 func (p *pool) check(mac net.HardwareAddr, a netip.Addr, now time.Time) bool {
-	k := keyOf(mac)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	i, ok := p.byMAC[k]
-	if !ok || p.addr(i) != a {
+	i, ok := p.holding(keyOf(mac), a)
+	if !ok {
 		return false
 	}
 	if s := &p.slots[i]; s.until.Before(now.Add(offerHold)) {
@@ -294,11 +330,13 @@ func (p *pool) check(mac net.HardwareAddr, a netip.Addr, now time.Time) bool {
 // bind records mac's lease on a once it is stored. An address outside
 // the range (a reservation) has no slot: mac's slot in the range, if
 // any, is freed.
-func (p *pool) bind(mac net.HardwareAddr, a netip.Addr, expiry time.Time, hostname string) {
-	p.bindAs(mac, a, expiry, hostname, false)
+func (p *pool) bind(mac net.HardwareAddr, a netip.Addr, expiry time.Time, hostname string, now time.Time) {
+	p.bindAs(mac, a, expiry, hostname, false, now)
 }
 
-func (p *pool) bindAs(mac net.HardwareAddr, a netip.Addr, expiry time.Time, hostname string, unknown bool) {
+// bindAs is bind for a client the inventory may not know; now is the
+// ACK's time, which opens the client's declineWindow (zero: none).
+func (p *pool) bindAs(mac net.HardwareAddr, a netip.Addr, expiry time.Time, hostname string, unknown bool, now time.Time) {
 	k := keyOf(mac)
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -321,7 +359,7 @@ func (p *pool) bindAs(mac net.HardwareAddr, a netip.Addr, expiry time.Time, host
 	if old, ok := p.byMAC[k]; ok && old != i {
 		p.set(old, slot{})
 	}
-	p.set(i, slot{state: slotLeased, mac: k, until: expiry, hostname: hostname, unknown: unknown})
+	p.set(i, slot{state: slotLeased, mac: k, until: expiry, acked: now, hostname: hostname, unknown: unknown})
 	p.byMAC[k] = i
 }
 
@@ -338,25 +376,74 @@ func (p *pool) forget(mac net.HardwareAddr) {
 
 // release frees a if it is mac's; it reports whether it was.
 func (p *pool) release(mac net.HardwareAddr, a netip.Addr) bool {
-	return p.unbind(mac, a, slot{})
+	return p.unbind(mac, a, func(hwKey, *slot) (slot, bool) { return slot{}, true })
 }
 
-// decline quarantines a if it is mac's (offered or leased).
-func (p *pool) decline(mac net.HardwareAddr, a netip.Addr, now time.Time) bool {
-	return p.unbind(mac, a, slot{state: slotDeclined, until: now.Add(declineHold)})
+// What decline did.
+type declineResult uint8
+
+const (
+	declineOK declineResult = iota
+	// declineNotHeld: a is not mac's pending offer nor a lease ACKed
+	// within declineWindow.
+	declineNotHeld
+	// declineCapped: mac has maxDeclinesPerMAC addresses in quarantine.
+	declineCapped
+)
+
+// decline quarantines a for declineHold if mac is in the middle of
+// getting it (see declineWindow) and holds fewer than maxDeclinesPerMAC
+// quarantined addresses. The quarantine counts against the unknown
+// share when mac is unknown.
+func (p *pool) decline(mac net.HardwareAddr, a netip.Addr, now time.Time) declineResult {
+	r := declineNotHeld
+	p.unbind(mac, a, func(k hwKey, s *slot) (slot, bool) {
+		pending := s.state == slotOffered && !now.After(s.until)
+		justAcked := s.state == slotLeased && !s.acked.IsZero() && now.Sub(s.acked) <= declineWindow
+		if !pending && !justAcked {
+			return slot{}, false
+		}
+		held := 0
+		for _, j := range p.declined[k] {
+			if !now.After(p.slots[j].until) {
+				held++
+			}
+		}
+		if held >= maxDeclinesPerMAC {
+			r = declineCapped
+			return slot{}, false
+		}
+		r = declineOK
+		return slot{state: slotDeclined, mac: k, until: now.Add(declineHold), unknown: s.unknown}, true
+	})
+	return r
 }
 
-func (p *pool) unbind(mac net.HardwareAddr, a netip.Addr, next slot) bool {
+// unbind replaces the slot of mac's offer or lease on a with what next
+// makes of it, unless next declines; it reports whether it did. next runs
+// with p.mu held.
+func (p *pool) unbind(mac net.HardwareAddr, a netip.Addr, next func(k hwKey, s *slot) (slot, bool)) bool {
 	k := keyOf(mac)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	i, ok := p.byMAC[k]
-	if !ok || p.addr(i) != a {
+	i, ok := p.holding(k, a)
+	if !ok {
 		return false
 	}
-	p.set(i, next)
+	n, ok := next(k, &p.slots[i])
+	if !ok {
+		return false
+	}
+	p.set(i, n)
 	delete(p.byMAC, k)
 	return true
+}
+
+// holding returns the slot of k's offer or lease if its address is a.
+// Called with p.mu held.
+func (p *pool) holding(k hwKey, a netip.Addr) (uint32, bool) {
+	i, ok := p.byMAC[k]
+	return i, ok && p.addr(i) == a
 }
 
 // hashMAC is FNV-1a, inline to stay allocation-free.

@@ -45,9 +45,9 @@ func TestPoolLifecycle(t *testing.T) {
 	if !p.check(mac(1), b1, t1) {
 		t.Fatal("check refused the offered address")
 	}
-	p.bind(mac(1), b1, t1.Add(time.Hour), "n1")
+	p.bind(mac(1), b1, t1.Add(time.Hour), "n1", t1)
 	b2, _ := p.offer(mac(2), netip.Addr{}, t1)
-	p.bind(mac(2), b2, t1.Add(time.Hour), "n2")
+	p.bind(mac(2), b2, t1.Add(time.Hour), "n2", t1)
 	if _, ok := p.offer(mac(3), netip.Addr{}, t1.Add(30*time.Minute)); ok {
 		t.Fatal("offered an address under a live lease")
 	}
@@ -66,14 +66,14 @@ func TestPoolLifecycle(t *testing.T) {
 	// DECLINE quarantines; RELEASE frees at once.
 	p = newPool(start, end)
 	c1, _ := p.offer(mac(1), netip.Addr{}, t0)
-	if !p.decline(mac(1), c1, t0) {
+	if p.decline(mac(1), c1, t0) != declineOK {
 		t.Fatal("decline refused")
 	}
 	c2, _ := p.offer(mac(1), netip.Addr{}, t0)
 	if c2 == c1 {
 		t.Error("declined address offered again at once")
 	}
-	p.bind(mac(1), c2, t0.Add(24*time.Hour), "")
+	p.bind(mac(1), c2, t0.Add(24*time.Hour), "", t0)
 	if _, ok := p.offer(mac(2), netip.Addr{}, t0); ok {
 		t.Error("declined address offered to another client")
 	}
@@ -123,10 +123,10 @@ func TestPoolClaim(t *testing.T) {
 	}{
 		{"free", func(*pool) {}, true},
 		{"outside the range", nil, true},
-		{"its own lease", func(p *pool) { p.bind(mac(1), a, t0.Add(time.Hour), "") }, true},
+		{"its own lease", func(p *pool) { p.bind(mac(1), a, t0.Add(time.Hour), "", t0) }, true},
 		{"another client's offer", func(p *pool) { p.offer(mac(2), a, t0) }, true},
-		{"another client's expired lease", func(p *pool) { p.bind(mac(2), a, t0.Add(-time.Second), "") }, true},
-		{"another client's live lease", func(p *pool) { p.bind(mac(2), a, t0.Add(time.Hour), "") }, false},
+		{"another client's expired lease", func(p *pool) { p.bind(mac(2), a, t0.Add(-time.Second), "", t0) }, true},
+		{"another client's live lease", func(p *pool) { p.bind(mac(2), a, t0.Add(time.Hour), "", t0) }, false},
 	} {
 		p := newPool(a, netip.MustParseAddr("10.0.0.11"))
 		want := a
@@ -182,12 +182,53 @@ func TestPoolUnknownShare(t *testing.T) {
 	// A bind keeps the count (the offer becomes a lease), a release
 	// lowers it.
 	a, _ := p.offerTo(ask{mac: mac(5), unknown: true}, later)
-	p.bindAs(mac(5), a, later.Add(time.Hour), "", true)
+	p.bindAs(mac(5), a, later.Add(time.Hour), "", true, later)
 	if p.unknownHeld != 3 {
 		t.Errorf("held %d after bind, want 3", p.unknownHeld)
 	}
 	p.release(mac(5), a)
 	if p.unknownHeld != 2 {
 		t.Errorf("held %d after release, want 2", p.unknownHeld)
+	}
+}
+
+// A DECLINE is taken for a pending offer or a lease ACKed within
+// declineWindow, not for a lapsed offer or an older lease; a MAC holds
+// at most maxDeclinesPerMAC live quarantines.
+func TestPoolDeclineWindow(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := newPool(netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.10"))
+	a, _ := p.offer(mac(1), netip.Addr{}, t0)
+	if r := p.decline(mac(1), a, t0.Add(offerHold+time.Second)); r != declineNotHeld {
+		t.Errorf("lapsed offer: %v", r)
+	}
+	a, _ = p.offer(mac(1), netip.Addr{}, t0)
+	p.bind(mac(1), a, t0.Add(time.Hour), "", t0)
+	if r := p.decline(mac(1), a, t0.Add(declineWindow+time.Second)); r != declineNotHeld {
+		t.Errorf("lease ACKed before the window: %v", r)
+	}
+	if r := p.decline(mac(1), a, t0.Add(declineWindow)); r != declineOK {
+		t.Errorf("lease ACKed within the window: %v", r)
+	}
+	b, _ := p.offer(mac(1), netip.Addr{}, t0)
+	if r := p.decline(mac(1), b, t0); r != declineOK {
+		t.Errorf("second: %v", r)
+	}
+	c, _ := p.offer(mac(1), netip.Addr{}, t0)
+	if r := p.decline(mac(1), c, t0); r != declineCapped {
+		t.Errorf("third: %v, want capped", r)
+	}
+	t1 := t0.Add(declineHold + time.Second)
+	c, _ = p.offer(mac(1), netip.Addr{}, t1)
+	if r := p.decline(mac(1), c, t1); r != declineOK || len(p.declined[keyOf(mac(1))]) != 3 {
+		t.Errorf("after the first two lapsed: %v, listed %v", r, p.declined[keyOf(mac(1))])
+	}
+	// Reusing a lapsed quarantine (b's) takes it off the MAC's list; a's
+	// (declined at the window's end) and c's are live.
+	for b := byte(2); b < 11; b++ { // the nine usable slots
+		p.offer(mac(b), netip.Addr{}, t1)
+	}
+	if n := len(p.declined[keyOf(mac(1))]); n != 2 {
+		t.Errorf("%d quarantines listed after reuse, want 2", n)
 	}
 }

@@ -215,15 +215,23 @@ const (
 	DiscoveryPort = 4011
 )
 
-// replyAddr is where the reply to req goes (RFC 2131 §4.1):
+// replyAddr is where the reply to req goes, by RFC 2131 §4.1:
 //   - a request to the boot server discovery port (4011) is answered to
-//     its source: the client already has an address;
-//   - relayed (giaddr set): to the relay's server port;
+//     its source: the client already has an address (PXE spec §2.2.6);
+//   - relayed (giaddr set, and trusted: relayTrusted): to the relay's
+//     server port;
 //   - NAK, not relayed: broadcast, the client's address is in doubt;
-//   - ciaddr set (renewing, 4011): unicast to ciaddr:68;
-//   - otherwise broadcast. (Unicast to yiaddr would need an ARP entry for
-//     a client that has no address yet, which a UDP socket cannot add.)
-func replyAddr(req *dhcpv4.DHCPv4, typ dhcpv4.MessageType, src net.Addr, discovery bool, bcast *net.UDPAddr) *net.UDPAddr {
+//   - an ACK to a REQUEST in RENEWING or REBINDING state (ciaddr set, no
+//     server identifier, no requested address: §4.3.2) for the address
+//     in ciaddr: unicast to ciaddr:68. Every other message has ciaddr 0
+//     (§4.4.1, table 5); a ciaddr in a DISCOVER, a SELECTING or
+//     INIT-REBOOT REQUEST, or one that is not the address ACKed, is
+//     ignored, or a sender could steer the reply anywhere;
+//   - otherwise broadcast, with the broadcast bit set or not: §4.1 lets a
+//     server that cannot unicast to yiaddr and chaddr broadcast instead,
+//     and a UDP socket cannot add the ARP entry for a client that has no
+//     address yet.
+func replyAddr(req *dhcpv4.DHCPv4, typ dhcpv4.MessageType, yiaddr net.IP, src net.Addr, discovery bool, bcast *net.UDPAddr) *net.UDPAddr {
 	if discovery {
 		if u, ok := src.(*net.UDPAddr); ok && u.IP.To4() != nil && !u.IP.IsUnspecified() {
 			return u
@@ -232,11 +240,17 @@ func replyAddr(req *dhcpv4.DHCPv4, typ dhcpv4.MessageType, src net.Addr, discove
 	if gi := req.GatewayIPAddr.To4(); gi != nil && !gi.IsUnspecified() {
 		return &net.UDPAddr{IP: gi, Port: ServerPort}
 	}
-	if typ == dhcpv4.MessageTypeNak {
-		return bcast
-	}
-	if ci := req.ClientIPAddr.To4(); ci != nil && !ci.IsUnspecified() {
-		return &net.UDPAddr{IP: ci, Port: ClientPort}
+	if typ == dhcpv4.MessageTypeAck && renewing(req) && req.ClientIPAddr.Equal(yiaddr) {
+		return &net.UDPAddr{IP: req.ClientIPAddr.To4(), Port: ClientPort}
 	}
 	return bcast
+}
+
+// renewing reports whether req is a REQUEST of a client in RENEWING or
+// REBINDING state (RFC 2131 §4.3.2): ciaddr set, neither a server
+// identifier nor a requested address.
+func renewing(req *dhcpv4.DHCPv4) bool {
+	ci := req.ClientIPAddr.To4()
+	return ci != nil && !ci.IsUnspecified() && req.MessageType() == dhcpv4.MessageTypeRequest &&
+		!req.Options.Has(dhcpv4.OptionServerIdentifier) && !req.Options.Has(dhcpv4.OptionRequestedIPAddress)
 }

@@ -199,12 +199,18 @@ func TestBootFor(t *testing.T) {
 	}
 }
 
+// The destinations of RFC 2131 §4.1, and a ciaddr or giaddr that must not
+// steer a reply (issue 10, item 10).
 func TestReplyAddr(t *testing.T) {
 	bcast := &net.UDPAddr{IP: net.IPv4bcast, Port: 68}
 	src := &net.UDPAddr{IP: net.IPv4(192, 168, 77, 50), Port: 68}
 	src4011 := &net.UDPAddr{IP: net.IPv4(192, 168, 77, 50), Port: 4011}
-	pkt := func(ci, gi net.IP, broadcast bool) *dhcpv4.DHCPv4 {
-		p := &dhcpv4.DHCPv4{ClientIPAddr: net.IPv4zero, GatewayIPAddr: net.IPv4zero}
+	pkt := func(typ dhcpv4.MessageType, ci, gi net.IP, broadcast bool, opts ...dhcpv4.Option) *dhcpv4.DHCPv4 {
+		p := &dhcpv4.DHCPv4{ClientIPAddr: net.IPv4zero, GatewayIPAddr: net.IPv4zero, Options: dhcpv4.Options{}}
+		p.UpdateOption(dhcpv4.OptMessageType(typ))
+		for _, o := range opts {
+			p.UpdateOption(o)
+		}
 		if ci != nil {
 			p.ClientIPAddr = ci
 		}
@@ -216,28 +222,41 @@ func TestReplyAddr(t *testing.T) {
 		}
 		return p
 	}
+	disc, req := dhcpv4.MessageTypeDiscover, dhcpv4.MessageTypeRequest
 	ci := net.IPv4(192, 168, 77, 50)
+	other := net.IPv4(10, 9, 9, 9)
 	gi := net.IPv4(10, 1, 2, 1)
+	sid := dhcpv4.OptServerIdentifier(net.IPv4(192, 168, 77, 1))
+	opt50 := dhcpv4.OptRequestedIPAddress(ci)
 	tests := []struct {
 		name      string
 		req       *dhcpv4.DHCPv4
 		typ       dhcpv4.MessageType
+		yiaddr    net.IP
 		src       net.Addr
 		discovery bool
 		want      string
 	}{
-		{"discover, no address", pkt(nil, nil, false), dhcpv4.MessageTypeOffer, src, false, "255.255.255.255:68"},
-		{"broadcast flag", pkt(nil, nil, true), dhcpv4.MessageTypeOffer, src, false, "255.255.255.255:68"},
-		{"relayed", pkt(nil, gi, true), dhcpv4.MessageTypeOffer, src, false, "10.1.2.1:67"},
-		{"relayed nak", pkt(nil, gi, false), dhcpv4.MessageTypeNak, src, false, "10.1.2.1:67"},
-		{"renewing", pkt(ci, nil, false), dhcpv4.MessageTypeAck, src, false, "192.168.77.50:68"},
-		{"nak to a renewing client is broadcast", pkt(ci, nil, false), dhcpv4.MessageTypeNak, src, false, "255.255.255.255:68"},
-		{"4011 back to source port", pkt(ci, nil, false), dhcpv4.MessageTypeAck, src4011, true, "192.168.77.50:4011"},
-		{"4011 from 68", pkt(ci, nil, false), dhcpv4.MessageTypeAck, src, true, "192.168.77.50:68"},
-		{"4011 from unspecified source", pkt(nil, nil, false), dhcpv4.MessageTypeAck, &net.UDPAddr{IP: net.IPv4zero, Port: 68}, true, "255.255.255.255:68"},
+		{"discover, no address", pkt(disc, nil, nil, false), dhcpv4.MessageTypeOffer, ci, src, false, "255.255.255.255:68"},
+		{"broadcast flag", pkt(disc, nil, nil, true), dhcpv4.MessageTypeOffer, ci, src, false, "255.255.255.255:68"},
+		{"proxy offer", pkt(disc, nil, nil, false), dhcpv4.MessageTypeOffer, nil, src, false, "255.255.255.255:68"},
+		{"relayed", pkt(disc, nil, gi, true), dhcpv4.MessageTypeOffer, ci, src, false, "10.1.2.1:67"},
+		{"relayed nak", pkt(req, nil, gi, false), dhcpv4.MessageTypeNak, nil, src, false, "10.1.2.1:67"},
+		{"renewing", pkt(req, ci, nil, false), dhcpv4.MessageTypeAck, ci, src, false, "192.168.77.50:68"},
+		{"rebinding, broadcast bit", pkt(req, ci, nil, true), dhcpv4.MessageTypeAck, ci, src, false, "192.168.77.50:68"},
+		{"nak to a renewing client is broadcast", pkt(req, ci, nil, false), dhcpv4.MessageTypeNak, nil, src, false, "255.255.255.255:68"},
+		{"discover with ciaddr", pkt(disc, other, nil, false), dhcpv4.MessageTypeOffer, ci, src, false, "255.255.255.255:68"},
+		{"proxy discover with ciaddr", pkt(disc, other, nil, false), dhcpv4.MessageTypeOffer, nil, src, false, "255.255.255.255:68"},
+		{"selecting with ciaddr", pkt(req, other, nil, false, sid, opt50), dhcpv4.MessageTypeAck, ci, src, false, "255.255.255.255:68"},
+		{"init-reboot with ciaddr", pkt(req, other, nil, false, opt50), dhcpv4.MessageTypeAck, ci, src, false, "255.255.255.255:68"},
+		{"renewing, ciaddr not the address acked", pkt(req, other, nil, false), dhcpv4.MessageTypeAck, ci, src, false, "255.255.255.255:68"},
+		{"proxy ack with ciaddr", pkt(req, other, nil, false, sid), dhcpv4.MessageTypeAck, nil, src, false, "255.255.255.255:68"},
+		{"4011 back to source port", pkt(req, ci, nil, false), dhcpv4.MessageTypeAck, nil, src4011, true, "192.168.77.50:4011"},
+		{"4011 from 68", pkt(req, ci, nil, false), dhcpv4.MessageTypeAck, nil, src, true, "192.168.77.50:68"},
+		{"4011 from unspecified source", pkt(req, nil, nil, false), dhcpv4.MessageTypeAck, nil, &net.UDPAddr{IP: net.IPv4zero, Port: 68}, true, "255.255.255.255:68"},
 	}
 	for _, tt := range tests {
-		if got := replyAddr(tt.req, tt.typ, tt.src, tt.discovery, bcast).String(); got != tt.want {
+		if got := replyAddr(tt.req, tt.typ, tt.yiaddr, tt.src, tt.discovery, bcast).String(); got != tt.want {
 			t.Errorf("%s: replyAddr = %s, want %s", tt.name, got, tt.want)
 		}
 	}

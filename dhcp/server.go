@@ -49,7 +49,7 @@ type Server struct {
 	stats  counters
 
 	// Unix nanos of the last rate-limited warnings.
-	lastExhaustedWarn, lastReservationWarn atomic.Int64
+	lastExhaustedWarn, lastReservationWarn, lastDeclineWarn atomic.Int64
 
 	// Hooks for tests, set before Serve: now is the clock; bcast replaces
 	// 255.255.255.255:68 as the broadcast destination so replies can be
@@ -267,6 +267,9 @@ func (s *Server) parse(p *packet, n int, log *zerolog.Logger) bool {
 // with notify nil, OnReplies is called directly.
 func (s *Server) answer(conn net.PacketConn, req *dhcpv4.DHCPv4, c *Client, src net.Addr, port int, discovery bool, log *zerolog.Logger, notify chan<- Reply) {
 	x := exchange{s: s, conn: conn, req: req, c: c, src: src, port: port, discovery: discovery, log: log, notify: notify}
+	if !x.relayTrusted() {
+		return
+	}
 	switch {
 	case discovery:
 		x.bootServer()
@@ -328,6 +331,27 @@ func (x *exchange) admit() bool {
 	return true
 }
 
+// relayTrusted reports whether the request is from the local segment
+// (no giaddr) or relayed by an agent in Config.TrustedRelays, counting it
+// when not: the reply goes to giaddr (RFC 2131 §4.1), an address any
+// sender could otherwise choose.
+func (x *exchange) relayTrusted() bool {
+	r := x.c.Relay
+	if r == nil {
+		return true
+	}
+	if a, ok := netip.AddrFromSlice(r); ok {
+		for _, p := range x.s.cfg.TrustedRelays {
+			if p.Contains(a) {
+				return true
+			}
+		}
+	}
+	x.s.stats.relayRefused.Add(1)
+	x.debug("dhcp: relayed by an agent not in the trusted relays, dropped")
+	return false
+}
+
 func (x *exchange) ours() bool {
 	sid := x.req.Options.Get(dhcpv4.OptionServerIdentifier)
 	return len(sid) == 4 && net.IP(sid).Equal(x.s.cfg.ServerIP)
@@ -377,9 +401,16 @@ func (x *exchange) proxy() {
 // DHCP server for (option 50 of its REQUEST) to OnSiteAddress: in proxy
 // mode it is the only sight of the address the host will fetch its boot
 // files from, which ties its TFTP transfer to its MAC.
+//
+// The Policy decides first: a MAC it refuses must not write the table,
+// or a stranger ignored by the server could still overwrite the address
+// of a host it serves.
 func (x *exchange) siteAddress() {
 	f := x.s.cfg.OnSiteAddress
 	if f == nil || !(x.c.PXE || x.c.IPXE || x.c.HTTPBoot) {
+		return
+	}
+	if p := x.s.cfg.Policy; p != nil && !p.Admit(x.c) {
 		return
 	}
 	if a := optAddr(x.req, dhcpv4.OptionRequestedIPAddress); a.IsValid() && !a.IsUnspecified() {
@@ -390,7 +421,7 @@ func (x *exchange) siteAddress() {
 // send builds, sends and reports a reply; yiaddr is nil in proxy replies.
 func (x *exchange) send(typ dhcpv4.MessageType, yiaddr net.IP) {
 	resp, file := x.s.rep.build(x.req, x.c, typ, yiaddr)
-	dst := replyAddr(x.req, typ, x.src, x.discovery, x.s.bcast)
+	dst := replyAddr(x.req, typ, yiaddr, x.src, x.discovery, x.s.bcast)
 	if x.s.relayPort != 0 && dst.Port == ServerPort {
 		dst = &net.UDPAddr{IP: dst.IP, Port: x.s.relayPort}
 	}

@@ -486,20 +486,50 @@ func TestFullPoolExhausted(t *testing.T) {
 	}
 }
 
+// releaseOf is the RELEASE of a by the client of d (RFC 2131 table 5:
+// ciaddr is the address released).
+func releaseOf(d *dhcpv4.DHCPv4, a, server net.IP) *dhcpv4.DHCPv4 {
+	rel, _ := dhcpv4.FromBytes(d.ToBytes())
+	rel.UpdateOption(dhcpv4.OptMessageType(dhcpv4.MessageTypeRelease))
+	rel.UpdateOption(dhcpv4.OptServerIdentifier(server))
+	rel.ClientIPAddr = a
+	return rel
+}
+
+// declineOf is the DECLINE of a by the client of d (option 50).
+func declineOf(d *dhcpv4.DHCPv4, a, server net.IP) *dhcpv4.DHCPv4 {
+	dec, _ := dhcpv4.FromBytes(d.ToBytes())
+	dec.UpdateOption(dhcpv4.OptMessageType(dhcpv4.MessageTypeDecline))
+	dec.UpdateOption(dhcpv4.OptServerIdentifier(server))
+	dec.UpdateOption(dhcpv4.OptRequestedIPAddress(a))
+	return dec
+}
+
+// sendFrom sends p to the server from a socket bound to src (a loopback
+// address), as a client holding that address.
+func (l *lab) sendFrom(src net.IP, to net.Addr, p *dhcpv4.DHCPv4) {
+	l.t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: src})
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.WriteTo(p.ToBytes(), to); err != nil {
+		l.t.Fatal(err)
+	}
+}
+
 func TestFullReleaseDecline(t *testing.T) {
 	store := &MemLeases{}
-	cfg := testConfig(ModeFull)
+	cfg := loopConfig()
 	cfg.Leases = store
 	l := startLab(t, cfg)
 	disc := loadPacket(t, "nonpxe-discover")
 	o := l.expect(l.dhcp, disc)
 	l.expect(l.dhcp, requestFor(disc, o))
 
-	rel, _ := dhcpv4.FromBytes(disc.ToBytes())
-	rel.UpdateOption(dhcpv4.OptMessageType(dhcpv4.MessageTypeRelease))
-	rel.UpdateOption(dhcpv4.OptServerIdentifier(cfg.ServerIP))
-	rel.ClientIPAddr = o.YourIPAddr
-	l.expectNothing(l.dhcp, rel.ToBytes())
+	l.sendFrom(o.YourIPAddr, l.dhcp, releaseOf(disc, o.YourIPAddr, cfg.ServerIP))
+	l.stats(func(st Stats) bool { return st.Releases == 1 })
 	if _, ok := store.Lease(disc.ClientHWAddr); ok {
 		t.Error("lease still stored after RELEASE")
 	}
@@ -507,11 +537,7 @@ func TestFullReleaseDecline(t *testing.T) {
 	// The client declines what it is offered next: the address is
 	// quarantined and the next offer differs.
 	o2 := l.expect(l.dhcp, disc)
-	dec, _ := dhcpv4.FromBytes(disc.ToBytes())
-	dec.UpdateOption(dhcpv4.OptMessageType(dhcpv4.MessageTypeDecline))
-	dec.UpdateOption(dhcpv4.OptServerIdentifier(cfg.ServerIP))
-	dec.UpdateOption(dhcpv4.OptRequestedIPAddress(o2.YourIPAddr))
-	l.expectNothing(l.dhcp, dec.ToBytes())
+	l.expectNothing(l.dhcp, declineOf(disc, o2.YourIPAddr, cfg.ServerIP).ToBytes())
 	if o3 := l.expect(l.dhcp, disc); o3.YourIPAddr.Equal(o2.YourIPAddr) {
 		t.Errorf("declined address %v offered again", o2.YourIPAddr)
 	}

@@ -20,13 +20,28 @@ type Stats struct {
 	Malformed   uint64 // larger than 1500 bytes, unparseable, or unanswerable (BOOTP, not Ethernet)
 	NonPXE      uint64 // proxy mode: not a network-boot client
 	UnknownArch uint64 // network-boot client of an unsupported architecture (ARM64 without ARM64File included)
-	Ignored     uint64 // refused by Policy, message type not served on this socket, for another server, relay from another subnet
+	Ignored     uint64 // refused by Policy, message type not served on this socket, for another server
 	Overload    uint64 // the worker queue was full
+	// RelayRefused counts relayed requests (giaddr set) whose giaddr is
+	// not in Config.TrustedRelays, or in full mode not in the served
+	// subnet: answering would send the reply where the sender chose.
+	RelayRefused uint64
 
 	// Full mode.
-	Releases      uint64
-	Declines      uint64
-	PoolExhausted uint64 // DISCOVERs left unanswered for want of an address
+	Releases uint64
+	Declines uint64
+	// ReleasesRefused counts RELEASEs not sent the way RFC 2131 §4.4.4
+	// has the client send them (unicast from the address it releases,
+	// not relayed) or for an address the client does not hold.
+	ReleasesRefused uint64
+	// DeclinesRefused counts DECLINEs not for the address this server
+	// offered the client, or ACKed it in the last declineWindow: a client
+	// declines what it has just been given (§4.4.1), not a lease of old.
+	DeclinesRefused uint64
+	// DeclinesCapped counts DECLINEs refused because the client's MAC
+	// already holds maxDeclinesPerMAC addresses in quarantine.
+	DeclinesCapped uint64
+	PoolExhausted  uint64 // DISCOVERs left unanswered for want of an address
 	// UnknownCapped counts DISCOVERs of unknown clients left unanswered
 	// because unknown clients hold their share of the range
 	// (Config.UnknownShare) while addresses remain for known hosts.
@@ -55,6 +70,8 @@ type counters struct {
 	overload, releases, declines, exhausted atomic.Uint64
 	storeErrors, sendErrors, hooksDropped   atomic.Uint64
 	unknownCapped, resBlocked               atomic.Uint64
+	relayRefused, releasesRefused           atomic.Uint64
+	declinesRefused, declinesCapped         atomic.Uint64
 	arch                                    [len(archSlots)]atomic.Uint64
 }
 
@@ -80,6 +97,8 @@ func (s *Server) Stats() Stats {
 		Releases: c.releases.Load(), Declines: c.declines.Load(), PoolExhausted: c.exhausted.Load(),
 		StoreErrors: c.storeErrors.Load(), SendErrors: c.sendErrors.Load(), HooksDropped: c.hooksDropped.Load(),
 		UnknownCapped: c.unknownCapped.Load(), ReservationsBlocked: c.resBlocked.Load(),
+		RelayRefused: c.relayRefused.Load(), ReleasesRefused: c.releasesRefused.Load(),
+		DeclinesRefused: c.declinesRefused.Load(), DeclinesCapped: c.declinesCapped.Load(),
 		ByArch: make(map[ipxe.Arch]uint64, len(archSlots)),
 	}
 	for i, a := range archSlots {

@@ -77,6 +77,9 @@ func (d *dhcpLab) start() {
 		"--dhcp-mode", "full", "--dhcp-range", "10.79.64.0-10.79.71.255", "--unknown-hosts", "discover",
 		// The perfdhcp MACs are all strangers: let them have the whole pool.
 		"--dhcp-unknown-share", "100",
+		// perfdhcp is a relay agent on the segment; no relay is trusted
+		// by default.
+		"--dhcp-trusted-relays", d.cliIP,
 		"--data-dir", d.dataDir, "--ipxe-dir", d.ipxeDir, "--http-port", "8080", "--tftp-port", "69",
 		"--log-format", "json", "--log-level", "warn")
 	d.t.Cleanup(d.Kill) // runs before lab's graceful Stop: a leftover server is killed

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"golang.org/x/sync/errgroup"
@@ -37,6 +38,9 @@ type Server struct {
 	tftp   *tftp.Server
 	http   *http.Server
 	conns  *connlimit.Limiter // the HTTP port's connection bounds
+
+	// dhcpLog picks the DHCP replies worth a host event.
+	dhcpLog *dhcpJournal
 
 	closeOnce sync.Once
 }
@@ -123,12 +127,17 @@ func (s *Server) dhcpConfig(unknown ipxe.UnknownPolicy) dhcp.Config {
 	// broadcast REQUEST, overheard), so its TFTP transfer is put on its
 	// record and its stage 2 is bound to its MAC.
 	dc.OnSiteAddress = func(mac net.HardwareAddr, a netip.Addr) { s.who.Observe(a, mac, attrib.SourceDHCP) }
+	s.dhcpLog = newDHCPJournal()
 	dc.OnReplies = func(rs []dhcp.Reply) {
-		for _, r := range rs {
+		now := time.Now()
+		for i := range rs {
+			r := &rs[i]
 			if r.IP.IsValid() && r.Type == dhcpv4.MessageTypeAck {
 				s.who.Observe(r.IP, r.Client.MAC, attrib.SourceDHCP)
 			}
-			s.events.Record(r.Client.MAC.String(), "dhcp", dhcpEventDetail(s.cfg.DHCPMode, r))
+			if s.dhcpLog.record(r, now) {
+				s.events.Record(r.Client.MAC.String(), "dhcp", dhcpEventDetail(s.cfg.DHCPMode, *r))
+			}
 		}
 	}
 	if dc.Mode == dhcp.ModeFull {
@@ -187,6 +196,11 @@ func (s *Server) writeMetrics(mw *metrics.Writer) {
 	s.events.WriteMetrics(mw)
 	s.feed.WriteMetrics(mw)
 	s.conns.WriteMetrics(mw)
+	if s.dhcpLog != nil {
+		mw.Counter("stagehand_dhcp_events_suppressed_total",
+			fmt.Sprintf("DHCP replies that changed something for their MAC but wrote no event: the MAC had used its budget of %d events per %v.", dhcpEventBudget, dhcpEventWindow),
+			nil, float64(s.dhcpLog.suppressed.Load()))
+	}
 	if s.cfg.Metrics != nil {
 		s.cfg.Metrics(mw, s.dhcp, s.tftp)
 	}

@@ -9,9 +9,11 @@
 # Method (docs/BENCHMARKS.md): server and perfdhcp in two network
 # namespaces joined by a veth, server pinned to CPU 1, client to CPU 0.
 # perfdhcp acts as a relay (-l CLIENT_ADDR: giaddr set, no raw socket), so
-# both servers answer to 10.250.1.2:67. Each offered rate is run RUNS
-# times, each time against a freshly started server with empty state; the
-# figure is the highest offered rate whose median loss stays under 1 %.
+# both servers answer to 10.250.1.2:67; stagehand is told to trust it
+# (--dhcp-trusted-relays), as it answers no relay by default. Each
+# offered rate is run RUNS times, each time against a freshly started
+# server with empty state; the figure is the highest offered rate whose
+# median loss stays under 1 %.
 # Every measuring step holds /tmp/stagehand-bench.lock, one workload at a
 # time, so that figures never overlap another engineer's.
 set -euo pipefail
@@ -130,12 +132,12 @@ start_server() {
 		# --unknown-hosts discover: every PXE client is answered (the
 		# perfdhcp MACs are not in the inventory).
 		ip netns exec $NS_S taskset -c 1 "$W/stagehand" serve --interface $IF_S --dhcp-mode proxy \
-			--unknown-hosts discover --data-dir "$W/data" --http-port 8080 --tftp-port 69 --log-level warn \
+			--dhcp-trusted-relays $CIP --unknown-hosts discover --data-dir "$W/data" --http-port 8080 --tftp-port 69 --log-level warn \
 			>"$W/server.log" 2>&1 &
 		;;
 	stagehand/full)
 		ip netns exec $NS_S taskset -c 1 "$W/stagehand" serve --interface $IF_S --dhcp-mode full \
-			--dhcp-range $RANGE_START-$RANGE_END --unknown-hosts discover --data-dir "$W/data" \
+			--dhcp-range $RANGE_START-$RANGE_END --dhcp-trusted-relays $CIP --unknown-hosts discover --data-dir "$W/data" \
 			--http-port 8080 --tftp-port 69 --log-level warn >"$W/server.log" 2>&1 &
 		;;
 	dnsmasq/proxy)
@@ -343,7 +345,7 @@ Method: server in namespace \`$NS_S\` pinned to CPU 1 (\`taskset -c 1\`), perfdh
 
 ### proxyDHCP: DISCOVER → OFFER for PXE clients
 
-stagehand: \`stagehand serve --interface $IF_S --dhcp-mode proxy --unknown-hosts discover\` (every PXE client answered; the perfdhcp MACs are not in the inventory).
+stagehand: \`stagehand serve --interface $IF_S --dhcp-mode proxy --dhcp-trusted-relays $CIP --unknown-hosts discover\` (every PXE client answered; the perfdhcp MACs are not in the inventory).
 dnsmasq: \`dnsmasq --keep-in-foreground --conf-file=/dev/null --port=0 --interface=$IF_S --dhcp-range=10.250.0.0,proxy --pxe-service=x86PC,stagehand,undionly.kpxe\`.
 Client: \`perfdhcp -4 -i -r RATE -p $DUR -l $CIP -M macs.txt -o 60,$VCI -o 93,0000 -o 94,010201 -o 97,00<GUID> -x t $SIP\`.
 
@@ -353,7 +355,7 @@ Verdict, stagehand / dnsmasq in offers/s at the highest rate under 1 % loss: $pr
 
 ### Full DHCP with durable leases: DORA
 
-stagehand: \`stagehand serve --interface $IF_S --dhcp-mode full --dhcp-range $RANGE_START-$RANGE_END --unknown-hosts discover\` (leases in bbolt; an ACK is sent only after its lease is committed).
+stagehand: \`stagehand serve --interface $IF_S --dhcp-mode full --dhcp-range $RANGE_START-$RANGE_END --dhcp-trusted-relays $CIP --unknown-hosts discover\` (leases in bbolt; an ACK is sent only after its lease is committed).
 dnsmasq: \`dnsmasq --keep-in-foreground --conf-file=/dev/null --port=0 --interface=$IF_S --no-ping --dhcp-range=$RANGE_START,$RANGE_END,1h --dhcp-lease-max=20000 --dhcp-leasefile=FILE\`.
 Client: \`perfdhcp -4 -r RATE -p $DUR -l $CIP -M macs.txt -x tl $SIP\` (loss = 1 − ACKs received / DISCOVERs sent; replies/s = ACKs per second).
 

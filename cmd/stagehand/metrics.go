@@ -32,7 +32,9 @@ func writeServerMetrics(mw *metrics.Writer, mode string, d *dhcp.Server, t *tftp
 			reason string
 			n      uint64
 		}{{"malformed", st.Malformed}, {"non_pxe", st.NonPXE}, {"unknown_arch", st.UnknownArch}, {"ignored", st.Ignored},
-			{"overload", st.Overload}, {"pool_exhausted", st.PoolExhausted}, {"unknown_share", st.UnknownCapped}, {"store_error", st.StoreErrors}} {
+			{"overload", st.Overload}, {"pool_exhausted", st.PoolExhausted}, {"unknown_share", st.UnknownCapped}, {"store_error", st.StoreErrors},
+			{"untrusted_relay", st.RelayRefused}, {"release_refused", st.ReleasesRefused},
+			{"decline_refused", st.DeclinesRefused}, {"decline_capped", st.DeclinesCapped}} {
 			mw.Counter("stagehand_dhcp_dropped_total", "DHCP requests not answered, by reason.", metrics.L("reason", r.reason), float64(r.n))
 		}
 		mw.Counter("stagehand_dhcp_received_total", "DHCP packets read.", nil, float64(st.Received))

@@ -26,7 +26,7 @@ import (
 type serveOpts struct {
 	listen, iface, dataDir          string
 	dhcpMode, dhcpRange, dhcpRouter string
-	dhcpDNS                         string
+	dhcpDNS, trustedRelays          string
 	leaseTime                       time.Duration
 	unknownShare                    int
 	httpPort, tftpPort              int
@@ -53,6 +53,7 @@ func serveFlags(fs *flag.FlagSet) *serveOpts {
 	fs.StringVar(&o.dhcpDNS, "dhcp-dns", "", "full mode: comma-separated DNS servers to hand out (option 6)")
 	fs.DurationVar(&o.leaseTime, "dhcp-lease-time", time.Hour, "full mode: lease time")
 	fs.IntVar(&o.unknownShare, "dhcp-unknown-share", dhcp.DefaultUnknownShare, "full mode: percent of --dhcp-range that MACs not in the inventory may hold at once (1-100), so a flood of strangers cannot starve known hosts; reserved addresses (host --dhcp-address) are never given to others")
+	fs.StringVar(&o.trustedRelays, "dhcp-trusted-relays", "", "comma-separated relay agent addresses or CIDRs (their giaddr) whose relayed DHCP requests are answered; the reply goes to giaddr, so by default none is and only the local segment is served (full mode: the relay must also be on the served subnet)")
 	fs.IntVar(&o.httpPort, "http-port", 8080, "HTTP port for scripts, artifacts, user-data, callbacks and the API")
 	fs.IntVar(&o.tftpPort, "tftp-port", 69, "TFTP port for the iPXE binaries")
 	fs.IntVar(&o.tftpMaxTransfers, "tftp-max-transfers", tftp.DefaultMaxTransfers, "TFTP: concurrent transfers at most; more are refused with an ERROR the firmware retries")
@@ -163,6 +164,25 @@ func parseIPs(s string) ([]net.IP, error) {
 			return nil, fmt.Errorf("%q is not an IPv4 address", f)
 		}
 		out = append(out, ip)
+	}
+	return out, nil
+}
+
+// parsePrefixes parses comma-separated IPv4 addresses (as /32) and CIDRs.
+func parsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if a, aerr := netip.ParseAddr(f); aerr == nil {
+			p, err = netip.PrefixFrom(a, 32), nil
+		}
+		if err != nil || !p.Addr().Is4() {
+			return nil, fmt.Errorf("%q is not an IPv4 address or CIDR", f)
+		}
+		out = append(out, p.Masked())
 	}
 	return out, nil
 }
@@ -366,6 +386,9 @@ func (o *serveOpts) config(log zerolog.Logger) (server.Config, error) {
 	}
 	if o.discoverMax < 0 || o.discoverPerAddress < 0 {
 		return cfg, fmt.Errorf("--discover-max %d, --discover-per-address %d: want 0 (no cap) or more", o.discoverMax, o.discoverPerAddress)
+	}
+	if cfg.DHCP.TrustedRelays, err = parsePrefixes(o.trustedRelays); err != nil {
+		return cfg, fmt.Errorf("--dhcp-trusted-relays: %w", err)
 	}
 	if cfg.DHCPMode == server.DHCPFull {
 		err = o.fullDHCP(&cfg)

@@ -232,6 +232,8 @@ func TestServeLateCheckFreesPorts(t *testing.T) {
 		{"--dhcp-mode", "full", "--dhcp-range", "127.0.0.100-127.0.0.120", "--dhcp-router", "router"},
 		{"--dhcp-mode", "full", "--dhcp-range", "127.0.0.100-127.0.0.120", "--dhcp-unknown-share", "0"},
 		{"--unknown-hosts", "nosuchprofile"},
+		{"--dhcp-trusted-relays", "10.0.0.0/8,relay"},
+		{"--dhcp-trusted-relays", "fe80::1"},
 	} {
 		in, httpAddr, tftpAddr := givenSockets(t)
 		data := t.TempDir()
