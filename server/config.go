@@ -81,9 +81,11 @@ type Config struct {
 
 // TFTPConfig bounds the TFTP server.
 type TFTPConfig struct {
-	MaxTransfers int
-	MaxPerClient int
-	MaxIdle      time.Duration
+	MaxTransfers   int
+	MaxPending     int
+	PendingTimeout time.Duration
+	MaxPerClient   int
+	MaxIdle        time.Duration
 }
 
 // check refuses a Config that could not serve, before anything is bound

@@ -300,13 +300,15 @@ func TestExampleConfig(t *testing.T) {
 		t.Errorf("example config gave %+v", *o)
 	}
 	uncommented := strings.NewReplacer("# tftp-max-transfers: 512", "tftp-max-transfers: 100",
-		"# tftp-max-per-client: 8", "tftp-max-per-client: 2", "# tftp-max-idle: 30s", "tftp-max-idle: 45s").Replace(string(raw))
+		"# tftp-max-per-client: 8", "tftp-max-per-client: 2", "# tftp-max-idle: 30s", "tftp-max-idle: 45s",
+		"# tftp-max-pending: 128", "tftp-max-pending: 16", "# tftp-pending-timeout: 2s", "tftp-pending-timeout: 3s").Replace(string(raw))
 	cfg := writeFile(t, t.TempDir(), "stagehand.yaml", uncommented)
 	fs, o = newServeFlags()
 	if err := parseFlags(fs, []string{"--config", cfg}); err != nil {
 		t.Fatal(err)
 	}
-	if o.tftpMaxTransfers != 100 || o.tftpPerClient != 2 || o.tftpMaxIdle != 45*time.Second || o.checkTFTP() != nil {
-		t.Errorf("uncommented TFTP bounds gave %d, %d, %v", o.tftpMaxTransfers, o.tftpPerClient, o.tftpMaxIdle)
+	if o.tftpMaxTransfers != 100 || o.tftpPerClient != 2 || o.tftpMaxIdle != 45*time.Second || o.tftpMaxPending != 16 ||
+		o.tftpPendingTimeout != 3*time.Second || o.checkTFTP() != nil {
+		t.Errorf("uncommented TFTP bounds gave %d, %d, %v, %d, %v", o.tftpMaxTransfers, o.tftpPerClient, o.tftpMaxIdle, o.tftpMaxPending, o.tftpPendingTimeout)
 	}
 }

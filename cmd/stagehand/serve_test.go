@@ -113,6 +113,9 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"--tftp-max-transfers", "0"}, "--tftp-max-transfers 0: want at least 1"},
 		{[]string{"--tftp-max-per-client", "-1"}, "--tftp-max-per-client -1: want 0 (no cap) or more"},
 		{[]string{"--tftp-max-idle", "2s"}, "--tftp-max-idle 2s: want at least 5s"},
+		{[]string{"--tftp-max-pending", "0"}, "--tftp-max-pending 0: want at least 1"},
+		{[]string{"--tftp-pending-timeout", "500ms"}, "--tftp-pending-timeout 500ms: want 1s to --tftp-max-idle (30s)"},
+		{[]string{"--tftp-pending-timeout", "40s"}, "--tftp-pending-timeout 40s: want 1s to --tftp-max-idle (30s)"},
 		{[]string{"--http-port", "0"}, "--http-port 0: want 1-65535"},
 		{[]string{"--mac-binding", "loose"}, `--mac-binding "loose": want strict or off`},
 	} {
