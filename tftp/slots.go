@@ -6,16 +6,18 @@ import (
 	"time"
 )
 
-// answerGrace is how long a transfer whose client has not answered yet
-// is safe from being displaced by a newer request. Firmware answers an
-// OACK or DATA 1 within milliseconds; 50 ms covers a LAN round trip and
-// a loaded server's scheduling, and is far below any client's
-// retransmission timer (iPXE's shortest is 250 ms, PXE ROMs' a second).
-// Without it a burst of requests faster than the server can start
-// transfers would displace every request, a genuine one included, before
-// its client could answer; with it, requests beyond MaxPending per
-// answerGrace (2 560 a second with the defaults) are dropped unanswered,
-// and a genuine client repeats its request after its timer.
+// answerGrace is how long after its OACK or DATA 1 went out a transfer
+// whose client has not answered yet is safe from being displaced by a
+// newer request. Firmware answers within milliseconds; 50 ms covers a
+// LAN round trip and the client's and our scheduling, and is far below
+// any client's retransmission timer (iPXE's shortest is 250 ms, PXE
+// ROMs' a second). Without it a burst of requests faster than the server
+// can start transfers would displace every request, a genuine one
+// included, before its client could answer (or before the transfer even
+// sent its first packet, on a loaded server: hence from the send, not
+// the request); with it, requests beyond MaxPending per answerGrace
+// (2 560 a second with the defaults) are dropped unanswered, and a
+// genuine client repeats its request after its timer.
 const answerGrace = 50 * time.Millisecond
 
 // slotState is where a transfer stands in the Server's bookkeeping;
@@ -105,7 +107,7 @@ func (s *Server) admit(t *transfer, now time.Time, c *config) ([]*transfer, room
 		switch v := q.head; {
 		case v == nil:
 			return drop, roomBusy
-		case now.Sub(v.start) < answerGrace:
+		case v.sentAt.Load() == 0 || now.Sub(time.Unix(0, v.sentAt.Load())) < answerGrace:
 			return drop, roomPendingFull
 		default:
 			drop = append(drop, s.dropPending(v))

@@ -56,6 +56,10 @@ type transfer struct {
 	// answered is set once the client acknowledged the OACK or DATA 1
 	// and s.answered agreed; the transfer's goroutine only.
 	answered bool
+	// sentAt is when the OACK or DATA 1 first went out (Unix
+	// nanoseconds; 0 before): a client has had answerGrace to answer
+	// only from then on, however long a loaded server took to get there.
+	sentAt atomic.Int64
 
 	// raw is the request as it came, to tell a copy of it from a new one.
 	raw string
@@ -136,6 +140,7 @@ func (t *transfer) run(ip net.IP, zone string) (res Transfer) {
 	defer t.blocks.release()
 
 	pol := retryPolicy{timeout: p.timeout, minRetries: t.cfg.retries, maxIdle: t.cfg.maxIdle}
+	t.sentAt.Store(time.Now().UnixNano())
 	if len(p.oack) > 0 {
 		err = t.sendOACK(p, pol)
 	}
