@@ -187,11 +187,11 @@ func TestStrangerTFTPFlood(t *testing.T) {
 			m := s.metrics()
 			t.Logf("flood: %d bursts, %d requests from %d addresses; peak slots polled: %v active, %v pending; "+
 				"peak gauges: %v active, %v pending; unanswered transfers ended: %v after the timeout, %v evicted; "+
-				"requests dropped for want of a pending slot: %v; refused busy: %v",
+				"requests dropped for want of a pending slot: %v; refused busy: %v; server peak RSS %d KiB",
 				f.bursts.Load(), f.sent.Load(), addrs, peakActive, peakPending,
 				m[`stagehand_tftp_peak_transfers{state="active"}`], m[`stagehand_tftp_peak_transfers{state="pending"}`],
 				m[`stagehand_tftp_unanswered_total{reason="timeout"}`], m[`stagehand_tftp_unanswered_total{reason="evicted"}`],
-				m[`stagehand_tftp_refused_total{reason="pending"}`], m[`stagehand_tftp_refused_total{reason="busy"}`])
+				m[`stagehand_tftp_refused_total{reason="pending"}`], m[`stagehand_tftp_refused_total{reason="busy"}`], s.peakRSS())
 			if busy := m[`stagehand_tftp_refused_total{reason="busy"}`]; busy != 0 {
 				t.Errorf("%v requests refused \"server busy\": the flood held every slot", busy)
 			}
