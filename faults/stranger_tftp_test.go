@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -57,8 +58,6 @@ func startTFTPFlood(t *testing.T, to *net.UDPAddr, addrs, perAddr int, interval 
 
 func (f *tftpFlood) run(interval time.Duration) {
 	defer close(f.done)
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
 	for round := 0; ; round++ {
 		// Each burst differs from the last (blksize), so the server takes
 		// it for a new request from that port, not a repeat of the one it
@@ -71,10 +70,14 @@ func (f *tftpFlood) run(interval time.Duration) {
 			}
 		}
 		f.bursts.Add(1)
+		// Between half and one and a half intervals, as a script's
+		// sleeps drift: a flood of a fixed period phase-locks with a
+		// client's fixed retry timer (curl's and atftp's 5 s), which
+		// then lands in the same instant after each burst on every try.
 		select {
 		case <-f.quit:
 			return
-		case <-tick.C:
+		case <-time.After(interval/2 + time.Duration(rand.Int64N(int64(interval)))):
 		}
 	}
 }
@@ -143,8 +146,8 @@ var strangerFloodClients = []realTFTPClient{
 }
 
 // A stranger sends 8 read requests from each of 70, and then 500,
-// loopback addresses, and never answers, the burst repeated every second
-// (the lock-out needed one every 30 s). Meanwhile curl and atftp
+// loopback addresses, and never answers, the burst repeated about every
+// second (the lock-out needed one every 30 s). Meanwhile curl and atftp
 // each fetch undionly.kpxe (100 KiB) three times and must get it byte
 // for byte, and no request is refused "server busy": the unanswered
 // requests hold at most --tftp-max-pending slots and yield them to newer

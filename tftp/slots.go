@@ -8,17 +8,19 @@ import (
 
 // answerGrace is how long after its OACK or DATA 1 went out a transfer
 // whose client has not answered yet is safe from being displaced by a
-// newer request. Firmware answers within milliseconds; 50 ms covers a
-// LAN round trip and the client's and our scheduling, and is far below
-// any client's retransmission timer (iPXE's shortest is 250 ms, PXE
-// ROMs' a second). Without it a burst of requests faster than the server
-// can start transfers would displace every request, a genuine one
-// included, before its client could answer (or before the transfer even
-// sent its first packet, on a loaded server: hence from the send, not
-// the request); with it, requests beyond MaxPending per answerGrace
-// (2 560 a second with the defaults) are dropped unanswered, and a
-// genuine client repeats its request after its timer.
-const answerGrace = 50 * time.Millisecond
+// newer request. Displacing a client that did get our packet is fatal to
+// its boot: it has locked onto the transfer's port and only ever resends
+// its answer there. Firmware on a LAN answers within milliseconds, but a
+// boot storm larger than MaxPending fills the pending slots with genuine
+// clients, and a relayed site or a loaded client (faults'
+// TestConcurrentTFTPTransfers under -race: 137 of 500 lost at 50 ms)
+// takes longer; 250 ms covers them and is still below a flood's period.
+// An answer already waiting unread on the transfer's socket protects it
+// however late (answerQueued). It counts from the send, not the request:
+// a loaded server may take a while to get there. Requests beyond
+// MaxPending per answerGrace (512 a second with the defaults) are dropped
+// unanswered, and a genuine client repeats its request after its timer.
+const answerGrace = 250 * time.Millisecond
 
 // slotState is where a transfer stands in the Server's bookkeeping;
 // guarded by Server.mu.
@@ -97,7 +99,7 @@ func (s *Server) admit(t *transfer, now time.Time, c *config) ([]*transfer, room
 	// that the unanswered keep their whole retry budget: a client on a
 	// lossy link whose answer to our first packet was lost has locked
 	// onto the transfer's port, and cannot start over if it is gone.
-	for q.head != nil && 2*q.n >= c.maxPending && now.Sub(q.head.start) >= c.pendingTimeout {
+	for q.head != nil && 2*q.n >= c.maxPending && now.Sub(q.head.start) >= c.pendingTimeout && !q.head.answerWaiting() {
 		drop = append(drop, s.dropPending(q.head))
 		s.stats.unanswered.Add(1)
 	}
@@ -107,7 +109,7 @@ func (s *Server) admit(t *transfer, now time.Time, c *config) ([]*transfer, room
 		switch v := q.head; {
 		case v == nil:
 			return drop, roomBusy
-		case v.sentAt.Load() == 0 || now.Sub(time.Unix(0, v.sentAt.Load())) < answerGrace:
+		case !v.displaceable(now):
 			return drop, roomPendingFull
 		default:
 			drop = append(drop, s.dropPending(v))
@@ -121,6 +123,22 @@ func (s *Server) admit(t *transfer, now time.Time, c *config) ([]*transfer, room
 	raisePeak(&s.stats.peakPending, int64(q.n))
 	raisePeak(&s.stats.peakActive, s.stats.active.Add(1))
 	return drop, roomFree
+}
+
+// displaceable reports whether v, a pending transfer, may give its slot
+// to a new request at now: its first packet has been out for answerGrace
+// and no answer from its client waits to be read. Its client may have
+// locked onto its port already, and could not start over.
+func (v *transfer) displaceable(now time.Time) bool {
+	sent := v.sentAt.Load()
+	return sent != 0 && now.Sub(time.Unix(0, sent)) >= answerGrace && !v.answerWaiting()
+}
+
+// answerWaiting reports whether v's client answered and v has not read
+// it yet.
+func (v *transfer) answerWaiting() bool {
+	// conn is set before sentAt, and stays.
+	return v.sentAt.Load() != 0 && answerQueued(v.conn)
 }
 
 // dropPending gives back the slot of v, a transfer not answered yet, and
