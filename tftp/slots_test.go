@@ -176,3 +176,29 @@ func udpAddr(t *testing.T, addr string) *net.UDPAddr {
 	}
 	return a
 }
+
+// answerQueued sees a datagram waiting unread on a socket, without
+// taking it, and nothing on an empty one.
+func TestAnswerQueued(t *testing.T) {
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if answerQueued(c) {
+		t.Fatal("empty socket: answer queued")
+	}
+	from, raddr := rawClient(t, c.LocalAddr().String())
+	from.WriteToUDP(appendAck(nil, 0), raddr)
+	waitFor := time.Now().Add(5 * time.Second)
+	for !answerQueued(c) {
+		if time.Now().After(waitFor) {
+			t.Fatal("datagram sent, none seen queued")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	c.SetReadDeadline(time.Now().Add(time.Second))
+	if n, _, err := c.ReadFromUDP(make([]byte, 16)); err != nil || n != 4 || answerQueued(c) {
+		t.Fatalf("read after the peek: %d bytes, %v; want the whole ACK, then nothing queued", n, err)
+	}
+}
