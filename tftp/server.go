@@ -47,9 +47,9 @@ var (
 	// or DATA 1 when its slot was given to another request (see
 	// Server.MaxPending).
 	ErrUnanswered = errors.New("tftp: client did not answer; slot given back")
-	// errPendingFull: a request dropped because every slot that could be
-	// given back was held by a transfer younger than answerGrace. Logged
-	// only: OnTransfer does not hear of it.
+	// errPendingFull: a request dropped because the pending transfer that
+	// would give back its slot may still be answered (answerGrace).
+	// Logged only: OnTransfer does not hear of it.
 	errPendingFull = errors.New("tftp: every pending slot taken by a request just admitted")
 	// ErrMode: the request asked for a mode other than octet.
 	ErrMode = errors.New("tftp: only octet mode is served")
@@ -165,7 +165,7 @@ type Stats struct {
 	DuplicateRRQs    uint64 // retransmitted requests for a transfer already running
 	RefusedBusy      uint64 // requests refused: MaxTransfers running
 	RefusedPerClient uint64 // requests refused: MaxPerClient running from that address
-	RefusedPending   uint64 // requests dropped unanswered: every slot that could be given back was younger than answerGrace
+	RefusedPending   uint64 // requests dropped unanswered: the oldest pending transfer may still be answered (answerGrace)
 	Unanswered       uint64 // pending transfers that gave back their slot after PendingTimeout (half MaxPending in use)
 	Evicted          uint64 // pending transfers that gave their slot to a newer request (a cap reached)
 }
@@ -375,15 +375,13 @@ func (l *loop) request(ua *net.UDPAddr, req request, raw []byte) {
 		return
 	}
 	t := &transfer{s: s, cfg: l.cfg, remote: ua, key: remote, ports: l.ports, req: req, raw: string(raw), start: now}
-	// Stoppable from the moment it is admitted: another Serve's read loop
-	// may drop it before it starts.
-	t.ctx, t.stop = context.WithCancelCause(l.tctx)
 	drop, r := s.admit(t, now, l.cfg)
 	if r == roomFree {
+		// Stoppable before s.mu is released: another Serve's read loop
+		// may drop it before it starts.
+		t.ctx, t.stop = context.WithCancelCause(l.tctx)
 		l.ports.byPort[remote] = t
 		l.ports.perIP[ip]++
-	} else {
-		t.stop(nil)
 	}
 	s.mu.Unlock()
 	for _, v := range drop {

@@ -51,7 +51,7 @@ func writeServerMetrics(mw *metrics.Writer, mode string, d *dhcp.Server, t *tftp
 		reason string
 		n      uint64
 	}{{"busy", ts.RefusedBusy}, {"per_client", ts.RefusedPerClient}, {"pending", ts.RefusedPending}} {
-		mw.Counter("stagehand_tftp_refused_total", "TFTP read requests refused, by reason (busy: --tftp-max-transfers running, every client answered; per_client: --tftp-max-per-client running from that address; pending: every pending slot just taken, dropped unanswered).", metrics.L("reason", r.reason), float64(r.n))
+		mw.Counter("stagehand_tftp_refused_total", "TFTP read requests refused, by reason (busy: --tftp-max-transfers running, every client answered; per_client: --tftp-max-per-client running from that address; pending: a cap reached and the oldest pending transfer may still be answered; dropped unanswered).", metrics.L("reason", r.reason), float64(r.n))
 	}
 	for _, r := range []struct {
 		reason string
