@@ -136,7 +136,7 @@ var strangerFloodClients = []realTFTPClient{
 	{"curl", func(port int, out string) []string {
 		// From an address of its own; curl's defaults otherwise (tsize
 		// and blksize 512 asked, its timer 5 s).
-		return []string{"curl", "-sS", "--interface", "127.0.0.2", "--max-time", "60", "-o", out,
+		return []string{"curl", "-sS", "--interface", "127.0.0.2", "--max-time", "120", "-o", out,
 			fmt.Sprintf("tftp://127.0.0.1:%d/undionly.kpxe", port)}
 	}},
 	{"atftp", func(port int, out string) []string {
@@ -211,7 +211,7 @@ func TestStrangerTFTPFlood(t *testing.T) {
 // fetchDuringFlood runs c once and checks its file against want.
 func fetchDuringFlood(t *testing.T, c realTFTPClient, port int, want []byte) (time.Duration, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
 	dir := t.TempDir()
 	out := filepath.Join(dir, "undionly.kpxe")
