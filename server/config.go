@@ -86,9 +86,11 @@ type Config struct {
 
 // TFTPConfig bounds the TFTP server.
 type TFTPConfig struct {
-	MaxTransfers int
-	MaxPerClient int
-	MaxIdle      time.Duration
+	MaxTransfers   int
+	MaxPending     int
+	PendingTimeout time.Duration
+	MaxPerClient   int
+	MaxIdle        time.Duration
 }
 
 // HTTPConfig bounds the HTTP port. Conns' zero values mean no cap

@@ -161,10 +161,12 @@ func (s *Server) tftpServer(bins ipxe.Binaries) *tftp.Server {
 			}
 			return f, st.Size(), nil
 		}),
-		Log:          s.cfg.Log.With().Str("svc", "tftp").Logger(),
-		MaxTransfers: s.cfg.TFTP.MaxTransfers,
-		MaxPerClient: s.cfg.TFTP.MaxPerClient,
-		MaxIdle:      s.cfg.TFTP.MaxIdle,
+		Log:            s.cfg.Log.With().Str("svc", "tftp").Logger(),
+		MaxTransfers:   s.cfg.TFTP.MaxTransfers,
+		MaxPending:     s.cfg.TFTP.MaxPending,
+		PendingTimeout: s.cfg.TFTP.PendingTimeout,
+		MaxPerClient:   s.cfg.TFTP.MaxPerClient,
+		MaxIdle:        s.cfg.TFTP.MaxIdle,
 		// The same bound as the HTTP shutdown: SIGTERM lets a host finish
 		// its iPXE binary, and both drain at once.
 		DrainTimeout: s.cfg.DrainTimeout,

@@ -192,14 +192,20 @@ func recv(t *testing.T, c net.PacketConn) ([]byte, net.Addr) {
 	return buf[:n], from
 }
 
-// hold starts a transfer and never acknowledges: it holds a slot.
-// It returns the transfer's address, to abort it.
+// hold starts a transfer, acknowledges its first block and no more: it
+// holds a slot as a client that answered (one that never answered would
+// give its slot to the next request). It returns the transfer's address,
+// to abort it.
 func hold(t *testing.T, c net.PacketConn, server net.Addr) net.Addr {
 	t.Helper()
 	c.WriteTo(rrq(ipxe.FileBIOS), server)
 	p, from := recv(t, c)
-	if binary.BigEndian.Uint16(p) != 3 {
-		t.Fatalf("holding a slot: got %q, want DATA", p)
+	if binary.BigEndian.Uint16(p) != 3 || p[3] != 1 {
+		t.Fatalf("holding a slot: got %q, want DATA 1", p)
+	}
+	c.WriteTo([]byte{0, 4, 0, 1}, from)
+	if p, _ = recv(t, c); binary.BigEndian.Uint16(p) != 3 || p[3] != 2 {
+		t.Fatalf("holding a slot: got %q, want DATA 2", p)
 	}
 	return from
 }
@@ -244,7 +250,7 @@ func TestTFTPRefusalFloodNeverWaitsOnCommit(t *testing.T) {
 	t.Cleanup(func() { held.open() }) // before Run's shutdown (cleanups run last first)
 	r.known()
 
-	// Both slots held by transfers that never ACK.
+	// Both slots held by transfers that stopped acknowledging.
 	h1, h2 := tftpConn(t), tftpConn(t)
 	t1 := hold(t, h1, r.tftp)
 	t2 := hold(t, h2, r.tftp)

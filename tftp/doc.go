@@ -7,8 +7,10 @@
 // The caller opens the listening UDP socket (port 69 in production) and
 // passes it to Server.Serve. The read loop parses each datagram as a request
 // (RFC 1350 section 5). A write request is refused with ERROR 2; a malformed
-// packet is dropped and counted in Stats.BadPackets; a read request over the
-// MaxTransfers cap gets ERROR 0 from the listening socket. Every other read
+// packet is dropped and counted in Stats.BadPackets. A read request over the
+// MaxTransfers or MaxPending cap takes the slot of the oldest transfer whose
+// client has not answered yet (slots.go); when every slot is held by a client
+// that answered, it gets ERROR 0 from the listening socket. Every other read
 // request gets a goroutine and a new UDP socket bound to the listening IP and
 // connected to the client: its port is the server's transfer ID (RFC 1350
 // section 4), and the kernel drops packets from anyone else.

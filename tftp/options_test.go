@@ -85,10 +85,11 @@ func TestServerConfigDefaults(t *testing.T) {
 		srv  *Server
 		want config
 	}{
-		{&Server{}, config{512, 0, 5, DefaultMaxIdle, 10 * time.Second, limits{1468, 64, time.Second}}},
-		{&Server{MaxTransfers: 3, MaxPerClient: 2, Retries: 2, MaxBlockSize: 100000, MaxWindowSize: 100000, Timeout: time.Minute, DrainTimeout: time.Minute},
-			config{3, 2, 2, DefaultMaxIdle, time.Minute, limits{65464, 65535, time.Minute}}},
-		{&Server{MaxBlockSize: 4, MaxTransfers: -1, MaxPerClient: -3, DrainTimeout: -1}, config{512, 0, 5, DefaultMaxIdle, -1, limits{8, 64, time.Second}}},
+		{&Server{}, config{512, 128, 2 * time.Second, 0, 5, DefaultMaxIdle, 10 * time.Second, limits{1468, 64, time.Second}}},
+		// MaxPending above MaxTransfers is MaxTransfers.
+		{&Server{MaxTransfers: 3, MaxPending: 10, PendingTimeout: time.Second, MaxPerClient: 2, Retries: 2, MaxBlockSize: 100000, MaxWindowSize: 100000, Timeout: time.Minute, DrainTimeout: time.Minute},
+			config{3, 3, time.Second, 2, 2, DefaultMaxIdle, time.Minute, limits{65464, 65535, time.Minute}}},
+		{&Server{MaxBlockSize: 4, MaxTransfers: -1, MaxPending: -1, PendingTimeout: -1, MaxPerClient: -3, DrainTimeout: -1}, config{512, 128, 2 * time.Second, 0, 5, DefaultMaxIdle, -1, limits{8, 64, time.Second}}},
 	}
 	for _, tc := range cases {
 		if got := tc.srv.config(); got != tc.want {

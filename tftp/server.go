@@ -16,11 +16,15 @@ import (
 
 // Defaults for zero-valued Server fields.
 const (
-	DefaultMaxTransfers  = 512
-	DefaultTimeout       = time.Second
-	DefaultRetries       = 5
-	DefaultMaxBlockSize  = 1468 // 1500-byte Ethernet MTU minus IPv4, UDP and TFTP headers
-	DefaultMaxWindowSize = 64
+	DefaultMaxTransfers = 512
+	// DefaultMaxPending and DefaultPendingTimeout bound the transfers
+	// whose client has not answered yet (Server.MaxPending says why).
+	DefaultMaxPending     = 128
+	DefaultPendingTimeout = 2 * time.Second
+	DefaultTimeout        = time.Second
+	DefaultRetries        = 5
+	DefaultMaxBlockSize   = 1468 // 1500-byte Ethernet MTU minus IPv4, UDP and TFTP headers
+	DefaultMaxWindowSize  = 64
 	// DefaultDrainTimeout matches the HTTP server's shutdown bound in
 	// package server: a host mid-way through undionly.kpxe (about 70 KiB)
 	// or ipxe.efi (about 1 MiB) finishes well inside it even lock-step.
@@ -39,6 +43,14 @@ var (
 	// ErrClientBusy: the request was refused because MaxPerClient
 	// transfers from the same IP address were running.
 	ErrClientBusy = errors.New("tftp: too many concurrent transfers from this address")
+	// ErrUnanswered: the transfer's client had not acknowledged the OACK
+	// or DATA 1 when its slot was given to another request (see
+	// Server.MaxPending).
+	ErrUnanswered = errors.New("tftp: client did not answer; slot given back")
+	// errPendingFull: a request dropped because the pending transfer that
+	// would give back its slot may still be answered (answerGrace).
+	// Logged only: OnTransfer does not hear of it.
+	errPendingFull = errors.New("tftp: every pending slot taken by a request just admitted")
 	// ErrMode: the request asked for a mode other than octet.
 	ErrMode = errors.New("tftp: only octet mode is served")
 )
@@ -51,9 +63,32 @@ type Server struct {
 	// Log receives one line per finished transfer and debug lines for
 	// dropped packets. The zero value logs nothing.
 	Log zerolog.Logger
-	// MaxTransfers caps concurrent transfers; requests over the cap get
-	// an ERROR. 0 means DefaultMaxTransfers.
+	// MaxTransfers caps concurrent transfers, the pending ones
+	// (MaxPending) included. A request over the cap takes the slot of the
+	// oldest pending transfer; when every slot is held by a client that
+	// answered, it gets an ERROR. 0 means DefaultMaxTransfers.
 	MaxTransfers int
+	// MaxPending caps the transfers whose client has not yet acknowledged
+	// the OACK or DATA 1. Firmware answers within milliseconds, so these
+	// are few unless someone requests and never answers, from as many
+	// addresses (forged, on a LAN) as it likes: MaxPerClient cannot stop
+	// that, and without this cap 560 requests from 70 addresses held all
+	// 512 slots for half a minute. A request over the cap takes the slot
+	// of the oldest pending transfer (older than answerGrace, or it is
+	// dropped unanswered): refusing it instead would let a flood of
+	// MaxPending requests per PendingTimeout (64 a second) keep every
+	// genuine client out, while displacing the oldest makes a flood
+	// outrun the client's own round trip. Transfers whose client answered
+	// are never displaced. 0 means DefaultMaxPending; more than
+	// MaxTransfers means MaxTransfers.
+	MaxPending int
+	// PendingTimeout is how long a pending transfer keeps its slot once
+	// half the MaxPending slots are in use: older ones give it back to
+	// the next request. With fewer pending it keeps the whole retry budget
+	// (MaxIdle), as a client on a lossy link that has our first packet
+	// but whose answers are lost cannot start over once the transfer it
+	// locked onto is gone. 0 means DefaultPendingTimeout.
+	PendingTimeout time.Duration
 	// MaxPerClient caps concurrent transfers from one IP address, so that
 	// one misbehaving or hostile client, which requests and never ACKs,
 	// cannot hold every MaxTransfers slot for MaxIdle and lock a rack out
@@ -85,13 +120,22 @@ type Server struct {
 	DrainTimeout time.Duration
 	// OnTransfer, when set, is called once per read request after it
 	// finished or failed, and for requests refused because MaxTransfers
-	// were running (not for those over MaxPerClient: see refuse). It runs on the transfer's goroutine
-	// (on the read loop for refusals), so it must be quick and safe for
+	// were running, but not for those over MaxPerClient (see refuse) nor
+	// for pending transfers that gave back their slot or requests dropped
+	// for want of one (see overloaded): a flood would flood whatever
+	// OnTransfer writes to. It runs on the transfer's goroutine (on the
+	// read loop for refusals), so it must be quick and safe for
 	// concurrent use.
 	OnTransfer func(Transfer)
 
 	stats          counters
 	lastRefuseWarn atomic.Int64 // Unix nanoseconds of the last refusal warning
+
+	// mu guards the slots: pending, inUse, each transfer's slot and
+	// each Serve's ports.
+	mu      sync.Mutex
+	pending pendingQueue
+	inUse   int64 // transfers holding a slot, pending ones included
 }
 
 // Transfer describes one finished read request.
@@ -110,7 +154,10 @@ type Stats struct {
 	TransfersOK      uint64 // completed, last block acknowledged
 	TransfersFailed  uint64 // not found, access, timed out, read errors, shutdown (refusals: RefusedBusy, RefusedPerClient)
 	TransfersAborted uint64 // the client sent ERROR (includes PXE tsize probes)
-	Active           int64  // transfers running now
+	Active           int64  // transfers holding a slot now, Pending included
+	Pending          int64  // of those, transfers whose client has not answered yet
+	PeakActive       int64  // the most Active at once since the Server was created
+	PeakPending      int64  // the most Pending at once
 	Bytes            uint64 // file bytes acknowledged
 	Retransmits      uint64 // packets sent again after a timeout
 	ErrorsSent       uint64 // ERROR packets sent
@@ -118,12 +165,16 @@ type Stats struct {
 	DuplicateRRQs    uint64 // retransmitted requests for a transfer already running
 	RefusedBusy      uint64 // requests refused: MaxTransfers running
 	RefusedPerClient uint64 // requests refused: MaxPerClient running from that address
+	RefusedPending   uint64 // requests dropped unanswered: the oldest pending transfer may still be answered (answerGrace)
+	Unanswered       uint64 // pending transfers that gave back their slot after PendingTimeout (half MaxPending in use)
+	Evicted          uint64 // pending transfers that gave their slot to a newer request (a cap reached)
 }
 
 type counters struct {
 	ok, failed, aborted, bytes, retransmits, errorsSent, bad, dupRRQ atomic.Uint64
-	refusedBusy, refusedPerClient                                    atomic.Uint64
-	active                                                           atomic.Int64
+	refusedBusy, refusedPerClient, refusedPending                    atomic.Uint64
+	unanswered, evicted                                              atomic.Uint64
+	active, pending, peakActive, peakPending                         atomic.Int64
 }
 
 // Stats returns the current counters. It is safe to call concurrently with Serve.
@@ -134,6 +185,9 @@ func (s *Server) Stats() Stats {
 		TransfersFailed:  c.failed.Load(),
 		TransfersAborted: c.aborted.Load(),
 		Active:           c.active.Load(),
+		Pending:          c.pending.Load(),
+		PeakActive:       c.peakActive.Load(),
+		PeakPending:      c.peakPending.Load(),
 		Bytes:            c.bytes.Load(),
 		Retransmits:      c.retransmits.Load(),
 		ErrorsSent:       c.errorsSent.Load(),
@@ -141,30 +195,44 @@ func (s *Server) Stats() Stats {
 		DuplicateRRQs:    c.dupRRQ.Load(),
 		RefusedBusy:      c.refusedBusy.Load(),
 		RefusedPerClient: c.refusedPerClient.Load(),
+		RefusedPending:   c.refusedPending.Load(),
+		Unanswered:       c.unanswered.Load(),
+		Evicted:          c.evicted.Load(),
 	}
 }
 
 // config is the Server's fields with defaults applied.
 type config struct {
-	maxTransfers int64
-	perClient    int
-	retries      int
-	maxIdle      time.Duration
-	drain        time.Duration
-	lim          limits
+	maxTransfers   int64
+	maxPending     int
+	pendingTimeout time.Duration
+	perClient      int
+	retries        int
+	maxIdle        time.Duration
+	drain          time.Duration
+	lim            limits
 }
 
 func (s *Server) config() config {
 	c := config{
-		maxTransfers: int64(s.MaxTransfers),
-		perClient:    max(s.MaxPerClient, 0),
-		retries:      s.Retries,
-		maxIdle:      s.MaxIdle,
-		drain:        s.DrainTimeout,
-		lim:          limits{maxBlock: s.MaxBlockSize, maxWindow: s.MaxWindowSize, timeout: s.Timeout},
+		maxTransfers:   int64(s.MaxTransfers),
+		maxPending:     s.MaxPending,
+		pendingTimeout: s.PendingTimeout,
+		perClient:      max(s.MaxPerClient, 0),
+		retries:        s.Retries,
+		maxIdle:        s.MaxIdle,
+		drain:          s.DrainTimeout,
+		lim:            limits{maxBlock: s.MaxBlockSize, maxWindow: s.MaxWindowSize, timeout: s.Timeout},
 	}
 	if c.maxTransfers <= 0 {
 		c.maxTransfers = DefaultMaxTransfers
+	}
+	if c.maxPending <= 0 {
+		c.maxPending = DefaultMaxPending
+	}
+	c.maxPending = int(min(int64(c.maxPending), c.maxTransfers))
+	if c.pendingTimeout <= 0 {
+		c.pendingTimeout = DefaultPendingTimeout
 	}
 	if c.retries <= 0 {
 		c.retries = DefaultRetries
@@ -221,24 +289,19 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 
-	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		active = make(map[netip.AddrPort]*transfer)
-		// perIP counts running transfers by client address, for
-		// MaxPerClient; an address leaves the map at zero.
-		perIP = make(map[netip.Addr]int)
-	)
+	l := &loop{s: s, conn: conn, local: local, cfg: &cfg,
+		ports: &ports{byPort: make(map[netip.AddrPort]*transfer), perIP: make(map[netip.Addr]int)}}
 	// Transfers outlive ctx by up to the drain bound: a host half-way
 	// through its iPXE binary would otherwise retry from DHCP, against a
 	// server that may not come back.
-	tctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var cancel context.CancelFunc
+	l.tctx, cancel = context.WithCancel(context.WithoutCancel(ctx))
 	defer func() {
 		if ctx.Err() != nil && cfg.drain > 0 {
-			s.drain(&wg, cfg.drain)
+			s.drain(&l.wg, cfg.drain)
 		}
 		cancel()
-		wg.Wait()
+		l.wg.Wait()
 	}()
 
 	// One byte more than the largest valid request so oversized ones are
@@ -256,73 +319,101 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 		if !ok {
 			continue
 		}
-		remote := ua.AddrPort()
 		req, err := parseRequest(buf[:n])
 		if err != nil {
 			s.stats.bad.Add(1)
-			s.Log.Debug().Stringer("remote", remote).Int("len", n).Err(err).Msg("tftp: dropped packet")
+			s.Log.Debug().Stringer("remote", ua).Int("len", n).Err(err).Msg("tftp: dropped packet")
 			continue
 		}
-		if ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
 			// Read before conn closed, seen after the cancel: no new
 			// transfer may start during the drain.
 			s.reply(conn, addr, errUndefined, "server shutting down")
-			continue
-		}
-		if req.op == opWRQ {
+		case req.op == opWRQ:
 			s.reply(conn, addr, errAccess, "read-only server")
-			s.Log.Info().Stringer("remote", remote).Str("file", sanitize(req.filename)).Msg("tftp: write request refused")
-			continue
+			s.Log.Info().Stringer("remote", ua).Str("file", sanitize(req.filename)).Msg("tftp: write request refused")
+		default:
+			l.request(ua, req, buf[:n])
 		}
-
-		mu.Lock()
-		if t := active[remote]; t != nil {
-			now := time.Now()
-			if c := classifyAgain(t, buf[:n], now); c != rrqNew {
-				mu.Unlock()
-				s.stats.dupRRQ.Add(1)
-				// A repeat because our OACK was lost: the transfer answers
-				// with the OACK again. A copy gets nothing.
-				if c == rrqRepeat {
-					t.repeatedRRQ(now)
-				}
-				continue
-			}
-		}
-		ip := remote.Addr().Unmap()
-		if cfg.perClient > 0 && perIP[ip] >= cfg.perClient {
-			mu.Unlock()
-			s.stats.refusedPerClient.Add(1)
-			s.refuse(conn, ua, req, "too many transfers from your address, retry later", ErrClientBusy)
-			continue
-		}
-		if s.stats.active.Add(1) > cfg.maxTransfers {
-			mu.Unlock()
-			s.stats.active.Add(-1)
-			s.stats.refusedBusy.Add(1)
-			s.refuse(conn, ua, req, "server busy, retry later", ErrBusy)
-			continue
-		}
-		t := &transfer{s: s, cfg: &cfg, remote: ua, req: req, raw: string(buf[:n]), start: time.Now()}
-		active[remote] = t
-		perIP[ip]++
-		mu.Unlock()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			res := t.run(tctx, local.IP, local.Zone)
-			mu.Lock()
-			if active[remote] == t {
-				delete(active, remote)
-			}
-			if perIP[ip]--; perIP[ip] <= 0 {
-				delete(perIP, ip)
-			}
-			mu.Unlock()
-			s.stats.active.Add(-1)
-			s.finish(res)
-		}()
 	}
+}
+
+// loop is one Serve's read loop and the transfers it started.
+type loop struct {
+	s     *Server
+	conn  net.PacketConn
+	local *net.UDPAddr
+	cfg   *config
+	tctx  context.Context // the transfers' context: outlives Serve's by the drain
+	wg    sync.WaitGroup
+	ports *ports
+}
+
+// request answers a read request from ua: the transfer it repeats, a
+// refusal, or a new transfer.
+func (l *loop) request(ua *net.UDPAddr, req request, raw []byte) {
+	s, remote, now := l.s, ua.AddrPort(), time.Now()
+	s.mu.Lock()
+	if t := l.ports.byPort[remote]; t != nil {
+		if c := classifyAgain(t, raw, now); c != rrqNew {
+			s.mu.Unlock()
+			s.stats.dupRRQ.Add(1)
+			// A repeat because our OACK was lost: the transfer answers
+			// with the OACK again. A copy gets nothing.
+			if c == rrqRepeat {
+				t.repeatedRRQ(now)
+			}
+			return
+		}
+	}
+	ip := remote.Addr().Unmap()
+	if l.cfg.perClient > 0 && l.ports.perIP[ip] >= l.cfg.perClient {
+		s.mu.Unlock()
+		s.stats.refusedPerClient.Add(1)
+		s.refuse(l.conn, ua, req, "too many transfers from your address, retry later", ErrClientBusy)
+		return
+	}
+	t := &transfer{s: s, cfg: l.cfg, remote: ua, key: remote, ports: l.ports, req: req, raw: string(raw), start: now}
+	drop, r := s.admit(t, now, l.cfg)
+	if r == roomFree {
+		// Stoppable before s.mu is released: another Serve's read loop
+		// may drop it before it starts.
+		t.ctx, t.stop = context.WithCancelCause(l.tctx)
+		l.ports.byPort[remote] = t
+		l.ports.perIP[ip]++
+	}
+	s.mu.Unlock()
+	for _, v := range drop {
+		v.stop(ErrUnanswered)
+		s.overloaded(v.remote, v.req, ErrUnanswered)
+	}
+	switch r {
+	case roomBusy:
+		s.stats.refusedBusy.Add(1)
+		s.refuse(l.conn, ua, req, "server busy, retry later", ErrBusy)
+	case roomPendingFull:
+		// Unanswered: in a flood, requests are mostly the flood's own,
+		// perhaps from forged addresses, and a genuine client takes a
+		// lost request for loss and repeats it, where an ERROR would end
+		// it (curl and atftp give up on one).
+		s.stats.refusedPending.Add(1)
+		s.overloaded(ua, req, errPendingFull)
+	case roomFree:
+		l.start(t)
+	}
+}
+
+// start runs t on its own goroutine.
+func (l *loop) start(t *transfer) {
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		res := t.run(l.local.IP, l.local.Zone)
+		t.stop(nil)
+		l.s.release(t)
+		l.s.finish(res)
+	}()
 }
 
 // drain waits for wg up to d and reports how many transfers it left
@@ -357,7 +448,6 @@ func (s *Server) reply(conn net.PacketConn, to net.Addr, code errorCode, msg str
 	s.stats.errorsSent.Add(1)
 }
 
-// finish counts, logs and reports one finished request.
 // refuseWarnEvery rate-limits the warning about refused requests: a
 // flood is refused thousands of times a second, and one log line per
 // refusal would turn it into a flood of the log.
@@ -372,20 +462,35 @@ const refuseWarnEvery = time.Minute
 // let it flood whatever OnTransfer writes to (the inventory's events).
 func (s *Server) refuse(conn net.PacketConn, to *net.UDPAddr, req request, msg string, err error) {
 	s.reply(conn, to, errUndefined, msg)
-	s.Log.Debug().Stringer("remote", to).Str("file", sanitize(req.filename)).Err(err).Msg("tftp: request refused")
-	now := time.Now().UnixNano()
-	if last := s.lastRefuseWarn.Load(); now-last >= int64(refuseWarnEvery) && s.lastRefuseWarn.CompareAndSwap(last, now) {
-		s.Log.Warn().Stringer("remote", to).Err(err).Uint64("refusedBusy", s.stats.refusedBusy.Load()).
-			Uint64("refusedPerClient", s.stats.refusedPerClient.Load()).
-			Msg("tftp: refusing requests (logged at most once a minute; see the counters)")
-	}
+	s.overloaded(to, req, err)
 	if s.OnTransfer != nil && errors.Is(err, ErrBusy) {
 		s.OnTransfer(Transfer{Remote: to, File: req.filename, Err: err, BlockSize: defaultBlockSize, WindowSize: 1})
 	}
 }
 
+// overloaded logs a request refused, dropped or ended early for want of
+// a slot: at debug level each, as a warning at most once per
+// refuseWarnEvery.
+func (s *Server) overloaded(to *net.UDPAddr, req request, err error) {
+	s.Log.Debug().Stringer("remote", to).Str("file", sanitize(req.filename)).Err(err).Msg("tftp: no slot")
+	now := time.Now().UnixNano()
+	if last := s.lastRefuseWarn.Load(); now-last >= int64(refuseWarnEvery) && s.lastRefuseWarn.CompareAndSwap(last, now) {
+		c := &s.stats
+		s.Log.Warn().Stringer("remote", to).Err(err).Uint64("refusedBusy", c.refusedBusy.Load()).
+			Uint64("refusedPerClient", c.refusedPerClient.Load()).Uint64("refusedPending", c.refusedPending.Load()).
+			Uint64("unanswered", c.unanswered.Load()).Uint64("evicted", c.evicted.Load()).
+			Msg("tftp: refusing requests (logged at most once a minute; see the counters)")
+	}
+}
+
+// finish counts, logs and reports one finished request.
 func (s *Server) finish(res Transfer) {
 	c := &s.stats
+	if errors.Is(res.Err, ErrUnanswered) {
+		// Counted and logged when its slot was given back.
+		c.bytes.Add(uint64(res.Bytes))
+		return
+	}
 	switch {
 	case res.Err == nil:
 		c.ok.Add(1)

@@ -594,11 +594,8 @@ func TestConcurrencyCap(t *testing.T) {
 	srv := &Server{Handler: Dir(dir), Log: testLogger(t), MaxTransfers: 1, Timeout: 5 * time.Second, OnTransfer: log.add}
 	addr := testServer(t, srv)
 
-	held, err := (&tftptest.Client{Options: []tftptest.Option{{Name: "tsize", Value: "0"}}, StallAfterOACK: true}).Get(addr, "f")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = (&tftptest.Client{}).Get(addr, "f")
+	held := holdAnswered(t, srv, addr, nil)
+	_, err := (&tftptest.Client{}).Get(addr, "f")
 	var re *tftptest.RemoteError
 	if !errors.As(err, &re) || errorCode(re.Code) != errUndefined {
 		t.Fatalf("second transfer: %v, want ERROR 0 busy", err)
@@ -631,11 +628,7 @@ func TestPerClientCap(t *testing.T) {
 
 	var held []*tftptest.Result
 	for range 2 {
-		h, err := (&tftptest.Client{Options: []tftptest.Option{{Name: "tsize", Value: "0"}}, StallAfterOACK: true}).Get(addr, "f")
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, h)
+		held = append(held, holdAnswered(t, srv, addr, nil))
 	}
 	_, err := (&tftptest.Client{}).Get(addr, "f")
 	var re *tftptest.RemoteError
@@ -683,10 +676,7 @@ func TestRefusalsWarnOnce(t *testing.T) {
 	var log transferLog
 	srv := &Server{Handler: Dir(dir), Log: zerolog.New(w).Level(zerolog.InfoLevel), MaxTransfers: 1, Timeout: 5 * time.Second, OnTransfer: log.add}
 	addr := testServer(t, srv)
-	held, err := (&tftptest.Client{Options: []tftptest.Option{{Name: "tsize", Value: "0"}}, StallAfterOACK: true}).Get(addr, "f")
-	if err != nil {
-		t.Fatal(err)
-	}
+	held := holdAnswered(t, srv, addr, nil)
 	defer held.Conn.Close()
 	const n = 30
 	for i := range n {
@@ -711,6 +701,32 @@ func TestRefusalsWarnOnce(t *testing.T) {
 	if c := strings.Count(logged, "refusing requests"); c != 1 || strings.Count(logged, "\n") != 1 {
 		t.Errorf("log has %d refusal warnings in %d lines, want 1 line:\n%s", c, strings.Count(logged, "\n"), logged)
 	}
+}
+
+// holdAnswered starts a transfer of f from local (nil: 127.0.0.1) that
+// holds its slot as a client that answered: ACK 0 sent, DATA 1 left
+// unacknowledged. Close Result.Conn to let the server time it out, or send
+// it ERROR to free the slot.
+func holdAnswered(t *testing.T, srv *Server, addr string, local net.IP) *tftptest.Result {
+	t.Helper()
+	c := &tftptest.Client{Local: local, Options: []tftptest.Option{{Name: "tsize", Value: "0"}}, StallAfterOACK: true}
+	held, err := c.Get(addr, "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := srv.Stats().Pending
+	if _, err := held.Conn.WriteToUDP(appendAck(nil, 0), held.Server); err != nil {
+		t.Fatal(err)
+	}
+	held.Conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 600)
+	if n, _, err := held.Conn.ReadFromUDP(buf); err != nil || n < 4 || buf[1] != byte(opDATA) {
+		t.Fatalf("held transfer: DATA 1 after ACK 0: %q, %v", buf[:max(n, 0)], err)
+	}
+	if st := srv.Stats(); st.Pending != before-1 {
+		t.Fatalf("held transfer still pending once DATA 1 came: %+v", st)
+	}
+	return held
 }
 
 type writerFunc func([]byte) (int, error)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/netip"
 	"runtime"
 	"strings"
 	"sync"
@@ -39,8 +40,26 @@ type transfer struct {
 	s      *Server
 	cfg    *config
 	remote *net.UDPAddr
+	key    netip.AddrPort // remote, as ports keys it
 	req    request
 	start  time.Time
+
+	// ctx ends the transfer: stop(ErrUnanswered) when its slot is given
+	// back, its parent's cancel when the drain is over.
+	ctx  context.Context
+	stop context.CancelCauseFunc
+	// Guarded by s.mu: its Serve's bookkeeping, where it stands in it,
+	// and its place in s.pending while it is pending.
+	ports      *ports
+	slot       slotState
+	prev, next *transfer
+	// answered is set once the client acknowledged the OACK or DATA 1
+	// and s.answered agreed; the transfer's goroutine only.
+	answered bool
+	// sentAt is when the OACK or DATA 1 first went out (Unix
+	// nanoseconds; 0 before): a client has had answerGrace to answer
+	// only from then on, however long a loaded server took to get there.
+	sentAt atomic.Int64
 
 	// raw is the request as it came, to tell a copy of it from a new one.
 	raw string
@@ -72,7 +91,7 @@ type oackState struct {
 }
 
 // run serves the request and reports its outcome.
-func (t *transfer) run(ctx context.Context, ip net.IP, zone string) (res Transfer) {
+func (t *transfer) run(ip net.IP, zone string) (res Transfer) {
 	res = Transfer{Remote: t.remote, File: t.req.filename, BlockSize: defaultBlockSize, WindowSize: 1}
 	defer func() { res.Duration = time.Since(t.start) }()
 
@@ -86,7 +105,7 @@ func (t *transfer) run(ctx context.Context, ip net.IP, zone string) (res Transfe
 	}
 	defer conn.Close()
 	t.conn = conn
-	stop := context.AfterFunc(ctx, func() {
+	stop := context.AfterFunc(t.ctx, func() {
 		t.canceled.Store(true)
 		conn.SetReadDeadline(time.Unix(1, 0))
 	})
@@ -121,6 +140,7 @@ func (t *transfer) run(ctx context.Context, ip net.IP, zone string) (res Transfe
 	defer t.blocks.release()
 
 	pol := retryPolicy{timeout: p.timeout, minRetries: t.cfg.retries, maxIdle: t.cfg.maxIdle}
+	t.sentAt.Store(time.Now().UnixNano())
 	if len(p.oack) > 0 {
 		err = t.sendOACK(p, pol)
 	}
@@ -159,7 +179,7 @@ func (t *transfer) sendOACK(p params, pol retryPolicy) error {
 				return err
 			}
 			if block == 0 {
-				return nil
+				return t.answer()
 			}
 		}
 		now := time.Now()
@@ -253,6 +273,9 @@ func (t *transfer) sendFile(p params, pol retryPolicy, size int64) (int64, error
 			}
 			tries, progress = 0, time.Now()
 			t.lastHeard.Store(progress.UnixNano())
+			if err := t.answer(); err != nil {
+				return acked(), err
+			}
 			base += d
 			if base > last {
 				return size, nil
@@ -260,6 +283,28 @@ func (t *transfer) sendFile(p params, pol retryPolicy, size int64) (int64, error
 			break
 		}
 	}
+}
+
+// answer tells the Server that the client acknowledged the OACK or
+// DATA 1, the first time it does: its slot is no longer pending.
+func (t *transfer) answer() error {
+	if t.answered {
+		return nil
+	}
+	if err := t.s.answered(t); err != nil {
+		return err
+	}
+	t.answered = true
+	return nil
+}
+
+// halted is why a transfer whose context ended stops: its slot was given
+// back, or the server is shutting down.
+func (t *transfer) halted() error {
+	if c := context.Cause(t.ctx); errors.Is(c, ErrUnanswered) {
+		return c
+	}
+	return errCanceled
 }
 
 // sendBlock copies block b from the read-ahead into the DATA buffer and
@@ -289,13 +334,13 @@ func (t *transfer) await(deadline time.Time) (uint16, error) {
 	// Checked after setting the deadline: a cancel racing with it has
 	// either set the flag already or will move the deadline to the past.
 	if t.canceled.Load() {
-		return 0, errCanceled
+		return 0, t.halted()
 	}
 	for {
 		n, err := t.conn.Read(t.rbuf[:])
 		if err != nil {
 			if t.canceled.Load() {
-				return 0, errCanceled
+				return 0, t.halted()
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {

@@ -302,14 +302,16 @@ func TestExampleConfig(t *testing.T) {
 	uncommented := strings.NewReplacer("# tftp-max-transfers: 512", "tftp-max-transfers: 100",
 		"# tftp-max-per-client: 8", "tftp-max-per-client: 2", "# tftp-max-idle: 30s", "tftp-max-idle: 45s",
 		"# http-max-conns: 4096", "http-max-conns: 100", "# http-max-conns-per-address: 64", "http-max-conns-per-address: 0",
-		"# http-idle-timeout: 5s", "http-idle-timeout: 3s").Replace(string(raw))
+		"# http-idle-timeout: 5s", "http-idle-timeout: 3s",
+		"# tftp-max-pending: 128", "tftp-max-pending: 16", "# tftp-pending-timeout: 2s", "tftp-pending-timeout: 3s").Replace(string(raw))
 	cfg := writeFile(t, t.TempDir(), "stagehand.yaml", uncommented)
 	fs, o = newServeFlags()
 	if err := parseFlags(fs, []string{"--config", cfg}); err != nil {
 		t.Fatal(err)
 	}
-	if o.tftpMaxTransfers != 100 || o.tftpPerClient != 2 || o.tftpMaxIdle != 45*time.Second || o.checkTFTP() != nil {
-		t.Errorf("uncommented TFTP bounds gave %d, %d, %v", o.tftpMaxTransfers, o.tftpPerClient, o.tftpMaxIdle)
+	if o.tftpMaxTransfers != 100 || o.tftpPerClient != 2 || o.tftpMaxIdle != 45*time.Second || o.tftpMaxPending != 16 ||
+		o.tftpPendingTimeout != 3*time.Second || o.checkTFTP() != nil {
+		t.Errorf("uncommented TFTP bounds gave %d, %d, %v, %d, %v", o.tftpMaxTransfers, o.tftpPerClient, o.tftpMaxIdle, o.tftpMaxPending, o.tftpPendingTimeout)
 	}
 	if o.httpMaxConns != 100 || o.httpPerAddress != 0 || o.httpIdleTimeout != 3*time.Second || o.checkHTTP() != nil {
 		t.Errorf("uncommented HTTP bounds gave %d, %d, %v", o.httpMaxConns, o.httpPerAddress, o.httpIdleTimeout)

@@ -52,11 +52,24 @@ func writeServerMetrics(mw *metrics.Writer, mode string, d *dhcp.Server, t *tftp
 	for _, r := range []struct {
 		reason string
 		n      uint64
-	}{{"busy", ts.RefusedBusy}, {"per_client", ts.RefusedPerClient}} {
-		mw.Counter("stagehand_tftp_refused_total", "TFTP read requests refused, by reason (busy: --tftp-max-transfers running; per_client: --tftp-max-per-client running from that address).", metrics.L("reason", r.reason), float64(r.n))
+	}{{"busy", ts.RefusedBusy}, {"per_client", ts.RefusedPerClient}, {"pending", ts.RefusedPending}} {
+		mw.Counter("stagehand_tftp_refused_total", "TFTP read requests refused, by reason (busy: --tftp-max-transfers running, every client answered; per_client: --tftp-max-per-client running from that address; pending: a cap reached and the oldest pending transfer may still be answered; dropped unanswered).", metrics.L("reason", r.reason), float64(r.n))
+	}
+	for _, r := range []struct {
+		reason string
+		n      uint64
+	}{{"timeout", ts.Unanswered}, {"evicted", ts.Evicted}} {
+		mw.Counter("stagehand_tftp_unanswered_total", "TFTP transfers whose client never answered the first packet, ended to give their slot back, by reason (timeout: --tftp-pending-timeout with half of --tftp-max-pending in use; evicted: for a new request, a cap reached).", metrics.L("reason", r.reason), float64(r.n))
 	}
 	mw.Counter("stagehand_tftp_bytes_total", "TFTP file bytes acknowledged.", nil, float64(ts.Bytes))
 	mw.Counter("stagehand_tftp_retransmits_total", "TFTP packets sent again after a timeout.", nil, float64(ts.Retransmits))
 	mw.Counter("stagehand_tftp_bad_packets_total", "Malformed or unexpected TFTP packets dropped.", nil, float64(ts.BadPackets))
-	mw.Gauge("stagehand_tftp_active_transfers", "TFTP transfers running now.", nil, float64(ts.Active))
+	mw.Gauge("stagehand_tftp_active_transfers", "TFTP transfers running now, pending ones included.", nil, float64(ts.Active))
+	mw.Gauge("stagehand_tftp_pending_transfers", "TFTP transfers whose client has not answered the first packet yet.", nil, float64(ts.Pending))
+	for _, r := range []struct {
+		state string
+		n     int64
+	}{{"active", ts.PeakActive}, {"pending", ts.PeakPending}} {
+		mw.Gauge("stagehand_tftp_peak_transfers", "The most TFTP transfers at once since the server started, by state (active includes pending).", metrics.L("state", r.state), float64(r.n))
+	}
 }

@@ -109,6 +109,9 @@ func TestServerMetricsExposition(t *testing.T) {
 		"stagehand_tftp_refused_total":              dto.MetricType_COUNTER,
 		"stagehand_tftp_bytes_total":                dto.MetricType_COUNTER,
 		"stagehand_tftp_active_transfers":           dto.MetricType_GAUGE,
+		"stagehand_tftp_pending_transfers":          dto.MetricType_GAUGE,
+		"stagehand_tftp_peak_transfers":             dto.MetricType_GAUGE,
+		"stagehand_tftp_unanswered_total":           dto.MetricType_COUNTER,
 	} {
 		f := fams[name]
 		if f == nil {

@@ -32,7 +32,8 @@ type serveOpts struct {
 	httpPort, tftpPort              int
 	tftpMaxTransfers, tftpPerClient int
 	discoverMax, discoverPerAddress int
-	tftpMaxIdle                     time.Duration
+	tftpMaxPending                  int
+	tftpMaxIdle, tftpPendingTimeout time.Duration
 	httpMaxConns, httpPerAddress    int
 	httpIdleTimeout                 time.Duration
 	ipxeDir, efiBinary              string
@@ -58,6 +59,8 @@ func serveFlags(fs *flag.FlagSet) *serveOpts {
 	fs.IntVar(&o.tftpPort, "tftp-port", 69, "TFTP port for the iPXE binaries")
 	fs.IntVar(&o.tftpMaxTransfers, "tftp-max-transfers", tftp.DefaultMaxTransfers, "TFTP: concurrent transfers at most; more are refused with an ERROR the firmware retries")
 	fs.IntVar(&o.tftpPerClient, "tftp-max-per-client", defaultTFTPPerClient, "TFTP: concurrent transfers from one IP address at most (0: no cap), so one client that never ACKs cannot hold every slot")
+	fs.IntVar(&o.tftpMaxPending, "tftp-max-pending", tftp.DefaultMaxPending, "TFTP: transfers whose client has not yet answered the first packet, at most (counted in --tftp-max-transfers, and at most that); over it a new request takes the oldest one's slot, so requests that are never answered cannot starve machines that answer")
+	fs.DurationVar(&o.tftpPendingTimeout, "tftp-pending-timeout", tftp.DefaultPendingTimeout, "TFTP: once half of --tftp-max-pending is in use, a transfer whose client has not answered for this long gives its slot to the next request (firmware answers within milliseconds)")
 	fs.DurationVar(&o.tftpMaxIdle, "tftp-max-idle", tftp.DefaultMaxIdle, "TFTP: how long a transfer may go without a new ACK before it is dropped (resends back off 1,1,1,2,4,8 s meanwhile)")
 	fs.IntVar(&o.httpMaxConns, "http-max-conns", connlimit.DefaultTotal, fmt.Sprintf("HTTP: connections at once (0: no cap); at the cap an idle connection is closed to make room, and a newcomer is reset only when every connection is busy. The operator (this host, or an address that presented the API token) has %d more", connlimit.Reserve))
 	fs.IntVar(&o.httpPerAddress, "http-max-conns-per-address", connlimit.DefaultPerAddress, "HTTP: connections from one address at once (0: no cap); more are reset at once and counted, so one client cannot hold the port")
@@ -225,6 +228,17 @@ func (o *serveOpts) checkTFTP() error {
 	if o.tftpMaxIdle < 5*time.Second {
 		return fmt.Errorf("--tftp-max-idle %s: want at least 5s", o.tftpMaxIdle)
 	}
+	// Above --tftp-max-transfers it is --tftp-max-transfers (a lowered
+	// transfer cap needs no second flag).
+	if o.tftpMaxPending < 1 {
+		return fmt.Errorf("--tftp-max-pending %d: want at least 1", o.tftpMaxPending)
+	}
+	// Under a second, a client whose first answer is delayed by one loss
+	// would lose its slot during a flood; past --tftp-max-idle it never
+	// would.
+	if o.tftpPendingTimeout < time.Second || o.tftpPendingTimeout > o.tftpMaxIdle {
+		return fmt.Errorf("--tftp-pending-timeout %s: want 1s to --tftp-max-idle (%s)", o.tftpPendingTimeout, o.tftpMaxIdle)
+	}
 	return nil
 }
 
@@ -349,7 +363,8 @@ func (o *serveOpts) config(log zerolog.Logger) (server.Config, error) {
 		HTTPPort: o.httpPort, DataDir: o.dataDir, IPXEDir: o.ipxeDir, EFIBinary: o.efiBinary,
 		UnknownHosts: o.unknown, UserDataIPBinding: o.userDataIPBinding,
 		DHCPMode: strings.ToLower(o.dhcpMode),
-		TFTP:     server.TFTPConfig{MaxTransfers: o.tftpMaxTransfers, MaxPerClient: o.tftpPerClient, MaxIdle: o.tftpMaxIdle},
+		TFTP: server.TFTPConfig{MaxTransfers: o.tftpMaxTransfers, MaxPending: o.tftpMaxPending, PendingTimeout: o.tftpPendingTimeout,
+			MaxPerClient: o.tftpPerClient, MaxIdle: o.tftpMaxIdle},
 		HTTP: server.HTTPConfig{
 			Conns:       connlimit.Config{PerAddress: o.httpPerAddress, Total: o.httpMaxConns},
 			IdleTimeout: o.httpIdleTimeout,
