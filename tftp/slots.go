@@ -46,13 +46,60 @@ const (
 
 // pendingQueue holds the transfers whose client has not answered yet,
 // oldest first: a transfer joins it when admitted, so in start order.
-// An intrusive list, so a transfer leaves it in O(1) when answered.
+// An intrusive list, so a transfer leaves it in O(1) when answered. It
+// counts them by client address too: the pending slots are shared out
+// fairly between addresses (victim).
 type pendingQueue struct {
 	head, tail *transfer
 	n          int
+	byAddr     map[netip.Addr]int
+	// silent is the addresses whose transfers recently gave back their
+	// slot unanswered, and when one last did: a flood's. A request from
+	// any other address comes first (victim). Bounded by maxSilent.
+	silent map[netip.Addr]time.Time
+}
+
+// silentFor is how long an address whose transfer went unanswered is
+// taken for a flood's; maxSilent bounds how many are remembered (past
+// it, those older than silentFor are forgotten, or all if none is).
+const (
+	// maxRank is above any count of pending transfers an address holds.
+	maxRank   = 1 << 30
+	silentFor = time.Minute
+	maxSilent = 16384
+)
+
+// unanswered remembers that a transfer from a gave back its slot without
+// its client ever answering.
+func (q *pendingQueue) unanswered(a netip.Addr, now time.Time) {
+	if q.silent == nil {
+		q.silent = map[netip.Addr]time.Time{}
+	}
+	if len(q.silent) >= maxSilent {
+		for k, at := range q.silent {
+			if now.Sub(at) >= silentFor {
+				delete(q.silent, k)
+			}
+		}
+		if len(q.silent) >= maxSilent {
+			clear(q.silent)
+		}
+	}
+	q.silent[a] = now
+}
+
+// isSilent reports whether a's transfers went unanswered in the last
+// silentFor.
+func (q *pendingQueue) isSilent(a netip.Addr, now time.Time) bool {
+	at, ok := q.silent[a]
+	return ok && now.Sub(at) < silentFor
 }
 
 func (q *pendingQueue) push(t *transfer) {
+	if q.byAddr == nil {
+		q.byAddr = map[netip.Addr]int{}
+	}
+	q.byAddr[t.key.Addr()]++
 	t.prev, t.next = q.tail, nil
 	if q.tail != nil {
 		q.tail.next = t
@@ -76,6 +123,51 @@ func (q *pendingQueue) remove(t *transfer) {
 	}
 	t.prev, t.next = nil, nil
 	q.n--
+	if a := t.key.Addr(); q.byAddr[a] <= 1 {
+		delete(q.byAddr, a)
+	} else {
+		q.byAddr[a]--
+	}
+}
+
+// victim chooses the pending transfer that gives its slot to a request
+// from addr, or nil when none may. First, a request from an address not
+// known for unanswered transfers (isSilent) displaces at once one from
+// an address that is: a flood's requests are never answered, so its
+// addresses soon are, and a host asking from its own address gets a
+// slot however fast the flood comes; a request from such an address
+// displaces none but its own and those of its kind. Second, the slots
+// are shared out
+// between client addresses: once admitted, addr holds share; a transfer
+// of an address that holds more than share may be displaced at once
+// (it is beyond its fair share, and has no answerGrace), one of an
+// address holding share exactly, or of addr itself, once displaceable;
+// one of an address holding less never. Among those, the victim is
+// from the address holding the most, the oldest of it. One whose answer
+// waits unread is never chosen. O(MaxPending), under s.mu.
+func (q *pendingQueue) victim(addr netip.Addr, now time.Time) *transfer {
+	clean := !q.isSilent(addr, now)
+	share := q.byAddr[addr] + 1
+	var best *transfer
+	bestRank := 0
+	for v := q.head; v != nil; v = v.next {
+		a := v.key.Addr()
+		held := q.byAddr[a]
+		rank := held
+		switch silent := q.isSilent(a, now); {
+		case clean && silent:
+			rank += maxRank // before any address not known for silence
+		case !clean && !silent && a != addr:
+			continue // a flood's request never displaces anyone else's
+		}
+		if rank <= bestRank {
+			continue // the oldest of an address ranked at least as high is chosen already
+		}
+		if (rank > maxRank || held > share) && !v.answerWaiting() || (held == share || a == addr) && v.displaceable(now) {
+			best, bestRank = v, rank
+		}
+	}
+	return best
 }
 
 // ports is one Serve's transfers by client address and port (to tell a
@@ -100,18 +192,21 @@ func (s *Server) admit(t *transfer, now time.Time, c *config) ([]*transfer, room
 	// lossy link whose answer to our first packet was lost has locked
 	// onto the transfer's port, and cannot start over if it is gone.
 	for q.head != nil && 2*q.n >= c.maxPending && now.Sub(q.head.start) >= c.pendingTimeout && !q.head.answerWaiting() {
+		q.unanswered(q.head.key.Addr(), now)
 		drop = append(drop, s.dropPending(q.head))
 		s.stats.unanswered.Add(1)
 	}
 	if q.n >= c.maxPending || s.inUse >= c.maxTransfers {
-		// Full: the oldest unanswered transfer makes room, unless it is
-		// too young to have been answered (answerGrace).
-		switch v := q.head; {
-		case v == nil:
+		// Full: an unanswered transfer makes room (victim), unless every
+		// one is within its address's share and too young to have been
+		// answered (answerGrace).
+		switch v := q.victim(t.key.Addr(), now); {
+		case q.head == nil:
 			return drop, roomBusy
-		case !v.displaceable(now):
+		case v == nil:
 			return drop, roomPendingFull
 		default:
+			q.unanswered(v.key.Addr(), now)
 			drop = append(drop, s.dropPending(v))
 			s.stats.evicted.Add(1)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -200,5 +201,116 @@ func TestAnswerQueued(t *testing.T) {
 	c.SetReadDeadline(time.Now().Add(time.Second))
 	if n, _, err := c.ReadFromUDP(make([]byte, 16)); err != nil || n != 4 || answerQueued(c) {
 		t.Fatalf("read after the peek: %d bytes, %v; want the whole ACK, then nothing queued", n, err)
+	}
+}
+
+// The pending slots are shared out between client addresses: with every
+// one taken by one address's requests, all younger than answerGrace, a
+// request from another address displaces one of them at once and is
+// served; while the flooding address holds more than its share, its
+// further requests displace its own, never the other address's.
+func TestPendingSharedBetweenAddresses(t *testing.T) {
+	dir := t.TempDir()
+	want := randomFile(t, dir, "f", 3000)
+	srv := &Server{Handler: Dir(dir), Log: testLogger(t), MaxPending: 4, PendingTimeout: time.Minute, Timeout: 5 * time.Second}
+	addr := testServer(t, srv)
+	flood := func() *tftptest.Result {
+		t.Helper()
+		r, err := (&tftptest.Client{Local: net.IPv4(127, 0, 0, 1), StallAfterOACK: true,
+			Options: []tftptest.Option{{Name: "tsize", Value: "0"}}}).Get(addr, "f")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Conn.Close() })
+		return r
+	}
+	for range 4 {
+		flood()
+	}
+	// Another address that waits before answering its OACK, as a host
+	// under emulation may: it keeps its slot while the flood goes on.
+	slow, err := (&tftptest.Client{Local: net.IPv4(127, 0, 0, 2), StallAfterOACK: true,
+		Options: []tftptest.Option{{Name: "tsize", Value: "0"}}}).Get(addr, "f")
+	if err != nil {
+		t.Fatalf("a request from another address with the pending slots full of young ones: %v", err)
+	}
+	defer slow.Conn.Close()
+	st := waitStats(t, srv, "one of the flood's displaced", func(st Stats) bool { return st.Evicted == 1 && st.Pending == 4 })
+	if st.RefusedPending != 0 {
+		t.Fatalf("stats %+v: the other address's request was dropped", st)
+	}
+	time.Sleep(answerGrace) // past the grace, the flood's requests go on
+	for range 6 {
+		flood()
+	}
+	waitStats(t, srv, "the flood displaced its own", func(st Stats) bool { return st.Evicted == 7 && st.Pending == 4 })
+	// The slow host answers now, on the TID it locked onto, and its
+	// transfer goes on: DATA 1 comes back.
+	slow.Conn.WriteToUDP([]byte{0, byte(opACK), 0, 0}, slow.Server)
+	slow.Conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 600)
+	n, from, err := slow.Conn.ReadFromUDP(buf)
+	if err != nil || n < 4 || buf[1] != byte(opDATA) || buf[3] != 1 || from.Port != slow.Server.Port || !bytes.Equal(buf[4:n], want[:n-4]) {
+		t.Fatalf("the other address's transfer after the flood went on: %q from %v, %v; want DATA 1 from its TID", buf[:max(n, 0)], from, err)
+	}
+}
+
+// victim, over synthetic pending transfers: who may take whose slot.
+func TestVictim(t *testing.T) {
+	now := time.Now()
+	sock, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	ip := func(last byte) netip.Addr { return netip.AddrFrom4([4]byte{127, 0, 9, last}) }
+	// pending builds a queue of transfers from the addresses given, in
+	// age order; young ones were sent within answerGrace.
+	type tr struct {
+		from  byte
+		young bool
+	}
+	pending := func(ts ...tr) (*pendingQueue, []*transfer) {
+		q := &pendingQueue{}
+		var all []*transfer
+		for i, x := range ts {
+			v := &transfer{key: netip.AddrPortFrom(ip(x.from), uint16(1000+i)), conn: sock}
+			sent := now.Add(-time.Second)
+			if x.young {
+				sent = now
+			}
+			v.sentAt.Store(sent.UnixNano())
+			q.push(v)
+			all = append(all, v)
+		}
+		return q, all
+	}
+	// Fair share: an address holding more than the newcomer gives way at
+	// once, the heaviest first; equal shares only past answerGrace.
+	q, all := pending(tr{1, true}, tr{2, true}, tr{2, true}, tr{3, true})
+	if v := q.victim(ip(4), now); v != all[1] {
+		t.Errorf("a fresh address among young transfers: victim %v, want the oldest of the address holding two", v)
+	}
+	if v := q.victim(ip(2), now); v != nil {
+		t.Errorf("the address holding two asks again among young transfers: victim %v, want none", v)
+	}
+	q, all = pending(tr{1, false}, tr{2, true})
+	if v := q.victim(ip(3), now); v != all[0] {
+		t.Errorf("equal shares: victim %v, want the one past its grace", v)
+	}
+	// Silence: once an address's transfers went unanswered, a request from
+	// any other address displaces its young ones at once, and its own
+	// requests displace nobody else's.
+	q, all = pending(tr{5, false}, tr{1, true}, tr{2, true})
+	q.unanswered(ip(1), now)
+	q.unanswered(ip(2), now)
+	if v := q.victim(ip(7), now); v != all[1] {
+		t.Errorf("a host among a flood's young transfers: victim %v, want the flood's oldest", v)
+	}
+	if v := q.victim(ip(1), now); v != nil {
+		t.Errorf("a flood address asks again: victim %v, want none (the host's transfer past grace is not the flood's to take)", v)
+	}
+	if q.unanswered(ip(1), now.Add(-2*silentFor)); q.isSilent(ip(1), now) {
+		t.Errorf("silence older than silentFor still counts")
 	}
 }
