@@ -17,9 +17,12 @@ import (
 // takes longer; 250 ms covers them and is still below a flood's period.
 // An answer already waiting unread on the transfer's socket protects it
 // however late (answerQueued). It counts from the send, not the request:
-// a loaded server may take a while to get there. Requests beyond
-// MaxPending per answerGrace (512 a second with the defaults) are dropped
-// unanswered, and a genuine client repeats its request after its timer.
+// a loaded server may take a while to get there. The grace protects a
+// transfer only within its address's share and from addresses not known
+// for silence (pendingQueue.victim); among such equals, requests beyond
+// MaxPending per answerGrace (512 a second with the defaults) are
+// dropped unanswered, and a genuine client repeats its request after
+// its timer.
 const answerGrace = 250 * time.Millisecond
 
 // slotState is where a transfer stands in the Server's bookkeeping;
