@@ -118,7 +118,8 @@ func TestStage2Stranger(t *testing.T) {
 // bound, not only the install script: a host waiting for a profile (facts
 // and LastIP), an installed host's local boot (LastIP), discovery (a new
 // record) and an unknown host enrolled with the default profile. An
-// unknown MAC under "ignore" writes nothing and is answered as before.
+// unknown MAC under "ignore" writes nothing; it is bound too, so that the
+// answers do not tell a stranger which MACs are known.
 func TestStage2BindingEveryWrite(t *testing.T) {
 	const mac = "52:54:00:aa:00:61"
 	t.Run("wait", func(t *testing.T) {
@@ -159,11 +160,25 @@ func TestStage2BindingEveryWrite(t *testing.T) {
 			}
 		})
 	}
+	// Under ignore an unknown MAC writes nothing, but a stranger naming it
+	// gets the same 403 as for a known one, so the answers do not tell
+	// which MACs are in the inventory; the machine itself is told why.
 	t.Run("ignore", func(t *testing.T) {
 		e := newEnv(t, nil)
+		e.addHost(inventory.Host{MAC: "52:54:00:aa:00:62"})
+		known, unknown := e.getFrom(otherIP, "/ipxe?mac=52:54:00:aa:00:62"), e.getFrom(otherIP, "/ipxe?mac="+mac)
+		wantTerse(t, known, http.StatusForbidden)
+		wantTerse(t, unknown, http.StatusForbidden)
+		if string(known.body) != string(unknown.body) {
+			t.Fatalf("a stranger tells a known MAC from an unknown one: %q against %q", known.body, unknown.body)
+		}
+		e.sawDHCP(otherIP, mac)
 		r := e.getFrom(otherIP, "/ipxe?mac="+mac)
 		if r.status != http.StatusOK || !strings.Contains(r.text(), "not in the inventory") {
-			t.Fatalf("unknown MAC under ignore: %d\n%s", r.status, r.body)
+			t.Fatalf("unknown MAC under ignore, seen in DHCP: %d\n%s", r.status, r.body)
+		}
+		if hs := e.hosts(); len(hs) != 1 {
+			t.Fatalf("stage 2 of an unknown MAC under ignore wrote %+v", hs)
 		}
 	})
 }

@@ -60,15 +60,17 @@ func (s *Server) handleStage2(w http.ResponseWriter, r *http.Request) {
 	}
 	action := ipxe.Decide(ipxe.Input{Known: known, State: bootState(h.State), Unknown: s.cfg.Unknown})
 	log := s.cfg.Log.With().Str("mac", mac).Str("ip", ip).Str("action", action.String()).Logger()
-	if action == ipxe.ActionUnknown {
-		// Writes nothing and tells nothing about any host: no binding.
-		log.Info().Msg("stage 2 for a host not in the inventory")
-		s.writeScript(w, ipxe.RenderMessage(mac+" is not in the inventory; nothing to boot"))
+	// Every answer but ActionUnknown writes (facts, LastIP, a discovered
+	// record, an attempt and its token): the binding is decided before
+	// the first write. It is decided for an unknown MAC too, so that a
+	// stranger naming MACs gets the same 403 for those in the inventory
+	// and those not: the answer tells nothing about which are.
+	if !s.bindMAC(w, r, &log, nic, mac, ip, known) {
 		return
 	}
-	// Every other answer writes (facts, LastIP, a discovered record, an
-	// attempt and its token): decided before the first write.
-	if !s.bindMAC(w, r, &log, nic, mac, ip, known) {
+	if action == ipxe.ActionUnknown {
+		log.Info().Msg("stage 2 for a host not in the inventory")
+		s.writeScript(w, ipxe.RenderMessage(mac+" is not in the inventory; nothing to boot"))
 		return
 	}
 
