@@ -2,12 +2,13 @@ package tftp
 
 import (
 	"fmt"
-	"github.com/stagehand-dev/stagehand/tftp/tftptest"
 	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/stagehand-dev/stagehand/tftp/tftptest"
 )
 
 // BenchmarkTransfer fetches a 74 KB and an 850 KB boot binary at blksize

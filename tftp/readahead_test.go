@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/stagehand-dev/stagehand/tftp/tftptest"
 	"io"
 	"net"
 	"testing"
+
+	"github.com/stagehand-dev/stagehand/tftp/tftptest"
 )
 
 // countingFile is an in-memory File that counts ReadAt calls; cut makes

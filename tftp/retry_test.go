@@ -3,9 +3,10 @@ package tftp
 import (
 	"bytes"
 	"errors"
-	"github.com/stagehand-dev/stagehand/tftp/tftptest"
 	"testing"
 	"time"
+
+	"github.com/stagehand-dev/stagehand/tftp/tftptest"
 )
 
 func TestRetryPolicy(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
 	"github.com/stagehand-dev/stagehand/tftp/tftptest"
 )
 
