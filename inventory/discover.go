@@ -63,7 +63,7 @@ func (s *Store) Discover(mac, ip string, f Facts, limit int) (Host, error) {
 	}
 	err = s.guarded(decide, func(w *wtx) (error, error) {
 		now := s.now().UTC()
-		h = Host{MAC: mac, CreatedAt: now, UpdatedAt: now, State: StateDiscovered}
+		h = Host{MAC: mac, CreatedAt: now, UpdatedAt: now, State: StateDiscovered, SelfReported: true}
 		if err := w.createHost(&h, Event{Time: now, Kind: "created", Detail: "state " + h.State.String()}); err != nil {
 			return nil, err
 		}
@@ -117,11 +117,13 @@ func (w *wtx) noteSerialMatch(h *Host, serial string, matches []Host) error {
 }
 
 // onlyDiscovered reports whether h is no more than a record of its own
-// PXE boot: discovered, with no operator field set. Anyone on the
-// network can make one for any MAC, so a manifest or host add of that
-// MAC takes it over (see takeover).
+// PXE boot: made by discovery (SelfReported), still discovered, with no
+// operator field set. Anyone on the network can make one for any MAC, so
+// a manifest or host add of that MAC takes it over (see takeover). A
+// host an operator made, even with its MAC alone, is never taken over:
+// importing it again updates it.
 func (h *Host) onlyDiscovered() bool {
-	if h.State != StateDiscovered {
+	if !h.SelfReported || h.State != StateDiscovered {
 		return false
 	}
 	for _, f := range Fields {

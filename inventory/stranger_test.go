@@ -246,4 +246,22 @@ func TestTakeover(t *testing.T) {
 	if _, err := s.CreateHost(Host{MAC: c, Profile: "edge"}); !errors.Is(err, ErrExists) {
 		t.Fatalf("host add over a named discovered host: %v, want ErrExists", err)
 	}
+	// A host the operator imported with its MAC alone is discovered too,
+	// but it is the operator's: importing it again updates it, and its
+	// facts stay (FuzzParseCSV found the takeover here).
+	const d = "52:54:00:00:25:04"
+	for i, want := range []ImportResult{{Created: 1}, {Updated: 1}} {
+		res, err := s.Import(parse(t, "mac\n"+d+"\n"))
+		if err != nil || res != want {
+			t.Fatalf("import %d of a MAC-only row: %+v, %v; want %+v", i+1, res, err, want)
+		}
+		if i == 0 {
+			if _, err := s.Seen(d, "10.0.0.7", Facts{Serial: "REAL"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if h, _ := s.Host(d); h.Facts.Serial != "REAL" || countKinds(mustEvents(t, s, d), "takeover") != 0 {
+		t.Errorf("operator's MAC-only host after a second import: %+v, events %+v", h, mustEvents(t, s, d))
+	}
 }

@@ -76,6 +76,12 @@ type Host struct {
 	// Empty means unbound (an attempt begun before the field existed).
 	ScriptIP string `json:"scriptIP,omitempty"`
 
+	// SelfReported: the record was made by the machine's own PXE boot
+	// under --unknown-hosts discover (Store.Discover), not by an
+	// operator. Records discovered before the field existed lack it and
+	// are treated as an operator's.
+	SelfReported bool `json:"selfReported,omitempty"`
+
 	LastIP    string `json:"lastIP,omitempty"`
 	LastArch  string `json:"lastArch,omitempty"`
 	Facts     Facts  `json:"facts,omitempty"`
