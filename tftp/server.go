@@ -131,11 +131,11 @@ type Server struct {
 	stats          counters
 	lastRefuseWarn atomic.Int64 // Unix nanoseconds of the last refusal warning
 
-	// mu guards the slots: pending, inUse, each transfer's slot and
-	// each Serve's ports.
+	// mu guards the slots: pending, each transfer's slot and each
+	// Serve's ports. The transfers holding a slot, pending ones included,
+	// are stats.active, which changes only under mu.
 	mu      sync.Mutex
 	pending pendingQueue
-	inUse   int64 // transfers holding a slot, pending ones included
 }
 
 // Transfer describes one finished read request.

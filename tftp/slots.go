@@ -199,7 +199,7 @@ func (s *Server) admit(t *transfer, now time.Time, c *config) ([]*transfer, room
 		drop = append(drop, s.dropPending(q.head))
 		s.stats.unanswered.Add(1)
 	}
-	if q.n >= c.maxPending || s.inUse >= c.maxTransfers {
+	if q.n >= c.maxPending || s.stats.active.Load() >= c.maxTransfers {
 		// Full: an unanswered transfer makes room (victim), unless every
 		// one is within its address's share and too young to have been
 		// answered (answerGrace).
@@ -216,7 +216,6 @@ func (s *Server) admit(t *transfer, now time.Time, c *config) ([]*transfer, room
 	}
 	q.push(t)
 	t.slot = slotPending
-	s.inUse++
 	s.stats.pending.Add(1)
 	raisePeak(&s.stats.peakPending, int64(q.n))
 	raisePeak(&s.stats.peakActive, s.stats.active.Add(1))
@@ -245,7 +244,6 @@ func (v *transfer) answerWaiting() bool {
 func (s *Server) dropPending(v *transfer) *transfer {
 	s.pending.remove(v)
 	v.slot = slotDropped
-	s.inUse--
 	s.stats.pending.Add(-1)
 	s.stats.active.Add(-1)
 	if v.ports.byPort[v.key] == v {
@@ -281,7 +279,6 @@ func (s *Server) release(t *transfer) {
 		s.stats.pending.Add(-1)
 		fallthrough
 	case slotAnswered:
-		s.inUse--
 		s.stats.active.Add(-1)
 	}
 	p := t.ports
