@@ -3,12 +3,12 @@ package api
 import (
 	"errors"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/stagehand-dev/stagehand/internal/throttle"
 	"github.com/stagehand-dev/stagehand/inventory"
 	"github.com/stagehand-dev/stagehand/ipxe"
 )
@@ -53,11 +53,10 @@ func (l DiscoverLimit) withDefaults() DiscoverLimit {
 // hour), the refusals counted for /metrics, and the refusal log line at
 // most once a minute.
 type discovery struct {
-	limit    DiscoverLimit
-	budget   *tokenLimiter // nil: no per-address bound
-	refused  [2]atomic.Uint64
-	mu       sync.Mutex
-	lastWarn time.Time
+	limit   DiscoverLimit
+	budget  *tokenLimiter // nil: no per-address bound
+	refused [2]atomic.Uint64
+	warn    throttle.Every // the refusal log line
 }
 
 // Reasons a discovery is refused, the label of its metric.
@@ -96,7 +95,7 @@ func (s *Server) discover(w http.ResponseWriter, r *http.Request, log *zerolog.L
 	}
 	if reason >= 0 {
 		d.refused[reason].Add(1)
-		if d.warnNow(s.cfg.Now()) {
+		if d.warn.Allow(s.cfg.Now(), time.Minute) {
 			log.Warn().Str("reason", refusedReason[reason]).Int("max", d.limit.Max).Int("perAddressHour", d.limit.PerAddress).
 				Msg("discovery refused: bound reached, no record made (serve --discover-max, --discover-per-address); logged once a minute")
 		}
@@ -105,15 +104,4 @@ func (s *Server) discover(w http.ResponseWriter, r *http.Request, log *zerolog.L
 	}
 	log.Info().Str("serial", facts.Serial).Str("product", facts.Product).Msg("discovered host")
 	s.writeScript(w, ipxe.RenderWait(h.Ident(), "discovered; waiting for an operator to assign a profile", s.cfg.Base+"/boot.ipxe", 60))
-}
-
-// warnNow reports whether a refusal at now is the first in a minute.
-func (d *discovery) warnNow(now time.Time) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if !d.lastWarn.IsZero() && now.Sub(d.lastWarn) < time.Minute && !now.Before(d.lastWarn) {
-		return false
-	}
-	d.lastWarn = now
-	return true
 }

@@ -5,15 +5,15 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"sync/atomic"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 )
 
-// exhaustedWarnEvery rate-limits the pool-exhausted warning: a full pool
-// sees every retransmission of every client.
-const exhaustedWarnEvery = time.Minute
+// warnEvery spaces out the warnings of a full pool, an unservable
+// reservation and capped DECLINEs: each sees every retransmission of
+// every client.
+const warnEvery = time.Minute
 
 // full answers on port 67 as the network's only DHCP server.
 func (x *exchange) full() {
@@ -70,7 +70,7 @@ func (x *exchange) host() (reserved netip.Addr, known bool) {
 	reserved, known = h.Lookup(x.c.MAC)
 	if reserved.IsValid() && !x.s.servable(reserved) {
 		x.s.stats.resBlocked.Add(1)
-		if x.s.rateLimit(&x.s.lastReservationWarn, x.s.now()) {
+		if x.s.reservationWarn.Allow(x.s.now(), warnEvery) {
 			x.log.Warn().Stringer("mac", x.c.MAC).Stringer("reserved", reserved).Stringer("subnet", x.s.subnet).
 				Msg("dhcp: reserved address not servable here (outside the subnet, the server's own, network or broadcast); serving from the pool")
 		}
@@ -120,7 +120,7 @@ func (x *exchange) discover() {
 			return
 		}
 		x.s.stats.resBlocked.Add(1)
-		if x.s.rateLimit(&x.s.lastReservationWarn, now) {
+		if x.s.reservationWarn.Allow(now, warnEvery) {
 			x.log.Warn().Stringer("mac", x.c.MAC).Stringer("reserved", reserved).
 				Msg("dhcp: reserved address still leased to another client; serving from the pool until that lease ends or its holder renews")
 		}
@@ -141,20 +141,13 @@ func (x *exchange) discover() {
 	}
 }
 
-// warnExhausted logs msg at most once per exhaustedWarnEvery: a full pool
+// warnExhausted logs msg at most once per warnEvery: a full pool
 // sees every retransmission of every client.
 func (x *exchange) warnExhausted(now time.Time, msg string) {
-	if x.s.rateLimit(&x.s.lastExhaustedWarn, now) {
+	if x.s.exhaustedWarn.Allow(now, warnEvery) {
 		x.log.Warn().Stringer("mac", x.c.MAC).Uint64("exhausted", x.s.stats.exhausted.Load()).
 			Uint64("unknownCapped", x.s.stats.unknownCapped.Load()).Msg(msg)
 	}
-}
-
-// rateLimit reports whether a warning stamped in last may be logged now
-// (once per exhaustedWarnEvery), and if so stamps it.
-func (s *Server) rateLimit(last *atomic.Int64, now time.Time) bool {
-	l := last.Load()
-	return now.UnixNano()-l >= int64(exhaustedWarnEvery) && last.CompareAndSwap(l, now.UnixNano())
 }
 
 // request handles the three kinds of REQUEST of RFC 2131 §4.3.2.
@@ -279,7 +272,7 @@ func (x *exchange) decline() {
 		return
 	case declineCapped:
 		x.s.stats.declinesCapped.Add(1)
-		if x.s.rateLimit(&x.s.lastDeclineWarn, now) {
+		if x.s.declineWarn.Allow(now, warnEvery) {
 			x.log.Warn().Stringer("mac", x.c.MAC).Stringer("ip", a).Int("max", maxDeclinesPerMAC).
 				Uint64("refused", x.s.stats.declinesCapped.Load()).
 				Msg("dhcp: DECLINE refused: the MAC already holds its quota of quarantined addresses (a forged MAC?)")

@@ -7,12 +7,12 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/rs/zerolog"
 
+	"github.com/stagehand-dev/stagehand/internal/throttle"
 	"github.com/stagehand-dev/stagehand/ipxe"
 )
 
@@ -49,7 +49,7 @@ type Server struct {
 	stats  counters
 
 	// Unix nanos of the last rate-limited warnings.
-	lastExhaustedWarn, lastReservationWarn, lastDeclineWarn atomic.Int64
+	exhaustedWarn, reservationWarn, declineWarn throttle.Every
 
 	// Hooks for tests, set before Serve: now is the clock; bcast replaces
 	// 255.255.255.255:68 as the broadcast destination so replies can be

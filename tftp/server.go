@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/stagehand-dev/stagehand/internal/throttle"
 )
 
 // Defaults for zero-valued Server fields.
@@ -128,8 +130,8 @@ type Server struct {
 	// concurrent use.
 	OnTransfer func(Transfer)
 
-	stats          counters
-	lastRefuseWarn atomic.Int64 // Unix nanoseconds of the last refusal warning
+	stats      counters
+	refuseWarn throttle.Every // the refusal warning, once per refuseWarnEvery
 
 	// mu guards the slots: pending, each transfer's slot and each
 	// Serve's ports. The transfers holding a slot, pending ones included,
@@ -473,8 +475,7 @@ func (s *Server) refuse(conn net.PacketConn, to *net.UDPAddr, req request, msg s
 // refuseWarnEvery.
 func (s *Server) overloaded(to *net.UDPAddr, req request, err error) {
 	s.Log.Debug().Stringer("remote", to).Str("file", sanitize(req.filename)).Err(err).Msg("tftp: no slot")
-	now := time.Now().UnixNano()
-	if last := s.lastRefuseWarn.Load(); now-last >= int64(refuseWarnEvery) && s.lastRefuseWarn.CompareAndSwap(last, now) {
+	if s.refuseWarn.Allow(time.Now(), refuseWarnEvery) {
 		c := &s.stats
 		s.Log.Warn().Stringer("remote", to).Err(err).Uint64("refusedBusy", c.refusedBusy.Load()).
 			Uint64("refusedPerClient", c.refusedPerClient.Load()).Uint64("refusedPending", c.refusedPending.Load()).
