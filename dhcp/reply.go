@@ -128,7 +128,23 @@ func (r *replier) bootFor(c *Client) (bootChoice, bool) {
 // leased address in full mode and nil in proxy replies; lease options are
 // added when yiaddr is set. It returns the boot file sent ("" if none).
 // It is pure: table-tested in reply_test.go.
+//
+// A reply with neither yiaddr nor ciaddr (proxy offers, proxy ACKs on 67,
+// NAKs) has no address it could be unicast to, so it carries the
+// broadcast flag whatever the client's: a relay delivers by that flag
+// (RFC 2131 §4.1), and dnsmasq's --dhcp-relay sent such a reply to
+// 0.0.0.0, its own loopback, when the client (iPXE) had the flag clear.
+// The same rule gives a relayed NAK the flag §4.3.2 asks for.
 func (r *replier) build(req *dhcpv4.DHCPv4, c *Client, typ dhcpv4.MessageType, yiaddr net.IP) (*dhcpv4.DHCPv4, string) {
+	resp, file := r.compose(req, c, typ, yiaddr)
+	if resp.YourIPAddr.IsUnspecified() && resp.ClientIPAddr.IsUnspecified() {
+		resp.SetBroadcast()
+	}
+	return resp, file
+}
+
+// compose is build without the broadcast rule.
+func (r *replier) compose(req *dhcpv4.DHCPv4, c *Client, typ dhcpv4.MessageType, yiaddr net.IP) (*dhcpv4.DHCPv4, string) {
 	resp := &dhcpv4.DHCPv4{
 		OpCode:        dhcpv4.OpcodeBootReply,
 		HWType:        req.HWType,
@@ -155,10 +171,6 @@ func (r *replier) build(req *dhcpv4.DHCPv4, c *Client, typ dhcpv4.MessageType, y
 	case dhcpv4.MessageTypeNak:
 		// RFC 2131 table 3: a NAK carries no address and no parameters.
 		o[dhcpv4.OptionDHCPMessageType.Code()] = mtNak
-		if gi := req.GatewayIPAddr.To4(); gi != nil && !gi.IsUnspecified() {
-			// §4.3.2: the relay must broadcast a NAK to the client.
-			resp.SetBroadcast()
-		}
 		return resp, ""
 	case dhcpv4.MessageTypeAck:
 		o[dhcpv4.OptionDHCPMessageType.Code()] = mtAck

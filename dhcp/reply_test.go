@@ -47,21 +47,22 @@ func TestBuildReply(t *testing.T) {
 		guidEcho  bool
 		ciaddr    net.IP
 		relayOpts bool // option 82 echoed
+		bcast     bool // broadcast flag set (the requests all have it clear)
 	}{
 		{name: "proxy offer, BIOS PXE ROM", mode: ModeProxy, packet: "bios-pxe-discover", typ: dhcpv4.MessageTypeOffer,
-			file: "undionly.kpxe", tftp: true, vci: "PXEClient", vendor43: true, guidEcho: true},
+			file: "undionly.kpxe", tftp: true, vci: "PXEClient", vendor43: true, guidEcho: true, bcast: true},
 		{name: "proxy offer, OVMF PXE", mode: ModeProxy, packet: "qemu-ovmf-pxe-discover", typ: dhcpv4.MessageTypeOffer,
-			file: "snponly.efi", tftp: true, vci: "PXEClient", vendor43: true, guidEcho: true},
+			file: "snponly.efi", tftp: true, vci: "PXEClient", vendor43: true, guidEcho: true, bcast: true},
 		{name: "proxy offer, iPXE BIOS gets the script", mode: ModeProxy, packet: "qemu-bios-ipxe-discover", typ: dhcpv4.MessageTypeOffer,
-			file: "http://192.168.77.1:8080/boot.ipxe", vci: "PXEClient", guidEcho: true},
+			file: "http://192.168.77.1:8080/boot.ipxe", vci: "PXEClient", guidEcho: true, bcast: true},
 		{name: "proxy offer, iPXE EFI gets the script", mode: ModeProxy, packet: "qemu-efi-ipxe-discover", typ: dhcpv4.MessageTypeOffer,
-			file: "http://192.168.77.1:8080/boot.ipxe", vci: "PXEClient", guidEcho: true},
+			file: "http://192.168.77.1:8080/boot.ipxe", vci: "PXEClient", guidEcho: true, bcast: true},
 		{name: "proxy offer, UEFI HTTP boot", mode: ModeProxy, packet: "http-boot-discover", typ: dhcpv4.MessageTypeOffer,
-			file: "http://192.168.77.1:8080/tftp/snponly.efi", vci: "HTTPClient", guidEcho: true},
+			file: "http://192.168.77.1:8080/tftp/snponly.efi", vci: "HTTPClient", guidEcho: true, bcast: true},
 		{name: "proxy offer, EFI arch from option 60 only", mode: ModeProxy, packet: "vci-only-discover", typ: dhcpv4.MessageTypeOffer,
-			file: "snponly.efi", tftp: true, vci: "PXEClient", vendor43: true},
+			file: "snponly.efi", tftp: true, vci: "PXEClient", vendor43: true, bcast: true},
 		{name: "proxy offer, relayed", mode: ModeProxy, packet: "bios-pxe-relayed", typ: dhcpv4.MessageTypeOffer,
-			file: "undionly.kpxe", tftp: true, vci: "PXEClient", vendor43: true, guidEcho: true, relayOpts: true},
+			file: "undionly.kpxe", tftp: true, vci: "PXEClient", vendor43: true, guidEcho: true, relayOpts: true, bcast: true},
 		{name: "4011 ack echoes ciaddr", mode: ModeProxy, packet: "bios-pxe-request-4011", typ: dhcpv4.MessageTypeAck,
 			file: "undionly.kpxe", tftp: true, vci: "PXEClient", vendor43: true, guidEcho: true, ciaddr: net.IPv4(192, 168, 77, 50).To4()},
 		{name: "full offer, BIOS PXE ROM", mode: ModeFull, packet: "bios-pxe-discover", typ: dhcpv4.MessageTypeOffer, yiaddr: leased,
@@ -72,7 +73,7 @@ func TestBuildReply(t *testing.T) {
 		{name: "full offer, unknown arch gets an address only", mode: ModeFull, packet: "arch22-discover", typ: dhcpv4.MessageTypeOffer, yiaddr: leased},
 		{name: "full offer, ARM64 without ARM64File", mode: ModeFull, packet: "qemu-ovmf-pxe-discover", typ: dhcpv4.MessageTypeOffer, yiaddr: leased,
 			edit: func(c *Client) { c.Arch = ipxe.ArchARM64 }},
-		{name: "full nak", mode: ModeFull, packet: "bios-pxe-discover", typ: dhcpv4.MessageTypeNak},
+		{name: "full nak", mode: ModeFull, packet: "bios-pxe-discover", typ: dhcpv4.MessageTypeNak, bcast: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -94,6 +95,9 @@ func TestBuildReply(t *testing.T) {
 			if got.OpCode != dhcpv4.OpcodeBootReply || got.TransactionID != req.TransactionID ||
 				!bytes.Equal(got.ClientHWAddr, req.ClientHWAddr) || got.Flags&0x7fff != req.Flags&0x7fff {
 				t.Errorf("header not copied from request: %v", got.Summary())
+			}
+			if want := tt.bcast || req.IsBroadcast(); got.IsBroadcast() != want {
+				t.Errorf("broadcast flag = %v, want %v (request's: %v)", got.IsBroadcast(), want, req.IsBroadcast())
 			}
 			if got.MessageType() != tt.typ {
 				t.Errorf("type = %v, want %v", got.MessageType(), tt.typ)
