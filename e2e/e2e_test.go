@@ -27,6 +27,7 @@ type server struct {
 	*lab.Process
 	t       *testing.T
 	n       *lab.Net
+	bench   *lab.Net // where its VMs boot when not on n: a routed bench (relay_test.go)
 	dataDir string
 	url     string
 }
@@ -167,7 +168,7 @@ func installThenLocal(t *testing.T, s *server, opts lab.VMOptions, name string) 
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 
-	vm := lab.StartVM(t, s.n, opts)
+	vm := lab.StartVM(t, s.vmNet(), opts)
 	if err := vm.WaitFor(ctx, `STANDIN: site\.name=`+name); err != nil {
 		t.Fatalf("installer stand-in never saw its user-data: %v", err)
 	}
@@ -193,7 +194,7 @@ func installThenLocal(t *testing.T, s *server, opts lab.VMOptions, name string) 
 	}
 
 	// Second boot of the same machine: stage 2 must say "local disk".
-	vm2 := lab.StartVM(t, s.n, opts)
+	vm2 := lab.StartVM(t, s.vmNet(), opts)
 	if err := vm2.WaitFor(ctx, `stagehand: booting local disk`); err != nil {
 		t.Fatalf("second boot did not take the local-boot path: %v", err)
 	}
@@ -208,6 +209,14 @@ func installThenLocal(t *testing.T, s *server, opts lab.VMOptions, name string) 
 			h.State, h.Attempt, countKind(ev, "booting"), countKind(ev, "localboot"))
 	}
 	return log
+}
+
+// vmNet is the network s's VMs boot on: the routed bench if it has one.
+func (s *server) vmNet() *lab.Net {
+	if s.bench != nil {
+		return s.bench
+	}
+	return s.n
 }
 
 func mustRead(t *testing.T, p string) string {

@@ -29,16 +29,21 @@ type Dnsmasq struct {
 // by PID and logs its log's tail if the test failed.
 func RunDnsmasqSite(t testing.TB, ns, iface, rangeStart, rangeEnd string, extra ...string) *Dnsmasq {
 	t.Helper()
-	args := []string{
+	return startDnsmasq(t, ns, "DHCP, IP range", append(siteArgs(iface, rangeStart+","+rangeEnd), extra...))
+}
+
+// siteArgs are the options of a site DHCP server on iface handing out
+// rng (dnsmasq's START,END[,NETMASK]) for an hour.
+func siteArgs(iface, rng string) []string {
+	return []string{
 		"--interface=" + iface,
-		"--dhcp-range=" + rangeStart + "," + rangeEnd + ",1h",
+		"--dhcp-range=" + rng + ",1h",
 		"--dhcp-authoritative",
 		// dnsmasq pings an address before offering it: 3 s per boot
 		// (docs/LAB.md pitfall 4).
 		"--no-ping",
 		"--log-dhcp",
 	}
-	return startDnsmasq(t, ns, "DHCP, IP range", append(args, extra...))
 }
 
 // RunRA adds a host to n (a peer namespace, see AddPeer) that sends IPv6

@@ -94,19 +94,26 @@ func (n *Net) AddPeer(t testing.TB, name, cidr string) string {
 	peer := uniqueName(name)
 	mustRun(t, "ip", "netns", "add", peer)
 	t.Cleanup(func() { deleteNS(t, peer) })
+	mustRun(t, "ip", "-n", peer, "link", "set", "lo", "up")
+	n.attach(t, peer, "eth0", cidr)
+	return peer
+}
+
+// attach joins the existing namespace ns to the bridge by a veth whose far
+// end is ifname in ns, with cidr assigned (none if cidr is ""), and up.
+func (n *Net) attach(t testing.TB, ns, ifname, cidr string) {
+	t.Helper()
 	n.mu.Lock()
 	n.links++
 	near := "vp" + strconv.Itoa(n.links)
 	n.mu.Unlock()
-	n.ip("link", "add", near, "type", "veth", "peer", "name", "eth0", "netns", peer)
+	n.ip("link", "add", near, "type", "veth", "peer", "name", ifname, "netns", ns)
 	n.ip("link", "set", near, "master", n.Bridge)
 	n.ip("link", "set", near, "up")
-	mustRun(t, "ip", "-n", peer, "link", "set", "lo", "up")
 	if cidr != "" {
-		mustRun(t, "ip", "-n", peer, "addr", "add", cidr, "dev", "eth0")
+		mustRun(t, "ip", "-n", ns, "addr", "add", cidr, "dev", ifname)
 	}
-	mustRun(t, "ip", "-n", peer, "link", "set", "eth0", "up")
-	return peer
+	mustRun(t, "ip", "-n", ns, "link", "set", ifname, "up")
 }
 
 // Command returns name with args to be run inside the namespace.
