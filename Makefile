@@ -8,13 +8,14 @@ GO    ?= go
 BIN   := bin/stagehand
 
 # Debian packages the tests and the demo use: QEMU, firmware and iPXE for
-# the VMs, dnsmasq as the "site" DHCP server, real TFTP/DHCP clients for
+# the VMs, dnsmasq as the "site" DHCP server, ISC dhcrelay (and dnsmasq) as
+# the relay of the routed-bench tests, real TFTP/DHCP clients for
 # the interop tests (kea-admin brings perfdhcp, the DHCP load client of
 # the lease-crash test), what the lab needs to build its kernel+initramfs,
 # and systemd-analyze (package systemd) to check examples/stagehand.service.
 DEB_PACKAGES := qemu-system-x86 ipxe-qemu ipxe ovmf busybox-static iproute2 cpio kmod \
 	dnsmasq-base atftp tftp-hpa curl xz-utils ca-certificates xorriso genisoimage util-linux strace nftables \
-	kea-admin systemd python3
+	kea-admin systemd python3 isc-dhcp-relay
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -22,6 +22,10 @@
 //     the one harness around real binaries; the faults and e2e suites use
 //     it too, and MainWithStagehand builds the binary they run.
 //   - RunDnsmasqSite runs dnsmasq as a plain DHCP server.
+//   - NewRouted builds a routed bench: the VMs on a segment behind a router
+//     namespace, the server on another; RunDhcrelay and RunDnsmasqRelay run
+//     a real relay agent in the router, RunDnsmasqSiteRemote the site's DHCP
+//     server for the bench's subnet.
 //   - SetLoss drops a share of the frames between the VMs and the server
 //     with an nftables bridge rule (the kernel has no netem) and counts them.
 //   - StartVM runs QEMU with SeaBIOS (+ the iPXE NIC ROM) or OVMF, with the

@@ -43,20 +43,20 @@ func RunDhcrelay(t testing.TB, r *Routed, servers ...netip.Addr) *Dhcrelay {
 // (--dhcp-relay=BENCH-ADDRESS,SERVER, once per server): requests arriving
 // on the bench segment go to each server with giaddr the router's address
 // there, and replies from a server go back to the client, by broadcast
-// only when the reply's broadcast flag asks for it. dnsmasq listens on the
-// uplink too, where the servers' replies arrive. It returns once dnsmasq
-// has announced every relay; cleanup stops it by PID.
+// only when the reply's broadcast flag asks for it. It returns once
+// dnsmasq has announced its relays; cleanup stops it by PID.
 func RunDnsmasqRelay(t testing.TB, r *Routed, servers ...netip.Addr) *Dnsmasq {
 	t.Helper()
 	if len(servers) == 0 {
 		t.Fatalf("lab: RunDnsmasqRelay: no server to relay to")
 	}
 	local := r.Router.ServerIP.String()
-	args := []string{"--interface=" + r.Router.Bridge, "--interface=" + r.Uplink, "--log-dhcp"}
+	args := []string{"--interface=" + r.Router.Bridge, "--log-dhcp"}
 	for _, s := range servers {
 		args = append(args, "--dhcp-relay="+local+","+s.String())
 	}
-	// dnsmasq announces the relays in reverse order: wait for the first.
+	// dnsmasq announces the relays last to first: servers[0]'s line comes
+	// last.
 	return startDnsmasq(t, r.Router.NS, "DHCP relay from "+local+" to "+servers[0].String(), args)
 }
 
