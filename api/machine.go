@@ -17,9 +17,25 @@ import (
 
 const scriptType = "text/plain; charset=utf-8"
 
+// handleStage1 serves the static stage-1 script; its event (on the host
+// attribution finds at the address) is the boot timeline's stage-1
+// milestone.
 func (s *Server) handleStage1(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", scriptType)
 	w.Write(s.stage1)
+	if r.Method == http.MethodGet {
+		s.recordServed(r, "script", inventory.Stage1Detail+" to "+remoteIP(r))
+	}
+}
+
+// recordServed records an event of kind on the host at the request's
+// address, if attribution knows it: a step of a boot that names no MAC.
+func (s *Server) recordServed(r *http.Request, kind, detail string) {
+	if a, err := netip.ParseAddr(remoteIP(r)); err == nil {
+		if mac, _, ok := s.cfg.Attrib.MACAt(a); ok {
+			s.cfg.Events.Record(mac.String(), kind, detail)
+		}
+	}
 }
 
 func (s *Server) writeScript(w http.ResponseWriter, b []byte) {
@@ -161,11 +177,7 @@ func (s *Server) handleArtifact(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet || r.Header.Get("Range") != "" {
 		return
 	}
-	if a, err := netip.ParseAddr(remoteIP(r)); err == nil {
-		if mac, _, ok := s.cfg.Attrib.MACAt(a); ok {
-			s.cfg.Events.Record(mac.String(), "artifact", name)
-		}
-	}
+	s.recordServed(r, "artifact", name)
 }
 
 // artifactContent is what handleArtifact hands to http.ServeContent: the
@@ -190,6 +202,9 @@ func (s *Server) handleBinary(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	http.ServeContent(w, r, "", st.ModTime(), f)
+	if r.Method == http.MethodGet && r.Header.Get("Range") == "" {
+		s.recordServed(r, inventory.BootFileKind, fmt.Sprintf("%s %d bytes over HTTP", st.Name(), st.Size()))
+	}
 }
 
 // handleUserData renders this attempt's installer configuration. The
@@ -266,6 +281,7 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	if changed {
 		s.observeInstall(h)
+		s.observePhases(h.MAC)
 		s.cfg.Log.Info().Str("mac", h.MAC).Str("state", h.State.String()).Int("attempt", h.Attempt).Msg("installer reported")
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"mac": h.MAC, "state": h.State, "changed": changed})
