@@ -241,3 +241,39 @@ func TestBootPhaseMetrics(t *testing.T) {
 		t.Errorf("phase sums add up to %v", sum)
 	}
 }
+
+// UEFI HTTP boot's download of the iPXE binary is the boot-file
+// milestone: a whole GET records it on the host at the address, a
+// range or a HEAD does not.
+func TestBootFileOverHTTPEvent(t *testing.T) {
+	e := newEnv(t, nil)
+	e.addHost(inventory.Host{MAC: mac1, Name: "node1", Profile: "edge"})
+	e.sawDHCP("127.0.0.1", mac1)
+	if r := e.request(http.MethodGet, "/tftp/snponly.efi", nil, map[string]string{"Range": "bytes=0-3"}); r.status != http.StatusPartialContent {
+		t.Fatalf("range: %d", r.status)
+	}
+	if r := e.request(http.MethodHead, "/tftp/snponly.efi", nil, nil); r.status != http.StatusOK {
+		t.Fatalf("HEAD: %d", r.status)
+	}
+	if r := e.get("/tftp/snponly.efi"); r.status != http.StatusOK || r.text() != "SNPONLY-EFI-BYTES" {
+		t.Fatalf("GET: %d %q", r.status, r.body)
+	}
+	e.flush()
+	evs, err := e.store.Events(mac1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ev := range evs {
+		if ev.Kind == inventory.BootFileKind {
+			got = append(got, ev.Detail)
+		}
+	}
+	if want := []string{"snponly.efi 17 bytes over HTTP"}; !slices.Equal(got, want) {
+		t.Errorf("boot-file events %q, want %q", got, want)
+	}
+	tl := e.hostTimeline(mac1)
+	if len(tl) != 1 || len(tl[0].Phases) != 1 || tl[0].Phases[0].Phase != "boot-file" || tl[0].Outcome != "in progress" {
+		t.Errorf("timeline %+v, want one boot in progress with its boot-file phase", tl)
+	}
+}
