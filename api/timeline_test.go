@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
@@ -48,40 +47,26 @@ func (e *env) bootIPXE(mac, verdict string) string {
 	return tok
 }
 
-// hostTimeline is GET /api/v1/hosts/{mac}'s timeline, decoded from its
-// documented JSON shape only.
-func (e *env) hostTimeline(mac string) []timelineJSON {
+// hostTimeline is GET /api/v1/hosts/{mac}'s timeline.
+func (e *env) hostTimeline(mac string) []inventory.Attempt {
 	e.t.Helper()
 	var h struct {
-		Timeline []timelineJSON `json:"timeline"`
+		Timeline []inventory.Attempt `json:"timeline"`
 	}
 	e.opJSON(http.MethodGet, "/hosts/"+mac, "", http.StatusOK, &h)
 	return h.Timeline
-}
-
-type timelineJSON struct {
-	Attempt int       `json:"attempt"`
-	Start   time.Time `json:"start"`
-	End     time.Time `json:"end"`
-	Outcome string    `json:"outcome"`
-	Phases  []struct {
-		Phase   string    `json:"phase"`
-		Start   time.Time `json:"start"`
-		End     time.Time `json:"end"`
-		Seconds float64   `json:"seconds"`
-	} `json:"phases"`
 }
 
 var ipxePhases = []string{"ipxe-dhcp", "stage1", "stage2", "kernel", "initrd", "userdata", "done"}
 
 // checkAttempt: a's phases are want, in order, each starting where the
 // previous ended, none negative, within the attempt.
-func checkAttempt(t *testing.T, a timelineJSON, n int, outcome string, want []string) {
+func checkAttempt(t *testing.T, a inventory.Attempt, n int, outcome string, want []string) {
 	t.Helper()
 	var got []string
 	prev := a.Start
 	for _, p := range a.Phases {
-		got = append(got, p.Phase)
+		got = append(got, string(p.Phase))
 		d := p.End.Sub(p.Start).Seconds()
 		if !p.Start.Equal(prev) || p.Seconds < 0 || p.Seconds-d > 0.0005 || d-p.Seconds > 0.0005 {
 			t.Errorf("phase %s: %v → %v (%v s) after a phase that ended %v", p.Phase, p.Start, p.End, p.Seconds, prev)
@@ -163,7 +148,7 @@ func TestExportPhaseColumns(t *testing.T) {
 	}
 	byPhase := map[string]float64{}
 	for _, p := range tl[0].Phases {
-		byPhase[p.Phase] = p.Seconds
+		byPhase[string(p.Phase)] = p.Seconds
 	}
 	for i, p := range phases {
 		got := recs[1][n+i]
@@ -177,8 +162,8 @@ func TestExportPhaseColumns(t *testing.T) {
 	}
 
 	var rows []struct {
-		MAC      string        `json:"mac"`
-		LastBoot *timelineJSON `json:"lastBoot"`
+		MAC      string             `json:"mac"`
+		LastBoot *inventory.Attempt `json:"lastBoot"`
 	}
 	e.opJSON(http.MethodGet, "/hosts/export?format=json", "", http.StatusOK, &rows)
 	if len(rows) != 2 || rows[0].LastBoot == nil || rows[1].LastBoot != nil {

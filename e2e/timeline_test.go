@@ -5,32 +5,20 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/stagehand-dev/stagehand/inventory"
 	"github.com/stagehand-dev/stagehand/lab"
 )
 
-// timelineAttempt is one boot attempt as `host show -o json` prints it.
-type timelineAttempt struct {
-	Attempt int       `json:"attempt"`
-	Start   time.Time `json:"start"`
-	End     time.Time `json:"end"`
-	Outcome string    `json:"outcome"`
-	Phases  []struct {
-		Phase   string    `json:"phase"`
-		Start   time.Time `json:"start"`
-		End     time.Time `json:"end"`
-		Seconds float64   `json:"seconds"`
-	} `json:"phases"`
-}
-
 // timeline is the host's boot attempts from `host show MAC -o json`.
-func (s *server) timeline(mac string) []timelineAttempt {
+func (s *server) timeline(mac string) []inventory.Attempt {
 	s.t.Helper()
 	var h struct {
-		Timeline []timelineAttempt `json:"timeline"`
+		Timeline []inventory.Attempt `json:"timeline"`
 	}
 	if err := json.Unmarshal([]byte(s.cli("host", "show", mac, "--output", "json")), &h); err != nil {
 		s.t.Fatal(err)
@@ -69,7 +57,7 @@ func bootTimeline(t *testing.T, s *server, opts lab.VMOptions, want []string) {
 	var got []string
 	prev := a.Start
 	for _, p := range a.Phases {
-		got = append(got, p.Phase)
+		got = append(got, string(p.Phase))
 		t.Logf("%-13s +%7.3fs %7.3fs", p.Phase, p.Start.Sub(a.Start).Seconds(), p.Seconds)
 		if p.Seconds < 0 || p.End.Before(p.Start) || !p.Start.Equal(prev) {
 			t.Errorf("phase %s: %v → %v (%v s), previous phase ended %v", p.Phase, p.Start, p.End, p.Seconds, prev)
@@ -84,26 +72,30 @@ func bootTimeline(t *testing.T, s *server, opts lab.VMOptions, want []string) {
 	}
 }
 
-// SeaBIOS with QEMU's iPXE NIC ROM, stagehand the only DHCP server: the
-// ROM's iPXE does the DHCP, so there is no firmware DHCP nor boot file.
-func TestTimelineFullIPXEROM(t *testing.T) {
-	n := lab.NewNet(t, "tlrom", "10.99.41.1/24")
-	s := startServer(t, n, "--dhcp-mode", "full", "--dhcp-range", "10.99.41.50-10.99.41.60")
-	s.addLabProfile("lab", "")
-	mac := "52:54:00:e2:41:01"
-	s.cli("host", "add", mac, "--profile", "lab", "--name", "tl-rom")
-	bootTimeline(t, s, lab.VMOptions{Firmware: lab.BIOS, MAC: mac, NICROM: true},
-		[]string{"ipxe-dhcp", "stage1", "stage2", "kernel", "initrd", "userdata", "done"})
-}
-
-// OVMF's own PXE client (NIC ROM disabled), stagehand the only DHCP
-// server: firmware DHCP, snponly.efi over TFTP, then that iPXE's DHCP.
-func TestTimelineFullOVMF(t *testing.T) {
-	n := lab.NewNet(t, "tlovmf", "10.99.42.1/24")
-	s := startServer(t, n, "--dhcp-mode", "full", "--dhcp-range", "10.99.42.50-10.99.42.60")
-	s.addLabProfile("lab", "")
-	mac := "52:54:00:e2:42:01"
-	s.cli("host", "add", mac, "--profile", "lab", "--name", "tl-ovmf")
-	bootTimeline(t, s, lab.VMOptions{Firmware: lab.UEFI, MAC: mac, NICROM: false},
-		[]string{"firmware-dhcp", "boot-file", "ipxe-dhcp", "stage1", "stage2", "kernel", "initrd", "userdata", "done"})
+// The timeline of a full-DHCP install on an isolated bridge, from real
+// firmware: SeaBIOS with QEMU's iPXE NIC ROM (the ROM's iPXE does the
+// DHCP: no firmware DHCP nor boot file), and OVMF's own PXE client with
+// the NIC ROM disabled (firmware DHCP, snponly.efi over TFTP, then that
+// iPXE's DHCP). One VM at a time.
+func TestTimelineFull(t *testing.T) {
+	for i, tc := range []struct {
+		name string
+		vm   lab.VMOptions
+		want []string
+	}{
+		{"ipxe-rom", lab.VMOptions{Firmware: lab.BIOS, NICROM: true},
+			[]string{"ipxe-dhcp", "stage1", "stage2", "kernel", "initrd", "userdata", "done"}},
+		{"ovmf-pxe", lab.VMOptions{Firmware: lab.UEFI, NICROM: false},
+			[]string{"firmware-dhcp", "boot-file", "ipxe-dhcp", "stage1", "stage2", "kernel", "initrd", "userdata", "done"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			net := fmt.Sprintf("10.99.%d.", 41+i)
+			n := lab.NewNet(t, fmt.Sprintf("tl%d", i), net+"1/24")
+			s := startServer(t, n, "--dhcp-mode", "full", "--dhcp-range", net+"50-"+net+"60")
+			s.addLabProfile("lab", "")
+			tc.vm.MAC = fmt.Sprintf("52:54:00:e2:%d:01", 41+i)
+			s.cli("host", "add", tc.vm.MAC, "--profile", "lab", "--name", "tl-"+tc.name)
+			bootTimeline(t, s, tc.vm, tc.want)
+		})
+	}
 }
