@@ -63,8 +63,9 @@ const attemptGap = 10 * time.Minute
 
 // Attempt is one network boot of a host and its phases.
 type Attempt struct {
-	// Attempt is the install attempt the boot served (the host's
-	// Attempt when its install script was served).
+	// Attempt is the install attempt the boot served: the host's
+	// Attempt when its install script was served; before that, the
+	// newest its events carry (the previous attempt's, on a reinstall).
 	Attempt int           `json:"attempt"`
 	Start   time.Time     `json:"start"`
 	End     time.Time     `json:"end"`
@@ -102,9 +103,9 @@ func (a Attempt) Phase(p Phase) (PhaseTiming, bool) {
 // iPXE) after the boot in progress has passed that client's phase, after
 // that boot ended (callback, local boot, reprovision), or attemptGap
 // after its last event; a boot file transferred again begins one too.
-// Boots that went to the
-// local disk (an installed host) are no install attempts: they are
-// left out. Timeline does no I/O and does not modify events.
+// Boots that went to the local disk (an installed host) are no install
+// attempts: they are left out. Timeline does no I/O and does not modify
+// events.
 func Timeline(events []Event) []Attempt {
 	evs := slices.Clone(events)
 	slices.SortStableFunc(evs, func(a, b Event) int { return a.Time.Compare(b.Time) })
