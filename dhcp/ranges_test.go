@@ -126,11 +126,13 @@ func startRelayLab(t *testing.T, cfg Config, tweaks ...func(*Server)) *relayLab 
 	return rl
 }
 
-// relayed sends req as the relay agent giaddr forwards it and returns
+// relayed sends req as the relay agent giaddr forwards it (a copy with
+// giaddr set) and returns
 // the reply the relay gets, or nil.
 func (rl *relayLab) relayed(giaddr string, req *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
 	rl.t.Helper()
 	r := rl.relays[giaddr]
+	req, _ = dhcpv4.FromBytes(req.ToBytes()) // the caller's stays as the client sent it
 	req.GatewayIPAddr = net.ParseIP(giaddr).To4()
 	req.HopCount = 1
 	if _, err := r.WriteTo(req.ToBytes(), rl.dhcp); err != nil {
@@ -238,5 +240,124 @@ func TestFullRelayedSubnets(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), `"giaddr":"127.3.0.1"`) || strings.Count(logs.String(), "no range serves") != 1 {
 		t.Errorf("warnings:\n%s", logs.String())
+	}
+}
+
+// initRebootOf is the INIT-REBOOT REQUEST of the client of d for a
+// (option 50, no server identifier, ciaddr 0).
+func initRebootOf(d *dhcpv4.DHCPv4, a net.IP) *dhcpv4.DHCPv4 {
+	r, _ := dhcpv4.FromBytes(d.ToBytes())
+	r.UpdateOption(dhcpv4.OptMessageType(dhcpv4.MessageTypeRequest))
+	r.UpdateOption(dhcpv4.OptRequestedIPAddress(a))
+	return r
+}
+
+// Reservations and the unknown-client share work per subnet: unknown
+// MACs hold at most their share of a relayed range however much room
+// the local one has; a host is given its reservation through the relay
+// of its subnet, and from another subnet's relay an address of that
+// subnet (an address is good only on its own link); a reservation on a
+// router is never given. Refusals are counted and warned about.
+func TestFullRelayedSharesAndReservations(t *testing.T) {
+	cfg := relayConfig()
+	hosts := &fakeHosts{}
+	cfg.Hosts = hosts
+	cfg.UnknownShare = 50 // 127.2.0.100-103: two addresses for strangers
+	logs := &testbuf.Buffer{}
+	rl := startRelayLab(t, cfg, func(s *Server) { s.log = zerolog.New(logs).Level(zerolog.WarnLevel) })
+	local, bench1, bench2 := cfg.Ranges[0], cfg.Ranges[1], cfg.Ranges[2]
+	base := loadPacket(t, "nonpxe-discover")
+
+	for i := range byte(3) {
+		o := rl.relayed("127.2.0.1", withMAC(base, 10+i))
+		if i < 2 && (o == nil || !bench2.holds(netip.AddrFrom4([4]byte(o.YourIPAddr.To4())))) {
+			t.Errorf("stranger %d via 127.2.0.1: %v", i, o)
+		}
+		if i == 2 && o != nil {
+			t.Errorf("stranger over the relayed subnet's share offered %v", o.YourIPAddr)
+		}
+	}
+	wantSubnet(t, "stranger on the local segment", rl.expect(rl.dhcp, withMAC(base, 13)), local)
+	known := withMAC(base, 20)
+	hosts.set(known.ClientHWAddr, "")
+	wantSubnet(t, "known host over the strangers' share", rl.relayed("127.2.0.1", known), bench2)
+
+	reserved := withMAC(base, 21)
+	hosts.set(reserved.ClientHWAddr, "127.1.0.50")
+	a := rl.dora("127.1.0.1", reserved)
+	if !a.YourIPAddr.Equal(net.ParseIP("127.1.0.50")) {
+		t.Errorf("reserved host via its subnet's relay got %v, want 127.1.0.50", a.YourIPAddr)
+	}
+	wantSubnet(t, "reservation's options", a, Range{Start: netip.MustParseAddr("127.1.0.50"), End: netip.MustParseAddr("127.1.0.50"),
+		Subnet: bench1.Subnet, Router: bench1.Router, DNS: bench1.DNS})
+	wantSubnet(t, "reserved host via another subnet's relay", rl.relayed("127.2.0.1", initRebootDiscover(reserved)), bench2)
+
+	onRouter := withMAC(base, 22)
+	hosts.set(onRouter.ClientHWAddr, "127.1.0.1")
+	wantSubnet(t, "reservation on the router", rl.relayed("127.1.0.1", onRouter), bench1)
+
+	if st := rl.stats(func(st Stats) bool { return st.ReservationsBlocked >= 2 }); st.UnknownCapped != 1 || st.ReservationsBlocked < 2 {
+		t.Errorf("stats = %+v", st)
+	}
+	if !strings.Contains(logs.String(), "another subnet") {
+		t.Errorf("no warning for the reservation on another subnet:\n%s", logs.String())
+	}
+}
+
+// initRebootDiscover is d with a fresh transaction ID, so that a reply
+// to it is told from earlier ones.
+func initRebootDiscover(d *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
+	q, _ := dhcpv4.FromBytes(d.ToBytes())
+	q.TransactionID[1]++
+	return q
+}
+
+// A relayed lease is durable and stays on its subnet: its holder renews
+// straight from its address (not relayed, RFC 2131 §4.3.2) and gets the
+// ACK there with its subnet's options; after a restart its INIT-REBOOT
+// through the relay is ACKed and nobody else gets the address. A host
+// moved to another relayed subnet gets an address there, the stored
+// lease follows, and the old address is NAKed through the old relay.
+func TestFullRelayedLeaseRestartAndMove(t *testing.T) {
+	cfg := relayConfig()
+	store := &MemLeases{}
+	cfg.Leases = store
+	bench1, bench2 := cfg.Ranges[1], cfg.Ranges[2]
+	host := withMAC(loadPacket(t, "nonpxe-discover"), 1)
+	var first net.IP
+	t.Run("first run", func(t *testing.T) {
+		rl := startRelayLab(t, cfg)
+		first = rl.dora("127.1.0.1", host).YourIPAddr
+		r := rl.renew(host, first)
+		wantSubnet(t, "renewal from the relayed subnet", r, bench1)
+		if r.MessageType() != dhcpv4.MessageTypeAck || !r.YourIPAddr.Equal(first) {
+			t.Errorf("renewal: %v", r.Summary())
+		}
+	})
+	rl := startRelayLab(t, cfg)
+	other := withMAC(host, 2)
+	other.UpdateOption(dhcpv4.OptRequestedIPAddress(first))
+	if o := rl.relayed("127.1.0.1", other); o == nil || o.YourIPAddr.Equal(first) {
+		t.Errorf("after restart another client was offered %v: %v", first, o)
+	}
+	a := rl.relayed("127.1.0.1", initRebootOf(host, first))
+	if a == nil || a.MessageType() != dhcpv4.MessageTypeAck || !a.YourIPAddr.Equal(first) {
+		t.Fatalf("INIT-REBOOT through the relay after restart: %v", a)
+	}
+	wantSubnet(t, "INIT-REBOOT after restart", a, bench1)
+
+	moved := rl.dora("127.2.0.1", initRebootDiscover(host))
+	wantSubnet(t, "moved host", moved, bench2)
+	if l, ok := store.Lease(host.ClientHWAddr); !ok || l.IP.String() != moved.YourIPAddr.String() {
+		t.Errorf("stored lease after the move = %+v, want %v", l, moved.YourIPAddr)
+	}
+	if n := rl.relayed("127.1.0.1", initRebootOf(host, first)); n == nil || n.MessageType() != dhcpv4.MessageTypeNak {
+		t.Errorf("old address through the old relay: %v, want NAK", n)
+	}
+	if n := rl.relayed("127.1.0.1", initRebootOf(host, moved.YourIPAddr)); n == nil || n.MessageType() != dhcpv4.MessageTypeNak {
+		t.Errorf("new address through the old relay: %v, want NAK", n)
+	}
+	if _, held := rl.s.subnets[1].pool.byMAC[keyOf(host.ClientHWAddr)]; held {
+		t.Error("the old subnet's pool still holds the moved host's address")
 	}
 }
