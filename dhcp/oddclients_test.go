@@ -167,10 +167,11 @@ func loopConfig() Config {
 	return cfg
 }
 
-// A trusted relay agent on the served subnet gets the replies at
-// giaddr:67 (here another loopback address and the relayPort hook); an
-// untrusted one on the subnet, and a trusted one on another subnet, are
-// dropped and counted.
+// A relay agent on the local subnet listed in TrustedRelays gets the
+// replies at giaddr:67 (here another loopback address and the relayPort
+// hook); an unlisted one on the subnet, and a listed one on a subnet no
+// range serves, are dropped and counted. (A relay on a relayed range's
+// subnet is served: TestFullRelayedSubnets.)
 func TestFullRelay(t *testing.T) {
 	cfg := loopConfig()
 	cfg.TrustedRelays = []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32"), netip.MustParsePrefix("10.1.2.0/24")}
