@@ -282,6 +282,11 @@ func TestDHCPRangeRefused(t *testing.T) {
 		{[]string{"10.77.1.1-10.77.1.50"}, "the server's own address"},
 		{nil, "--dhcp-range: full mode needs at least one"},
 	}
+	if _, err := dhcpRanges(rangeFlag{{text: "10.77.1.100-10.77.1.199", start: netip.MustParseAddr("10.77.1.100"), end: netip.MustParseAddr("10.77.1.199")}},
+		local, netip.MustParseAddr("10.99.0.1"), nil); err == nil ||
+		!strings.Contains(err.Error(), `--dhcp-range "10.77.1.100-10.77.1.199" (router from --dhcp-router 10.99.0.1): router 10.99.0.1 outside the subnet`) {
+		t.Errorf("--dhcp-router off the subnet: %v", err)
+	}
 	for _, tt := range tests {
 		var f rangeFlag
 		for _, s := range tt.in {

@@ -132,7 +132,10 @@ func dhcpRanges(specs []rangeSpec, local netip.Prefix, router netip.Addr, dns []
 		return nil, errors.New("--dhcp-range: full mode needs at least one, START-END or START-END/PREFIX,router=IP")
 	}
 	out := make([]dhcp.Range, len(specs))
+	// names are the ranges as given, with the flags they took values from.
+	names := make([]string, len(specs))
 	for i, s := range specs {
+		names[i] = fmt.Sprintf("--dhcp-range %q", s.text)
 		r := dhcp.Range{Start: s.start, End: s.end, Subnet: local.Masked(), Router: s.router, DNS: s.dns}
 		if s.bits != 0 {
 			r.Subnet = netip.PrefixFrom(s.start, s.bits).Masked()
@@ -141,8 +144,9 @@ func dhcpRanges(specs []rangeSpec, local netip.Prefix, router netip.Addr, dns []
 		case s.bits == 0 && !(local.Contains(s.start) && local.Contains(s.end)):
 			return nil, fmt.Errorf("--dhcp-range %q: outside the interface's subnet %v; for a subnet behind a relay add /PREFIX,router=IP (e.g. %v-%v/24,router=ROUTER)", s.text, local.Masked(), s.start, s.end)
 		case r.Subnet.Contains(local.Addr()):
-			if !r.Router.IsValid() {
+			if !r.Router.IsValid() && router.IsValid() {
 				r.Router = router
+				names[i] += fmt.Sprintf(" (router from --dhcp-router %v)", router)
 			}
 			if r.DNS == nil {
 				r.DNS = dns
@@ -155,7 +159,7 @@ func dhcpRanges(specs []rangeSpec, local netip.Prefix, router netip.Addr, dns []
 	if err := dhcp.CheckRanges(out, local.Addr()); err != nil {
 		var re *dhcp.RangeError
 		if errors.As(err, &re) {
-			return nil, fmt.Errorf("--dhcp-range %q: %w", specs[re.Index].text, re.Err)
+			return nil, fmt.Errorf("%s: %w", names[re.Index], re.Err)
 		}
 		return nil, fmt.Errorf("--dhcp-range: %w", err)
 	}
