@@ -200,9 +200,9 @@ func linkSelection(req *dhcpv4.DHCPv4) netip.Addr {
 //   - relayed (giaddr set): the subnet of RFC 3527's link selection
 //     sub-option if the relay sent one (§4: it names the client's
 //     subnet when giaddr cannot), else the subnet holding giaddr;
-//   - a RENEWING or REBINDING REQUEST comes straight from the client's
-//     address, also from a relayed subnet (§4.3.2): the subnet holding
-//     ciaddr, when one does;
+//   - a RENEWING or REBINDING REQUEST (§4.3.2) and a RELEASE (§4.4.4)
+//     come straight from the client's address, also on a relayed
+//     subnet: the subnet holding ciaddr, when one does;
 //   - anything else: the local subnet.
 func (x *exchange) selectSubnet() bool {
 	if r := x.c.Relay; r != nil {
@@ -218,7 +218,7 @@ func (x *exchange) selectSubnet() bool {
 		x.warnRelay(gi, by, "dhcp: relayed for a subnet no range serves, dropped (add a --dhcp-range for it)")
 		return false
 	}
-	if renewing(x.req) {
+	if renewing(x.req) || x.c.MsgType == dhcpv4.MessageTypeRelease {
 		if x.sub = x.s.subnetOf(ciaddr(x.req)); x.sub != nil {
 			return true
 		}

@@ -314,7 +314,8 @@ func initRebootDiscover(d *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
 
 // A relayed lease is durable and stays on its subnet: its holder renews
 // straight from its address (not relayed, RFC 2131 §4.3.2) and gets the
-// ACK there with its subnet's options; after a restart its INIT-REBOOT
+// ACK there with its subnet's options, and releases it the same way
+// (§4.4.4); after a restart its INIT-REBOOT
 // through the relay is ACKed and nobody else gets the address. A host
 // moved to another relayed subnet gets an address there, the stored
 // lease follows, and the old address is NAKed through the old relay.
@@ -332,6 +333,18 @@ func TestFullRelayedLeaseRestartAndMove(t *testing.T) {
 		wantSubnet(t, "renewal from the relayed subnet", r, bench1)
 		if r.MessageType() != dhcpv4.MessageTypeAck || !r.YourIPAddr.Equal(first) {
 			t.Errorf("renewal: %v", r.Summary())
+		}
+		// A RELEASE, also sent straight from the address, frees it; the
+		// host takes it again.
+		rl.sendFrom(first, rl.dhcp, releaseOf(host, first, cfg.ServerIP))
+		if st := rl.stats(func(st Stats) bool { return st.Releases == 1 }); st.Releases != 1 {
+			t.Errorf("RELEASE from the relayed subnet: stats %+v", st)
+		}
+		if _, ok := store.Lease(host.ClientHWAddr); ok {
+			t.Error("released lease still stored")
+		}
+		if a := rl.dora("127.1.0.1", host).YourIPAddr; !a.Equal(first) {
+			t.Errorf("after its RELEASE the host got %v, want %v again", a, first)
 		}
 	})
 	rl := startRelayLab(t, cfg)
