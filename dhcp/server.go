@@ -369,7 +369,7 @@ func (x *exchange) relayTrusted() bool {
 	x.s.stats.relayRefused.Add(1)
 	if x.s.cfg.Mode == ModeFull && x.s.subnetOf(a) == nil {
 		// A relay the operator may have forgotten a range for.
-		x.warnRelay(a, a, "dhcp: relayed from a subnet no range serves, dropped (add a --dhcp-range for it)")
+		x.warnRelay(a, a, "dhcp: relayed from a subnet no range serves, dropped (add a --dhcp-range for it; a relay that sends link selection needs --dhcp-trusted-relays)")
 		return false
 	}
 	x.debug("dhcp: relayed by an agent not in the trusted relays, dropped")
