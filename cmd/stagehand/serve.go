@@ -50,7 +50,7 @@ func serveFlags(fs *flag.FlagSet) *serveOpts {
 	fs.StringVar(&o.iface, "interface", "", "network interface facing the hosts; default: the one holding --listen-address")
 	fs.StringVar(&o.dataDir, "data-dir", "/var/lib/stagehand", "directory for the inventory database and the API token")
 	fs.StringVar(&o.dhcpMode, "dhcp-mode", "proxy", "proxy (beside an existing DHCP server), full (isolated network) or off")
-	fs.Var(&o.dhcpRanges, "dhcp-range", "full mode: address pool START-END in the interface's subnet (e.g. 10.0.0.100-10.0.0.199), or START-END/PREFIX,router=IP[,dns=IP]... for a subnet behind a DHCP relay (e.g. 10.77.2.100-10.77.2.199/24,router=10.77.2.1); repeat it for more ranges")
+	fs.Var(&o.dhcpRanges, "dhcp-range", "full mode: address pool `RANGE`, START-END in the interface's subnet (e.g. 10.0.0.100-10.0.0.199), or START-END/PREFIX,router=IP[,dns=IP]... for a subnet behind a DHCP relay (e.g. 10.77.2.100-10.77.2.199/24,router=10.77.2.1); repeat it for more ranges")
 	fs.StringVar(&o.dhcpRouter, "dhcp-router", "", "full mode: default gateway to hand out (option 3)")
 	fs.StringVar(&o.dhcpDNS, "dhcp-dns", "", "full mode: comma-separated DNS servers to hand out (option 6)")
 	fs.DurationVar(&o.leaseTime, "dhcp-lease-time", time.Hour, "full mode: lease time")
