@@ -60,8 +60,8 @@ type Config struct {
 	Discover api.DiscoverLimit
 
 	// DHCPMode is DHCPOff (default), DHCPProxy or DHCPFull. DHCP carries
-	// the full-mode settings (RangeStart, RangeEnd, Netmask, Router, DNS,
-	// LeaseTime, UnknownShare); the rest of it is filled in here.
+	// the full-mode settings (Ranges, LeaseTime, UnknownShare) and
+	// TrustedRelays; the rest of it is filled in here.
 	DHCPMode string
 	DHCP     dhcp.Config
 	// TFTP bounds; zero values are the tftp package's defaults.

@@ -25,8 +25,9 @@ import (
 
 type serveOpts struct {
 	listen, iface, dataDir          string
-	dhcpMode, dhcpRange, dhcpRouter string
+	dhcpMode, dhcpRouter            string
 	dhcpDNS, trustedRelays          string
+	dhcpRanges                      rangeFlag
 	leaseTime                       time.Duration
 	unknownShare                    int
 	httpPort, tftpPort              int
@@ -49,12 +50,12 @@ func serveFlags(fs *flag.FlagSet) *serveOpts {
 	fs.StringVar(&o.iface, "interface", "", "network interface facing the hosts; default: the one holding --listen-address")
 	fs.StringVar(&o.dataDir, "data-dir", "/var/lib/stagehand", "directory for the inventory database and the API token")
 	fs.StringVar(&o.dhcpMode, "dhcp-mode", "proxy", "proxy (beside an existing DHCP server), full (isolated network) or off")
-	fs.StringVar(&o.dhcpRange, "dhcp-range", "", "full mode: address pool START-END, e.g. 10.0.0.100-10.0.0.199")
+	fs.Var(&o.dhcpRanges, "dhcp-range", "full mode: address pool `RANGE`, START-END in the interface's subnet (e.g. 10.0.0.100-10.0.0.199), or START-END/PREFIX,router=IP[,dns=IP]... for a subnet behind a DHCP relay (e.g. 10.77.2.100-10.77.2.199/24,router=10.77.2.1); repeat it for more ranges")
 	fs.StringVar(&o.dhcpRouter, "dhcp-router", "", "full mode: default gateway to hand out (option 3)")
 	fs.StringVar(&o.dhcpDNS, "dhcp-dns", "", "full mode: comma-separated DNS servers to hand out (option 6)")
 	fs.DurationVar(&o.leaseTime, "dhcp-lease-time", time.Hour, "full mode: lease time")
-	fs.IntVar(&o.unknownShare, "dhcp-unknown-share", dhcp.DefaultUnknownShare, "full mode: percent of --dhcp-range that MACs not in the inventory may hold at once (1-100), so a flood of strangers cannot starve known hosts; reserved addresses (host --dhcp-address) are never given to others")
-	fs.StringVar(&o.trustedRelays, "dhcp-trusted-relays", "", "comma-separated relay agent addresses or CIDRs (their giaddr) whose relayed DHCP requests are answered; the reply goes to giaddr, so by default none is and only the local segment is served (full mode: the relay must also be on the served subnet)")
+	fs.IntVar(&o.unknownShare, "dhcp-unknown-share", dhcp.DefaultUnknownShare, "full mode: percent of each subnet's --dhcp-range addresses that MACs not in the inventory may hold at once (1-100), so a flood of strangers cannot starve known hosts; reserved addresses (host --dhcp-address) are never given to others")
+	fs.StringVar(&o.trustedRelays, "dhcp-trusted-relays", "", "comma-separated relay agent addresses or CIDRs (their giaddr) whose relayed DHCP requests are answered; the reply goes to giaddr, so by default none is and only the local segment is served (full mode: a giaddr inside the subnet of a --dhcp-range with /PREFIX,router= is trusted without being listed)")
 	fs.IntVar(&o.httpPort, "http-port", 8080, "HTTP port for scripts, artifacts, user-data, callbacks and the API")
 	fs.IntVar(&o.tftpPort, "tftp-port", 69, "TFTP port for the iPXE binaries")
 	fs.IntVar(&o.tftpMaxTransfers, "tftp-max-transfers", tftp.DefaultMaxTransfers, "TFTP: concurrent transfers at most; more are refused with an ERROR the firmware retries")
@@ -144,16 +145,6 @@ func ifaceMask(iface string, addr netip.Addr) (net.IPMask, error) {
 		}
 	}
 	return nil, fmt.Errorf("%s is not on %s", addr, iface)
-}
-
-func parseRange(s string) (netip.Addr, netip.Addr, error) {
-	a, b, ok := strings.Cut(s, "-")
-	start, err1 := netip.ParseAddr(strings.TrimSpace(a))
-	end, err2 := netip.ParseAddr(strings.TrimSpace(b))
-	if !ok || err1 != nil || err2 != nil || !start.Is4() || !end.Is4() || end.Less(start) {
-		return netip.Addr{}, netip.Addr{}, fmt.Errorf("--dhcp-range %q: want START-END, two IPv4 addresses in order", s)
-	}
-	return start, end, nil
 }
 
 func parseIPs(s string) ([]net.IP, error) {
@@ -414,20 +405,23 @@ func (o *serveOpts) config(log zerolog.Logger) (server.Config, error) {
 // fullDHCP fills the full-mode DHCP settings.
 func (o *serveOpts) fullDHCP(cfg *server.Config) error {
 	d := &cfg.DHCP
-	var err error
-	if d.RangeStart, d.RangeEnd, err = parseRange(o.dhcpRange); err != nil {
-		return err
-	}
-	if d.Netmask, err = ifaceMask(cfg.Interface, cfg.Addr); err != nil {
-		return err
-	}
+	var router netip.Addr
 	if o.dhcpRouter != "" {
-		if d.Router = net.ParseIP(o.dhcpRouter).To4(); d.Router == nil {
+		var err error
+		if router, err = netip.ParseAddr(o.dhcpRouter); err != nil || !router.Is4() {
 			return fmt.Errorf("--dhcp-router %q is not an IPv4 address", o.dhcpRouter)
 		}
 	}
-	if d.DNS, err = parseIPs(o.dhcpDNS); err != nil {
+	dns, err := parseIPs(o.dhcpDNS)
+	if err != nil {
 		return fmt.Errorf("--dhcp-dns: %w", err)
+	}
+	local, err := localPrefix(cfg.Interface, cfg.Addr)
+	if err != nil {
+		return err
+	}
+	if d.Ranges, err = dhcpRanges(o.dhcpRanges, local, router, addrs(dns)); err != nil {
+		return err
 	}
 	d.LeaseTime = o.leaseTime
 	if o.unknownShare < 1 || o.unknownShare > 100 {
