@@ -3,13 +3,16 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -270,6 +273,52 @@ func TestUEFIFullDHCP(t *testing.T) {
 	s.cli("host", "add", mac, "--profile", "lab", "--name", "rack1-node12")
 	installThenLocal(t, s, lab.VMOptions{Firmware: lab.UEFI, MAC: mac, NICROM: false}, "rack1-node12")
 	s.checkIPXEGoesOn(mac)
+}
+
+// A site with its own IPv6 router: stagehand sends no advertisement
+// (its router answers iPXE), says so once, and the host installs.
+func TestIPv6RouterOnLink(t *testing.T) {
+	n := lab.NewNet(t, "rtr6", "10.99.13.1/24")
+	lab.RunIPv6Router(t, n)
+	s := startServer(t, n, "--dhcp-mode", "full", "--dhcp-range", "10.99.13.50-10.99.13.60")
+	s.addLabProfile("lab", "")
+	mac := "52:54:00:e2:13:01"
+	s.cli("host", "add", mac, "--profile", "lab", "--name", "rack1-node13")
+	installThenLocal(t, s, lab.VMOptions{Firmware: lab.BIOS, MAC: mac, NICROM: true}, "rack1-node13")
+	m := s.metrics()
+	if m["stagehand_ipv6_ra_standing_down"] != 1 || m["stagehand_ipv6_ra_sent_total"] != 0 {
+		t.Errorf("with a router on the link: standing_down %v, sent_total %v; want 1 and 0",
+			m["stagehand_ipv6_ra_standing_down"], m["stagehand_ipv6_ra_sent_total"])
+	}
+	if got := m[`stagehand_ipv6_rs_unanswered_total{reason="router_present"}`]; got == 0 {
+		t.Errorf("no router solicitation left to the router: iPXE's were not seen")
+	}
+	if !strings.Contains(mustRead(t, s.LogPath), "an IPv6 router advertises on this link") {
+		t.Errorf("stagehand's log does not say it stood down for the router")
+	}
+}
+
+// metrics scrapes /metrics inside the lab namespace: each sample by its
+// name with labels as written.
+func (s *server) metrics() map[string]float64 {
+	s.t.Helper()
+	tok := strings.TrimSpace(mustRead(s.t, filepath.Join(s.dataDir, "api-token")))
+	req, _ := http.NewRequest(http.MethodGet, s.url+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := lab.ClientIn(s.n.NS).Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	m := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, v, ok := strings.Cut(sc.Text(), " ")
+		if f, err := strconv.ParseFloat(v, 64); ok && err == nil && !strings.HasPrefix(name, "#") {
+			m[name] = f
+		}
+	}
+	return m
 }
 
 // ipxeGoesOnWithin bounds the time from iPXE's DHCP ACK to its stage-2

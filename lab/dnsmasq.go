@@ -60,6 +60,22 @@ func RunRA(t testing.TB, n *Net) *Dnsmasq {
 	})
 }
 
+// RunIPv6Router adds a site's IPv6 router to n (a peer namespace): dnsmasq
+// advertising the prefix fd00:5a7::/64 with a router lifetime of 30
+// minutes, as a real router does, and answering solicitations. The
+// router is fd00:5a7::1. stagehand must leave such a link to it.
+func RunIPv6Router(t testing.TB, n *Net) *Dnsmasq {
+	t.Helper()
+	peer := n.AddPeer(t, "rtr6", "")
+	mustRun(t, "ip", "-n", peer, "addr", "add", "fd00:5a7::1/64", "dev", "eth0", "nodad")
+	return startDnsmasq(t, peer, "router advertisement on", []string{
+		"--interface=eth0",
+		"--enable-ra",
+		"--dhcp-range=::,constructor:eth0,ra-only",
+		"--ra-param=eth0,10,1800", // interval 10 s; router lifetime 1800 s: a default router
+	})
+}
+
 func startDnsmasq(t testing.TB, ns, ready string, extra []string) *Dnsmasq {
 	t.Helper()
 	if _, err := exec.LookPath("dnsmasq"); err != nil {
