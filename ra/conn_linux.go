@@ -95,24 +95,20 @@ func (c *Conn) read() (ndp.Message, netip.Addr, error) {
 	}
 }
 
-// ownAddress is the source link-layer address option naming this
-// interface, if it has an Ethernet address.
-func (c *Conn) ownAddress() []ndp.Option {
-	if len(c.ifi.HardwareAddr) != 6 {
-		return nil
-	}
-	return []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Source, Addr: c.ifi.HardwareAddr}}
-}
+// Neither message carries our source link-layer address option (RFC
+// 4861 §4.1, §4.2 allow leaving it out): a bridge's Ethernet address
+// changes as ports come and go, and a stale one would misdirect the
+// answer. A host that needs our address resolves it.
 
 // advertise sends dst an advertisement that configures nothing: the
 // zero RouterAdvertisement is router lifetime 0, M and O clear, hop
 // limit, reachable time and retransmit timer unspecified (RFC 4861
-// §4.2), and no prefix information.
+// §4.2), and no options, so no prefix information.
 func (c *Conn) advertise(dst netip.Addr) error {
-	return c.c.WriteTo(&ndp.RouterAdvertisement{Options: c.ownAddress()}, nil, dst)
+	return c.c.WriteTo(&ndp.RouterAdvertisement{}, nil, dst)
 }
 
 // solicit asks the routers on the link to advertise themselves now.
 func (c *Conn) solicit() error {
-	return c.c.WriteTo(&ndp.RouterSolicitation{Options: c.ownAddress()}, nil, allRouters)
+	return c.c.WriteTo(&ndp.RouterSolicitation{}, nil, allRouters)
 }

@@ -1,7 +1,6 @@
 package ra
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"net/netip"
@@ -146,8 +145,8 @@ func (r *Responder) StandingDown() bool {
 // and no router on the link answers it.
 func (r *Responder) solicited(c *Conn, rs *ndp.RouterSolicitation, src netip.Addr, now time.Time) {
 	mac := solicitor(rs, src)
-	if mac == nil || bytes.Equal(mac, c.ifi.HardwareAddr) {
-		return // nobody to tie it to, or our own solicitation looped back
+	if mac == nil {
+		return // nobody to tie it to
 	}
 	r.mu.Lock()
 	down := r.standingDownLocked(now)
