@@ -251,11 +251,8 @@ func TestUEFIProxyTFTP(t *testing.T) {
 // Full DHCP on an isolated network: stagehand is the only DHCP server.
 func TestFullDHCP(t *testing.T) {
 	n := lab.NewNet(t, "full", "10.99.3.1/24")
-	s := startServer(t, n, "--dhcp-mode", "full", "--dhcp-range", "10.99.3.50-10.99.3.60")
-	s.addLabProfile("lab", "")
 	mac := "52:54:00:e2:03:01"
-	s.cli("host", "add", mac, "--profile", "lab", "--name", "rack1-node3")
-	installThenLocal(t, s, lab.VMOptions{Firmware: lab.BIOS, MAC: mac, NICROM: true}, "rack1-node3")
+	s := fullInstall(t, n, "3", lab.VMOptions{Firmware: lab.BIOS, MAC: mac, NICROM: true})
 	h := s.host(mac)
 	if !strings.HasPrefix(h.LastIP, "10.99.3.5") && !strings.HasPrefix(h.LastIP, "10.99.3.60") {
 		t.Errorf("host's last IP %q is not from stagehand's pool", h.LastIP)
@@ -267,12 +264,22 @@ func TestFullDHCP(t *testing.T) {
 // TFTP, and that iPXE does its own DHCP and IPv6 configuration again.
 func TestUEFIFullDHCP(t *testing.T) {
 	n := lab.NewNet(t, "ufull", "10.99.12.1/24")
-	s := startServer(t, n, "--dhcp-mode", "full", "--dhcp-range", "10.99.12.50-10.99.12.60")
-	s.addLabProfile("lab", "")
 	mac := "52:54:00:e2:12:01"
-	s.cli("host", "add", mac, "--profile", "lab", "--name", "rack1-node12")
-	installThenLocal(t, s, lab.VMOptions{Firmware: lab.UEFI, MAC: mac, NICROM: false}, "rack1-node12")
+	s := fullInstall(t, n, "12", lab.VMOptions{Firmware: lab.UEFI, MAC: mac, NICROM: false})
 	s.checkIPXEGoesOn(mac)
+}
+
+// fullInstall runs stagehand in full DHCP mode on n (10.99.SUBNET.1/24,
+// pool .50-.60) and installs opts.MAC, named rack1-nodeSUBNET, with the
+// lab profile, then boots it again to local disk (installThenLocal).
+func fullInstall(t *testing.T, n *lab.Net, subnet string, opts lab.VMOptions) *server {
+	t.Helper()
+	pool := "10.99." + subnet + "."
+	s := startServer(t, n, "--dhcp-mode", "full", "--dhcp-range", pool+"50-"+pool+"60")
+	s.addLabProfile("lab", "")
+	s.cli("host", "add", opts.MAC, "--profile", "lab", "--name", "rack1-node"+subnet)
+	installThenLocal(t, s, opts, "rack1-node"+subnet)
+	return s
 }
 
 // A site with its own IPv6 router: stagehand sends no advertisement
@@ -280,11 +287,7 @@ func TestUEFIFullDHCP(t *testing.T) {
 func TestIPv6RouterOnLink(t *testing.T) {
 	n := lab.NewNet(t, "rtr6", "10.99.13.1/24")
 	lab.RunIPv6Router(t, n)
-	s := startServer(t, n, "--dhcp-mode", "full", "--dhcp-range", "10.99.13.50-10.99.13.60")
-	s.addLabProfile("lab", "")
-	mac := "52:54:00:e2:13:01"
-	s.cli("host", "add", mac, "--profile", "lab", "--name", "rack1-node13")
-	installThenLocal(t, s, lab.VMOptions{Firmware: lab.BIOS, MAC: mac, NICROM: true}, "rack1-node13")
+	s := fullInstall(t, n, "13", lab.VMOptions{Firmware: lab.BIOS, MAC: "52:54:00:e2:13:01", NICROM: true})
 	m := s.metrics()
 	if m["stagehand_ipv6_ra_standing_down"] != 1 || m["stagehand_ipv6_ra_sent_total"] != 0 {
 		t.Errorf("with a router on the link: standing_down %v, sent_total %v; want 1 and 0",
