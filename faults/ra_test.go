@@ -88,3 +88,28 @@ func rdisc6(t *testing.T, ns string) (string, bool) {
 	out, err := exec.Command("ip", "netns", "exec", ns, "rdisc6", "-1", "-n", "-r", "2", "-w", "1000", "eth0").CombinedOutput()
 	return string(out), err == nil && strings.Contains(string(out), "Router lifetime")
 }
+
+// A serving interface with IPv6 off: serve logs once that it answers no
+// router solicitation and serves DHCP as ever.
+func TestIPv6OffOnInterface(t *testing.T) {
+	l := newStrangerLab(t, "ra6off")
+	hostNS, hostMAC := l.peer("host", "")
+	if out, err := exec.Command("ip", "netns", "exec", l.net.NS, "sysctl", "-qw", "net.ipv6.conf."+l.net.Bridge+".disable_ipv6=1").CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	l.addHosts(hostMAC)
+	l.start("--dhcp-mode", "full", "--dhcp-range", "10.81.0.100-10.81.0.150")
+	c := dhcpSocket(t, hostNS, 68)
+	p := forged(t, dhcpv4.MessageTypeDiscover, hostMAC, pxe)
+	sendTo(t, c, p, bcast67)
+	if replyTo(c, p, 3*time.Second) == nil {
+		t.Fatal("no DHCP offer with IPv6 off on the interface")
+	}
+	log := l.srv.Output()
+	if n := strings.Count(log, "not answering IPv6 router solicitations"); n != 1 {
+		t.Errorf("%d log lines about the RA answer being off, want 1:\n%s", n, log)
+	}
+	if !strings.Contains(log, "IPv6 is off on the interface") {
+		t.Errorf("the log does not say why:\n%s", log)
+	}
+}

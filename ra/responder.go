@@ -68,7 +68,9 @@ func (r *Responder) Serve(ctx context.Context, c *Conn) error {
 		}
 		switch m := m.(type) {
 		case *ndp.RouterAdvertisement:
-			r.heard(src, m.RouterLifetime, time.Now())
+			if src.IsLinkLocalUnicast() { // RFC 4861 §6.1.2
+				r.heard(src, m.RouterLifetime, time.Now())
+			}
 		case *ndp.RouterSolicitation:
 			r.solicited(c, m, src, time.Now())
 		}
