@@ -42,6 +42,7 @@ type serveOpts struct {
 	logLevel, logFormat             string
 	userDataIPBinding               bool
 	macBinding                      string
+	ipv6RA                          string
 }
 
 func serveFlags(fs *flag.FlagSet) *serveOpts {
@@ -56,6 +57,7 @@ func serveFlags(fs *flag.FlagSet) *serveOpts {
 	fs.DurationVar(&o.leaseTime, "dhcp-lease-time", time.Hour, "full mode: lease time")
 	fs.IntVar(&o.unknownShare, "dhcp-unknown-share", dhcp.DefaultUnknownShare, "full mode: percent of each subnet's --dhcp-range addresses that MACs not in the inventory may hold at once (1-100), so a flood of strangers cannot starve known hosts; reserved addresses (host --dhcp-address) are never given to others")
 	fs.StringVar(&o.trustedRelays, "dhcp-trusted-relays", "", "comma-separated relay agent addresses or CIDRs (their giaddr) whose relayed DHCP requests are answered; the reply goes to giaddr, so by default none is and only the local segment is served (full mode: a giaddr inside the subnet of a --dhcp-range with /PREFIX,router= is trusted without being listed)")
+	fs.StringVar(&o.ipv6RA, "ipv6-ra", server.IPv6RAAuto, "auto: answer the IPv6 router solicitations of hosts being booted (a DHCP reply in the last 5 minutes) on --interface with an advertisement that configures nothing, so iPXE goes on at once instead of waiting ~16 s; never while another IPv6 router advertises on the link. off: never")
 	fs.IntVar(&o.httpPort, "http-port", 8080, "HTTP port for scripts, artifacts, user-data, callbacks and the API")
 	fs.IntVar(&o.tftpPort, "tftp-port", 69, "TFTP port for the iPXE binaries")
 	fs.IntVar(&o.tftpMaxTransfers, "tftp-max-transfers", tftp.DefaultMaxTransfers, "TFTP: concurrent transfers at most; more are refused with an ERROR the firmware retries")
@@ -353,7 +355,7 @@ func (o *serveOpts) config(log zerolog.Logger) (server.Config, error) {
 	cfg := server.Config{
 		HTTPPort: o.httpPort, DataDir: o.dataDir, IPXEDir: o.ipxeDir, EFIBinary: o.efiBinary,
 		UnknownHosts: o.unknown, UserDataIPBinding: o.userDataIPBinding,
-		DHCPMode: strings.ToLower(o.dhcpMode),
+		DHCPMode: strings.ToLower(o.dhcpMode), IPv6RA: o.ipv6RA,
 		TFTP: server.TFTPConfig{MaxTransfers: o.tftpMaxTransfers, MaxPending: o.tftpMaxPending, PendingTimeout: o.tftpPendingTimeout,
 			MaxPerClient: o.tftpPerClient, MaxIdle: o.tftpMaxIdle},
 		HTTP: server.HTTPConfig{
@@ -377,6 +379,9 @@ func (o *serveOpts) config(log zerolog.Logger) (server.Config, error) {
 	case server.DHCPOff, server.DHCPProxy, server.DHCPFull:
 	default:
 		return cfg, fmt.Errorf("--dhcp-mode %q: want proxy, full or off", o.dhcpMode)
+	}
+	if o.ipv6RA != server.IPv6RAAuto && o.ipv6RA != server.IPv6RAOff {
+		return cfg, fmt.Errorf("--ipv6-ra %q: want auto or off", o.ipv6RA)
 	}
 	if o.efiBinary != ipxe.FileEFISNPOnly && o.efiBinary != ipxe.FileEFIFull {
 		return cfg, fmt.Errorf("--efi-binary %q: want %s or %s", o.efiBinary, ipxe.FileEFISNPOnly, ipxe.FileEFIFull)

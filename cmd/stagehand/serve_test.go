@@ -239,6 +239,7 @@ func TestServeLateCheckFreesPorts(t *testing.T) {
 		{"--unknown-hosts", "nosuchprofile"},
 		{"--dhcp-trusted-relays", "10.0.0.0/8,relay"},
 		{"--dhcp-trusted-relays", "fe80::1"},
+		{"--ipv6-ra", "on"},
 	} {
 		in, httpAddr, tftpAddr := givenSockets(t)
 		data := t.TempDir()
