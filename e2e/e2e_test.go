@@ -257,7 +257,7 @@ func TestFullDHCP(t *testing.T) {
 	if !strings.HasPrefix(h.LastIP, "10.99.3.5") && !strings.HasPrefix(h.LastIP, "10.99.3.60") {
 		t.Errorf("host's last IP %q is not from stagehand's pool", h.LastIP)
 	}
-	s.checkIPXEGoesOn(mac)
+	s.checkTimeline(mac, "ipxe-dhcp", "stage1", "stage2", "kernel", "initrd", "userdata", "done")
 }
 
 // Full DHCP, UEFI firmware PXE: OVMF's own client gets snponly.efi over
@@ -266,7 +266,7 @@ func TestUEFIFullDHCP(t *testing.T) {
 	n := lab.NewNet(t, "ufull", "10.99.12.1/24")
 	mac := "52:54:00:e2:12:01"
 	s := fullInstall(t, n, "12", lab.VMOptions{Firmware: lab.UEFI, MAC: mac, NICROM: false})
-	s.checkIPXEGoesOn(mac)
+	s.checkTimeline(mac, "firmware-dhcp", "boot-file", "ipxe-dhcp", "stage1", "stage2", "kernel", "initrd", "userdata", "done")
 }
 
 // fullInstall runs stagehand in full DHCP mode on n (10.99.SUBNET.1/24,
@@ -322,34 +322,4 @@ func (s *server) metrics() map[string]float64 {
 		}
 	}
 	return m
-}
-
-// ipxeGoesOnWithin bounds the time from iPXE's DHCP ACK to its stage-2
-// request. Without an answer to its IPv6 router solicitation, iPXE's
-// ifconf waits about 16 s there (docs/LAB.md pitfall 3); with one it
-// goes on in well under a second.
-const ipxeGoesOnWithin = 2 * time.Second
-
-// checkIPXEGoesOn fails the test unless, in mac's first boot, stage 2
-// (the "booting" event) followed iPXE's DHCP ACK (the one handing out
-// the stage-1 URL) within ipxeGoesOnWithin. Stage 1 writes no event
-// (its request names no host); it chains to stage 2 at once.
-func (s *server) checkIPXEGoesOn(mac string) {
-	s.t.Helper()
-	ev := s.events(mac)
-	var ack time.Time
-	for _, e := range ev {
-		switch {
-		case e.Kind == "dhcp" && strings.Contains(e.Detail, " ACK ") && strings.Contains(e.Detail, "/boot.ipxe"):
-			ack = e.Time
-		case e.Kind == "booting" && !ack.IsZero():
-			d := e.Time.Sub(ack)
-			s.t.Logf("iPXE DHCP ACK → stage 2: %v", d.Round(time.Millisecond))
-			if d > ipxeGoesOnWithin {
-				s.t.Errorf("iPXE took %v from its DHCP ACK to stage 2, want under %v: it waited for an IPv6 router", d.Round(time.Millisecond), ipxeGoesOnWithin)
-			}
-			return
-		}
-	}
-	s.t.Errorf("no iPXE DHCP ACK followed by a booting event; events: %+v", ev)
 }

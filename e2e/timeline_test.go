@@ -3,15 +3,11 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
 	"slices"
-	"testing"
 	"time"
 
 	"github.com/stagehand-dev/stagehand/inventory"
-	"github.com/stagehand-dev/stagehand/lab"
 )
 
 // timeline is the host's boot attempts from `host show MAC -o json`.
@@ -31,27 +27,17 @@ func (s *server) timeline(mac string) []inventory.Attempt {
 // router that is not there (docs/LAB.md pitfall 3).
 const stage1Bound = 2 * time.Second
 
-// bootTimeline installs a VM with opts on s in full DHCP mode and checks
-// the timeline of its install: one attempt, installed, with want as its
+// checkTimeline checks the timeline of mac's install: one attempt (the
+// boot to local disk after it is not one), installed, with want as its
 // phases in order, each starting where the previous ended with a
 // non-negative duration, and stage 1 within stage1Bound of iPXE's ACK.
 // It logs every phase.
-func bootTimeline(t *testing.T, s *server, opts lab.VMOptions, want []string) {
+func (s *server) checkTimeline(mac string, want ...string) {
+	t := s.t
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
-	defer cancel()
-	start := time.Now()
-	vm := lab.StartVM(t, s.n, opts)
-	if err := vm.Wait(ctx); err != nil {
-		t.Fatalf("boot: %v; serial tail:\n%s", err, lab.Tail(vm.Log(), 30))
-	}
-	t.Logf("VM ran %.1fs", time.Since(start).Seconds())
-	if h := s.host(opts.MAC); h.State != "installed" {
-		t.Fatalf("host %s is %s, want installed; serial tail:\n%s", opts.MAC, h.State, lab.Tail(vm.Log(), 30))
-	}
-	tl := s.timeline(opts.MAC)
+	tl := s.timeline(mac)
 	if len(tl) != 1 {
-		t.Fatalf("%d boot attempts for one install: %+v; events: %+v", len(tl), tl, s.events(opts.MAC))
+		t.Fatalf("%d boot attempts for one install: %+v; events: %+v", len(tl), tl, s.events(mac))
 	}
 	a := tl[0]
 	var got []string
@@ -68,34 +54,6 @@ func bootTimeline(t *testing.T, s *server, opts lab.VMOptions, want []string) {
 		prev = p.End
 	}
 	if a.Attempt != 1 || a.Outcome != "installed" || !slices.Equal(got, want) {
-		t.Errorf("attempt %d %q with phases %v, want attempt 1 installed with %v; events: %+v", a.Attempt, a.Outcome, got, want, s.events(opts.MAC))
-	}
-}
-
-// The timeline of a full-DHCP install on an isolated bridge, from real
-// firmware: SeaBIOS with QEMU's iPXE NIC ROM (the ROM's iPXE does the
-// DHCP: no firmware DHCP nor boot file), and OVMF's own PXE client with
-// the NIC ROM disabled (firmware DHCP, snponly.efi over TFTP, then that
-// iPXE's DHCP). One VM at a time.
-func TestTimelineFull(t *testing.T) {
-	for i, tc := range []struct {
-		name string
-		vm   lab.VMOptions
-		want []string
-	}{
-		{"ipxe-rom", lab.VMOptions{Firmware: lab.BIOS, NICROM: true},
-			[]string{"ipxe-dhcp", "stage1", "stage2", "kernel", "initrd", "userdata", "done"}},
-		{"ovmf-pxe", lab.VMOptions{Firmware: lab.UEFI, NICROM: false},
-			[]string{"firmware-dhcp", "boot-file", "ipxe-dhcp", "stage1", "stage2", "kernel", "initrd", "userdata", "done"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			net := fmt.Sprintf("10.99.%d.", 41+i)
-			n := lab.NewNet(t, fmt.Sprintf("tl%d", i), net+"1/24")
-			s := startServer(t, n, "--dhcp-mode", "full", "--dhcp-range", net+"50-"+net+"60")
-			s.addLabProfile("lab", "")
-			tc.vm.MAC = fmt.Sprintf("52:54:00:e2:%d:01", 41+i)
-			s.cli("host", "add", tc.vm.MAC, "--profile", "lab", "--name", "tl-"+tc.name)
-			bootTimeline(t, s, tc.vm, tc.want)
-		})
+		t.Errorf("attempt %d %q with phases %v, want attempt 1 installed with %v; events: %+v", a.Attempt, a.Outcome, got, want, s.events(mac))
 	}
 }
