@@ -3,12 +3,12 @@
 package e2e
 
 import (
-	"encoding/json"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/stagehand-dev/stagehand/inventory"
 	"github.com/stagehand-dev/stagehand/lab"
 )
 
@@ -76,12 +76,24 @@ func routedBench(t *testing.T, name string, agent relayAgent, site bool, args ..
 	return &relayed{server: s, agent: agent, relayLog: agent.start(t, r, to...)}
 }
 
+// Phases of an install on the bench: iPXE from the NIC ROM, and firmware
+// PXE chaining snponly.efi over TFTP.
+var (
+	romPhases = []string{"ipxe-dhcp", "stage1", "stage2", "kernel", "initrd", "userdata", "done"}
+	pxePhases = append([]string{"firmware-dhcp", "boot-file"}, romPhases...)
+)
+
 // install boots a VM with opts on the bench to installed and then to
 // local disk (installThenLocal), and checks what only a relay could have
 // done: the relay's log shows it forwarded the VM's requests to
 // stagehand, and the host's address is from first-last, the bench's
-// subnet. It logs the boot's figures.
-func (b *relayed) install(t *testing.T, opts lab.VMOptions, name, first, last string) {
+// subnet. The install's timeline must have phases (checkPhases); the
+// time from power-on to installed and stage 1's (iPXE's DHCP ACK → stage
+// 1 request) are logged as figures. On a routed bench stage 1 holds
+// iPXE's wait for an IPv6 router advertisement: its router solicitations
+// stay on the bench's segment, where stagehand is not, so only the site's
+// router can end the wait (docs/RELIABILITY.md).
+func (b *relayed) install(t *testing.T, opts lab.VMOptions, name, first, last string, phases []string) {
 	t.Helper()
 	poweron := time.Now()
 	installThenLocal(t, b.server, opts, name)
@@ -92,44 +104,10 @@ func (b *relayed) install(t *testing.T, opts lab.VMOptions, name, first, last st
 	if err != nil || ip.Less(netip.MustParseAddr(first)) || netip.MustParseAddr(last).Less(ip) {
 		t.Errorf("host's last IP %v is not from %s-%s", ip, first, last)
 	}
-	b.logFigures(t, opts.MAC, poweron)
-}
-
-// timedEvent is an event with its times.
-type timedEvent struct {
-	Kind string    `json:"kind"`
-	Time time.Time `json:"time"`
-	Last time.Time `json:"last"`
-}
-
-// logFigures logs, from the host's events, the first boot's time from
-// power-on to installed and from iPXE's last DHCP exchange to its first
-// stage 2 request ("booting"; stage 1 precedes it by milliseconds). On a
-// routed bench iPXE's IPv6 router solicitations stay on the bench's
-// segment, so the second figure holds iPXE's wait for a router
-// advertisement unless the site's router answers them (docs/RELIABILITY.md).
-func (b *relayed) logFigures(t *testing.T, mac string, poweron time.Time) {
-	t.Helper()
-	var ev []timedEvent
-	if err := json.Unmarshal([]byte(b.cli("host", "events", mac, "--output", "json")), &ev); err != nil {
-		t.Fatal(err)
-	}
-	var dhcp, booting, installed time.Time
-	for _, e := range ev {
-		switch {
-		case e.Kind == "dhcp" && booting.IsZero():
-			dhcp = e.Time
-			if e.Last.After(dhcp) {
-				dhcp = e.Last
-			}
-		case e.Kind == "booting" && booting.IsZero():
-			booting = e.Time
-		case e.Kind == "installed" && installed.IsZero():
-			installed = e.Time
-		}
-	}
-	t.Logf("FIGURE %s: power-on → installed %.1f s; iPXE's DHCP → stage 2 request %.1f s",
-		t.Name(), installed.Sub(poweron).Seconds(), booting.Sub(dhcp).Seconds())
+	a := b.checkPhases(opts.MAC, phases...)
+	s1, _ := a.Phase(inventory.PhaseStage1)
+	t.Logf("FIGURE %s: power-on → installed %.1f s; iPXE's DHCP ACK → stage 1 %.1f s",
+		t.Name(), a.End.Sub(poweron).Seconds(), s1.Seconds)
 }
 
 // proxyDHCP behind dnsmasq's relay, which forwards the VM's requests to
@@ -141,7 +119,7 @@ func TestRelayProxyDnsmasq(t *testing.T) {
 	b := routedBench(t, "rdm", dnsmasqRelay, true, "--dhcp-mode", "proxy", "--dhcp-trusted-relays", "10.77.2.1")
 	mac := "52:54:00:e2:72:01"
 	b.cli("host", "add", mac, "--profile", "lab", "--name", "bench2-node1")
-	b.install(t, lab.VMOptions{Firmware: lab.BIOS, MAC: mac, NICROM: true}, "bench2-node1", "10.77.2.50", "10.77.2.99")
+	b.install(t, lab.VMOptions{Firmware: lab.BIOS, MAC: mac, NICROM: true}, "bench2-node1", "10.77.2.50", "10.77.2.99", romPhases)
 }
 
 // proxyDHCP behind ISC dhcrelay, which forwards to both servers and
@@ -150,7 +128,7 @@ func TestRelayProxyDhcrelay(t *testing.T) {
 	b := routedBench(t, "rdr", dhcrelay, true, "--dhcp-mode", "proxy", "--dhcp-trusted-relays", "10.77.2.1")
 	mac := "52:54:00:e2:72:02"
 	b.cli("host", "add", mac, "--profile", "lab", "--name", "bench2-node2")
-	b.install(t, lab.VMOptions{Firmware: lab.BIOS, MAC: mac, NICROM: true}, "bench2-node2", "10.77.2.50", "10.77.2.99")
+	b.install(t, lab.VMOptions{Firmware: lab.BIOS, MAC: mac, NICROM: true}, "bench2-node2", "10.77.2.50", "10.77.2.99", romPhases)
 }
 
 // Firmware PXE behind a relay: OVMF with the NIC ROM disabled takes the
@@ -161,7 +139,7 @@ func TestRelayUEFIProxyTFTP(t *testing.T) {
 	b := routedBench(t, "rdu", dhcrelay, true, "--dhcp-mode", "proxy", "--dhcp-trusted-relays", "10.77.2.1")
 	mac := "52:54:00:e2:72:03"
 	b.cli("host", "add", mac, "--profile", "lab", "--name", "bench2-node3")
-	b.install(t, lab.VMOptions{Firmware: lab.UEFI, MAC: mac, NICROM: false}, "bench2-node3", "10.77.2.50", "10.77.2.99")
+	b.install(t, lab.VMOptions{Firmware: lab.UEFI, MAC: mac, NICROM: false}, "bench2-node3", "10.77.2.50", "10.77.2.99", pxePhases)
 	if ev := b.events(mac); !tftpBeforeBooting(ev, "snponly.efi") {
 		t.Errorf("the first boot's TFTP transfer of snponly.efi is not recorded on the host; events: %+v", ev)
 	}
@@ -174,5 +152,5 @@ func TestRelayFullDHCP(t *testing.T) {
 	b := routedBench(t, "rdf", dhcrelay, false, "--dhcp-mode", "full", "--dhcp-range", "10.77.2.100-10.77.2.199/24,router=10.77.2.1")
 	mac := "52:54:00:e2:72:04"
 	b.cli("host", "add", mac, "--profile", "lab", "--name", "bench2-node4")
-	b.install(t, lab.VMOptions{Firmware: lab.BIOS, MAC: mac, NICROM: true}, "bench2-node4", "10.77.2.100", "10.77.2.199")
+	b.install(t, lab.VMOptions{Firmware: lab.BIOS, MAC: mac, NICROM: true}, "bench2-node4", "10.77.2.100", "10.77.2.199", romPhases)
 }

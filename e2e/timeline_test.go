@@ -27,12 +27,21 @@ func (s *server) timeline(mac string) []inventory.Attempt {
 // router that is not there (docs/LAB.md pitfall 3).
 const stage1Bound = 2 * time.Second
 
-// checkTimeline checks the timeline of mac's install: one attempt (the
+// checkTimeline checks the timeline of mac's install (checkPhases) and
+// that stage 1 came within stage1Bound of iPXE's ACK.
+func (s *server) checkTimeline(mac string, want ...string) {
+	s.t.Helper()
+	a := s.checkPhases(mac, want...)
+	if p, ok := a.Phase(inventory.PhaseStage1); ok && p.Seconds >= stage1Bound.Seconds() {
+		s.t.Errorf("stage 1 was requested %.3fs after iPXE's DHCP ACK, want under %v", p.Seconds, stage1Bound)
+	}
+}
+
+// checkPhases checks the timeline of mac's install: one attempt (the
 // boot to local disk after it is not one), installed, with want as its
 // phases in order, each starting where the previous ended with a
-// non-negative duration, and stage 1 within stage1Bound of iPXE's ACK.
-// It logs every phase.
-func (s *server) checkTimeline(mac string, want ...string) {
+// non-negative duration. It logs every phase and returns the attempt.
+func (s *server) checkPhases(mac string, want ...string) inventory.Attempt {
 	t := s.t
 	t.Helper()
 	tl := s.timeline(mac)
@@ -48,12 +57,10 @@ func (s *server) checkTimeline(mac string, want ...string) {
 		if p.Seconds < 0 || p.End.Before(p.Start) || !p.Start.Equal(prev) {
 			t.Errorf("phase %s: %v → %v (%v s), previous phase ended %v", p.Phase, p.Start, p.End, p.Seconds, prev)
 		}
-		if p.Phase == "stage1" && p.Seconds >= stage1Bound.Seconds() {
-			t.Errorf("stage 1 was requested %.3fs after iPXE's DHCP ACK, want under %v", p.Seconds, stage1Bound)
-		}
 		prev = p.End
 	}
 	if a.Attempt != 1 || a.Outcome != "installed" || !slices.Equal(got, want) {
 		t.Errorf("attempt %d %q with phases %v, want attempt 1 installed with %v; events: %+v", a.Attempt, a.Outcome, got, want, s.events(mac))
 	}
+	return a
 }
