@@ -24,7 +24,9 @@
 # Knobs (environment): BOOT_RUNS=3 BOOT_CONFIGS=full,proxy,glue,full-ra
 # BOOT_OUT=docs/bench/boot.md (with other BOOT_CONFIGS the default is
 # standard output only) BOOT_KEEP=1 keeps the work directory (captures,
-# serial consoles, the test's log, runs.jsonl).
+# serial consoles, the test's log, runs.jsonl). BOOT_STAGEHAND=PATH runs a
+# stagehand binary of another build (e.g. main before a change) in place of
+# this tree's, named in the fragment by BOOT_LABEL.
 #
 # The demo ratio alone (stagehand alone / with the RA sender):
 #   sudo BOOT_CONFIGS=full,full-ra bash bench/boot/run.sh
@@ -59,7 +61,11 @@ fi
 
 # ---- build (outside the lock)
 log "building stagehand, the harness and the lab artifacts ($CACHE)"
-go build -o "$WORK/stagehand" ./cmd/stagehand
+if [ -n "${BOOT_STAGEHAND:-}" ]; then
+	cp "$BOOT_STAGEHAND" "$WORK/stagehand"
+else
+	go build -o "$WORK/stagehand" ./cmd/stagehand
+fi
 go test -c -tags bootbench -o "$WORK/boot.test" ./bench/boot
 bash lab/build-artifacts.sh "$CACHE" >&2
 
@@ -92,7 +98,11 @@ FRAG=$WORK/boot.md
 	echo "## boot: one VM from power-on to installed, stagehand against the dnsmasq + nginx glue"
 	echo
 	echo "Written by \`bench/boot/run.sh\` on $(date -u +%Y-%m-%d). Machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), Linux $(uname -r), $(go version | cut -d' ' -f3)."
-	echo "stagehand $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (working tree with uncommitted changes)');"
+	if [ -n "${BOOT_STAGEHAND:-}" ]; then
+		echo "stagehand: ${BOOT_LABEL:-$BOOT_STAGEHAND} (harness $(git rev-parse --short HEAD 2>/dev/null || echo unknown));"
+	else
+		echo "stagehand $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (working tree with uncommitted changes)');"
+	fi
 	echo "$(qemu-system-x86_64 --version | head -n 1), ipxe-qemu $(dpkg-query -W -f='${Version}' ipxe-qemu), $(dnsmasq --version | head -n 1 | sed 's/ *Copyright.*//'), $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(tcpdump --version 2>&1 | head -n 1)."
 	echo
 	echo "Command: \`sudo bash bench/boot/run.sh\` (runs: $RUNS of each of $CONFIGS; knobs in its header; the demo's ratio alone:"
