@@ -14,7 +14,7 @@ BIN   := bin/stagehand
 # and systemd-analyze (package systemd) to check examples/stagehand.service.
 DEB_PACKAGES := qemu-system-x86 ipxe-qemu ipxe ovmf busybox-static iproute2 cpio kmod \
 	dnsmasq-base atftp tftp-hpa curl xz-utils ca-certificates xorriso genisoimage util-linux strace nftables \
-	kea-admin systemd python3
+	kea-admin systemd python3 ndisc6
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -115,6 +115,14 @@ func (s *Server) exportHosts(w http.ResponseWriter, r *http.Request) {
 	if q.Get("stalled") == "true" {
 		rows = slices.DeleteFunc(rows, func(r inventory.ReportRow) bool { return !r.Stalled })
 	}
+	for i := range rows {
+		tl, err := s.timeline(rows[i].MAC)
+		if err != nil && !errors.Is(err, inventory.ErrNotFound) { // deleted since the list: no boots
+			writeStoreError(w, err)
+			return
+		}
+		rows[i].SetLastBoot(tl)
+	}
 	switch format := q.Get("format"); format {
 	case "", "json":
 		w.Header().Set("Content-Type", "application/json")

@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"strings"
 
 	"github.com/gorilla/mux"
 
+	"github.com/stagehand-dev/stagehand/attrib"
 	"github.com/stagehand-dev/stagehand/inventory"
 	"github.com/stagehand-dev/stagehand/ipxe"
 	"github.com/stagehand-dev/stagehand/userdata"
@@ -17,9 +19,26 @@ import (
 
 const scriptType = "text/plain; charset=utf-8"
 
+// handleStage1 serves the static stage-1 script; its event is the boot
+// timeline's stage-1 milestone. Anyone may ask for it, as often as they
+// like: it is attributed from what attribution remembers (the DHCP
+// exchange that just preceded it), never by reading the kernel's table.
 func (s *Server) handleStage1(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", scriptType)
 	w.Write(s.stage1)
+	if r.Method == http.MethodGet {
+		s.recordServed(r, s.cfg.Attrib.Remembered, "script", inventory.Stage1Detail+" to "+remoteIP(r))
+	}
+}
+
+// recordServed records an event of kind on the host that who finds at
+// the request's address: a step of a boot that names no MAC.
+func (s *Server) recordServed(r *http.Request, who func(netip.Addr) (net.HardwareAddr, attrib.Source, bool), kind, detail string) {
+	if a, err := netip.ParseAddr(remoteIP(r)); err == nil {
+		if mac, _, ok := who(a); ok {
+			s.cfg.Events.Record(mac.String(), kind, detail)
+		}
+	}
 }
 
 func (s *Server) writeScript(w http.ResponseWriter, b []byte) {
@@ -161,11 +180,7 @@ func (s *Server) handleArtifact(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet || r.Header.Get("Range") != "" {
 		return
 	}
-	if a, err := netip.ParseAddr(remoteIP(r)); err == nil {
-		if mac, _, ok := s.cfg.Attrib.MACAt(a); ok {
-			s.cfg.Events.Record(mac.String(), "artifact", name)
-		}
-	}
+	s.recordServed(r, s.cfg.Attrib.MACAt, "artifact", name)
 }
 
 // artifactContent is what handleArtifact hands to http.ServeContent: the
@@ -190,6 +205,9 @@ func (s *Server) handleBinary(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	http.ServeContent(w, r, "", st.ModTime(), f)
+	if r.Method == http.MethodGet && r.Header.Get("Range") == "" {
+		s.recordServed(r, s.cfg.Attrib.MACAt, inventory.BootFileKind, fmt.Sprintf("%s %d bytes over HTTP", st.Name(), st.Size()))
+	}
 }
 
 // handleUserData renders this attempt's installer configuration. The
@@ -266,6 +284,7 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	if changed {
 		s.observeInstall(h)
+		s.observePhases(h.MAC)
 		s.cfg.Log.Info().Str("mac", h.MAC).Str("state", h.State.String()).Int("attempt", h.Attempt).Msg("installer reported")
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"mac": h.MAC, "state": h.State, "changed": changed})

@@ -89,6 +89,55 @@ func (s *Server) observeInstall(h inventory.Host) {
 	s.installs.get().Observe(h.InstalledAt.Sub(h.BootAt).Seconds())
 }
 
+// phaseBuckets are boot-phase histogram bounds in seconds: a stage-1
+// script follows iPXE's DHCP in milliseconds, an installer may take an
+// hour to its callback.
+var phaseBuckets = []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200}
+
+// phaseHistograms are the boot-phase histograms, one per phase, observed
+// once per attempt as its callback is recorded (like installHistogram).
+type phaseHistograms struct {
+	once sync.Once
+	h    map[inventory.Phase]*metrics.Histogram
+}
+
+func (ph *phaseHistograms) get() map[inventory.Phase]*metrics.Histogram {
+	ph.once.Do(func() {
+		ph.h = map[inventory.Phase]*metrics.Histogram{}
+		for _, p := range inventory.Phases() {
+			ph.h[p] = metrics.NewHistogram(phaseBuckets...)
+		}
+	})
+	return ph.h
+}
+
+// observePhases records the phases of the attempt whose callback the
+// store has just recorded (changed=true), read back from the host's
+// events: once per attempt, and never again after a restart.
+func (s *Server) observePhases(mac string) {
+	tl, err := s.timeline(mac)
+	if err != nil || len(tl) == 0 {
+		return // deleted meanwhile: nothing to observe
+	}
+	last := tl[len(tl)-1]
+	if last.Outcome != inventory.OutcomeInstalled && last.Outcome != inventory.OutcomeFailed {
+		return
+	}
+	hs := s.phases.get()
+	for _, p := range last.Phases {
+		hs[p.Phase].Observe(p.Seconds)
+	}
+}
+
+func (s *Server) writePhases(mw *metrics.Writer) {
+	hs := s.phases.get()
+	for _, p := range inventory.Phases() {
+		hs[p].WriteLabeled(mw, "stagehand_boot_phase_seconds",
+			"Each phase of a boot attempt (inventory.Phases: from the previous milestone to its own), observed as the attempt's callback (installed or failed) is recorded since the process started.",
+			metrics.L("phase", string(p)))
+	}
+}
+
 func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	_, rows, err := s.hostsReport(inventory.Filter{})
 	if err != nil {
@@ -110,6 +159,7 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	}
 	mw.Gauge("stagehand_hosts_stalled", "Hosts whose install attempt outran their profile's timeout.", nil, float64(stalled))
 	s.installs.get().Write(mw, "stagehand_install_duration_seconds", "From install script to completion callback, observed as each completion is recorded since the process started.")
+	s.writePhases(mw)
 	s.requests.Write(mw, "stagehand_http_requests_total", "HTTP requests by route template and status code.")
 	mw.Counter("stagehand_token_failures_total", "User-data and callback requests whose token was unknown, over or refused.", nil, float64(s.limiter.failed.Load()))
 	mw.Counter("stagehand_token_ratelimited_total", "Token requests refused with 429 after too many failures from one address.", nil, float64(s.limiter.denied.Load()))

@@ -85,6 +85,9 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 type HostView struct {
 	inventory.Host
 	Stalled bool `json:"stalled"`
+	// Timeline is the host's boot attempts, oldest first
+	// (inventory.Timeline); only GET of one host reads its events for it.
+	Timeline []inventory.Attempt `json:"timeline,omitempty"`
 }
 
 func views(hosts []inventory.Host, rows []inventory.ReportRow) []HostView {
@@ -203,7 +206,21 @@ func (s *Server) getHost(w http.ResponseWriter, r *http.Request) {
 		writeStoreError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, views([]inventory.Host{h}, rows)[0])
+	v := views([]inventory.Host{h}, rows)[0]
+	if v.Timeline, err = s.timeline(h.MAC); err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+// timeline is the boot attempts of the host with mac, from its events.
+func (s *Server) timeline(mac string) ([]inventory.Attempt, error) {
+	evs, err := s.cfg.Store.Events(mac)
+	if err != nil {
+		return nil, err
+	}
+	return inventory.Timeline(evs), nil
 }
 
 func (s *Server) updateHost(w http.ResponseWriter, r *http.Request) {

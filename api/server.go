@@ -130,6 +130,7 @@ type Server struct {
 
 	requests metrics.RequestCounter
 	installs installHistogram
+	phases   phaseHistograms
 	limiter  *tokenLimiter
 
 	refused   refusalLog // stage-2 refusals recorded lately

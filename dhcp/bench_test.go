@@ -75,9 +75,8 @@ func BenchmarkProxyOffer(b *testing.B) {
 func BenchmarkFullDORA(b *testing.B) {
 	cfg := testConfig(ModeFull)
 	cfg.ServerIP = net.IPv4(10, 0, 0, 1)
-	cfg.Netmask = net.CIDRMask(16, 32)
-	cfg.Router, cfg.DNS = nil, nil
-	cfg.RangeStart, cfg.RangeEnd = netip.MustParseAddr("10.0.1.0"), netip.MustParseAddr("10.0.255.255")
+	cfg.Ranges = []Range{{Start: netip.MustParseAddr("10.0.1.0"), End: netip.MustParseAddr("10.0.255.254"),
+		Subnet: netip.MustParsePrefix("10.0.0.0/16")}}
 	store := &MemLeases{}
 	cfg.Leases = store
 	s, err := NewServer(cfg)

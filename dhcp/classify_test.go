@@ -152,7 +152,7 @@ func FuzzClassify(f *testing.F) {
 			return
 		}
 		r := newReplier(&Config{ServerIP: net.IPv4(10, 0, 0, 1), HTTPPort: 80, BIOSFile: "a", EFIFile: "b"})
-		resp, _ := r.build(p, &c, dhcpv4.MessageTypeOffer, nil)
+		resp, _ := r.build(p, &c, dhcpv4.MessageTypeOffer, nil, nil)
 		if _, err := dhcpv4.FromBytes(resp.ToBytes()); err != nil {
 			t.Fatalf("reply does not parse: %v", err)
 		}

@@ -54,26 +54,32 @@ type Config struct {
 	ARM64File string
 
 	// Full mode only.
-	RangeStart, RangeEnd netip.Addr    // inclusive; at most 65536 addresses
-	Netmask              net.IPMask    // option 1; required
-	Router               net.IP        // option 3, optional
-	DNS                  []net.IP      // option 6, optional
-	LeaseTime            time.Duration // option 51 (default 1h)
-	Leases               LeaseStore    // required
+	//
+	// Ranges are the address pools (at most 65536 addresses in all),
+	// each with its subnet's options. A range in ServerIP's subnet
+	// serves the local segment; one in another subnet serves requests
+	// relayed from it (see Range). Ranges must not overlap; ranges of one
+	// subnet share it exactly, with one router and DNS list.
+	Ranges    []Range
+	LeaseTime time.Duration // option 51 (default 1h)
+	Leases    LeaseStore    // required
 	// Hosts supplies reservations and tells known hosts from unknown
 	// ones. Nil: no reservations, and every client counts as known.
 	//
 	// A host with a reserved address always gets it, also when the
 	// dynamic pool is exhausted, and no other client is offered it. The
-	// address may lie outside RangeStart-RangeEnd but must be in the
-	// served subnet (ServerIP/Netmask), not ServerIP itself, nor the
-	// subnet's network or broadcast address; otherwise it is ignored
-	// with a warning and the host is served from the pool. A client
+	// address may lie outside the ranges but must be in one of their
+	// subnets, not ServerIP itself, nor a subnet's network or broadcast
+	// address, nor a range's router; otherwise it is ignored with a
+	// warning and the host is served from the pool. A host whose request
+	// comes from another subnet than its reservation's (relayed from
+	// elsewhere) is served from that subnet's pool, with a warning: an
+	// address is only good on its own subnet. A client
 	// holding a live lease on an address reserved later keeps it until
 	// its next REQUEST (renewal or reboot), which is NAKed so that it
 	// moves; meanwhile the reserved host is served from the pool.
 	Hosts Hosts
-	// UnknownShare is the percentage of the range that clients Hosts
+	// UnknownShare is the percentage of each subnet's ranges that clients Hosts
 	// does not know may hold at once (offers and leases), so that random
 	// MACs cannot starve the inventory's hosts. 1..100; 0 means
 	// DefaultUnknownShare. Unused when Hosts is nil.
@@ -83,9 +89,12 @@ type Config struct {
 	// answered, by the address they put in giaddr: the reply goes to that
 	// address, so an unlisted giaddr would let any sender steer replies
 	// to an address of its choosing. Nil (the default) answers only
-	// requests from the local segment (giaddr 0). In full mode a listed
-	// relay must also lie in the served subnet: the pool has no addresses
-	// for another.
+	// requests from the local segment (giaddr 0). In full mode a giaddr
+	// inside the subnet of a range that is not ServerIP's is trusted
+	// without being listed (configuring the range declared the subnet
+	// and its relay), and a relayed request is served only from the
+	// range of its subnet (giaddr's, or RFC 3527 link selection's): a
+	// listed relay whose subnet no range serves is still dropped.
 	TrustedRelays []netip.Prefix
 
 	// Policy gates the whole reply: a client it refuses gets no answer at
@@ -166,37 +175,9 @@ func (c *Config) validate() error {
 	if c.Leases == nil {
 		return errors.New("dhcp: full mode needs a LeaseStore")
 	}
-	if !c.RangeStart.Is4() || !c.RangeEnd.Is4() {
-		return errors.New("dhcp: full mode needs an IPv4 RangeStart and RangeEnd")
-	}
-	if c.RangeEnd.Less(c.RangeStart) {
-		return fmt.Errorf("dhcp: RangeEnd %v before RangeStart %v", c.RangeEnd, c.RangeStart)
-	}
-	if n := u32(c.RangeEnd) - u32(c.RangeStart); n >= maxPoolSize {
-		return fmt.Errorf("dhcp: range %v-%v larger than %d addresses", c.RangeStart, c.RangeEnd, maxPoolSize)
-	}
-	if len(c.Netmask) != net.IPv4len {
-		return errors.New("dhcp: full mode needs an IPv4 Netmask")
-	}
-	if ones, bits := c.Netmask.Size(); bits == 0 || ones == 0 {
-		return fmt.Errorf("dhcp: Netmask %v is not a prefix mask", c.Netmask)
-	}
-	sub := ip.Mask(c.Netmask)
-	for _, a := range []netip.Addr{c.RangeStart, c.RangeEnd} {
-		if !net.IP(a.AsSlice()).Mask(c.Netmask).Equal(sub) {
-			return fmt.Errorf("dhcp: range address %v is not in ServerIP's subnet %v/%v", a, sub, net.IP(c.Netmask))
-		}
-	}
-	if sip, _ := netip.AddrFromSlice(ip); !sip.Less(c.RangeStart) && !c.RangeEnd.Less(sip) {
-		return fmt.Errorf("dhcp: ServerIP %v lies inside the range %v-%v", ip, c.RangeStart, c.RangeEnd)
-	}
-	if c.Router != nil && c.Router.To4() == nil {
-		return fmt.Errorf("dhcp: Router %v is not IPv4", c.Router)
-	}
-	for _, d := range c.DNS {
-		if d.To4() == nil {
-			return fmt.Errorf("dhcp: DNS server %v is not IPv4", d)
-		}
+	sip, _ := netip.AddrFromSlice(ip)
+	if err := CheckRanges(c.Ranges, sip); err != nil {
+		return err
 	}
 	if c.UnknownShare < 1 || c.UnknownShare > 100 {
 		return fmt.Errorf("dhcp: UnknownShare %d%% outside 1..100", c.UnknownShare)

@@ -10,11 +10,17 @@
 //     DHCPREQUEST to port 4011 and gets a DHCPACK with the same boot
 //     information. Non-PXE clients never get an answer.
 //   - ModeFull: stagehand is the only DHCP server on an isolated network.
-//     It allocates addresses from a range, stores leases through a
+//     It allocates addresses from ranges, stores leases through a
 //     LeaseStore before acknowledging them (RFC 2131 §4.3.2: an ACK is a
 //     promise the server must keep across a restart), and adds the boot
 //     options for PXE clients. Non-PXE clients get an address and nothing to
-//     boot.
+//     boot. A range in ServerIP's subnet serves the local segment; a range
+//     in another subnet serves hosts behind a relay agent there: a relayed
+//     request is served from the subnet holding its giaddr, or the one
+//     RFC 3527's link selection sub-option names (RFC 2131 §4.3.1), with
+//     that subnet's options 1, 3 and 6, and the reply goes to the relay.
+//     Ranges are grouped by subnet, one pool per subnet; a lease's subnet
+//     is the one its address is in.
 //
 // The boot chain it serves:
 //
@@ -33,13 +39,14 @@
 //   - Reservations (dnsmasq's dhcp-host): a host with a reserved address
 //     is always offered and ACKed that address, also when the pool is
 //     exhausted, and no other client is offered it or ACKed it. The
-//     address may lie outside the range but must be in the served subnet
-//     (else the host is served from the pool, with a warning). A client
+//     address may lie outside the ranges but must be in the subnet the
+//     request comes from (else the host is served from that subnet's
+//     pool, with a warning). A client
 //     that leased an address before it was reserved keeps it until its
 //     next REQUEST, which is NAKed; leases on reserved addresses of other
 //     hosts are not restored at start.
 //   - Unknown clients (not in the inventory, --unknown-hosts discover)
-//     may hold only Config.UnknownShare percent of the range, so random
+//     may hold only Config.UnknownShare percent of each subnet's ranges, so random
 //     MACs cannot starve known hosts. Refused DISCOVERs get no answer, are
 //     counted (Stats.UnknownCapped, Stats.PoolExhausted) and logged at
 //     most once a minute.
@@ -48,8 +55,11 @@
 // server believes only what it can check:
 //
 //   - A relayed request (giaddr set) is answered only when giaddr is in
-//     Config.TrustedRelays (none by default): the reply goes to giaddr.
-//     In full mode the relay must also be on the served subnet.
+//     Config.TrustedRelays (none by default), or in full mode inside a
+//     relayed range's subnet: the reply goes to giaddr. A giaddr on the
+//     local subnet is not trusted by the range (a sender there could
+//     name a neighbour), and in full mode one whose subnet no range
+//     serves is dropped.
 //   - A reply goes to ciaddr only as an ACK to a RENEWING or REBINDING
 //     REQUEST for that same address (RFC 2131 §4.1, §4.3.2); every other
 //     reply not relayed is broadcast.

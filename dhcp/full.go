@@ -17,14 +17,8 @@ const warnEvery = time.Minute
 
 // full answers on port 67 as the network's only DHCP server.
 func (x *exchange) full() {
-	if r := x.c.Relay; r != nil {
-		// A trusted relay (relayTrusted passed) on another subnet: the
-		// pool has no address for its clients.
-		if a, _ := netip.AddrFromSlice(r); !x.s.subnet.Contains(a) {
-			x.s.stats.relayRefused.Add(1)
-			x.debug("dhcp: relayed from a subnet this server does not serve")
-			return
-		}
+	if !x.selectSubnet() {
+		return
 	}
 	switch x.c.MsgType {
 	case dhcpv4.MessageTypeDiscover:
@@ -61,41 +55,51 @@ func ciaddr(req *dhcpv4.DHCPv4) netip.Addr {
 }
 
 // host is what Config.Hosts says of the client: known, and its usable
-// reservation (invalid if none, or if it cannot be served here).
+// reservation (invalid if none, or if it cannot be served on the
+// client's subnet).
 func (x *exchange) host() (reserved netip.Addr, known bool) {
 	h := x.s.cfg.Hosts
 	if h == nil {
 		return netip.Addr{}, true
 	}
 	reserved, known = h.Lookup(x.c.MAC)
-	if reserved.IsValid() && !x.s.servable(reserved) {
-		x.s.stats.resBlocked.Add(1)
-		if x.s.reservationWarn.Allow(x.s.now(), warnEvery) {
-			x.log.Warn().Stringer("mac", x.c.MAC).Stringer("reserved", reserved).Stringer("subnet", x.s.subnet).
-				Msg("dhcp: reserved address not servable here (outside the subnet, the server's own, network or broadcast); serving from the pool")
-		}
-		return netip.Addr{}, known
+	if !reserved.IsValid() {
+		return reserved, known
 	}
-	return reserved, known
+	msg := ""
+	switch {
+	case !x.s.servable(reserved):
+		msg = "dhcp: reserved address not servable (outside every range's subnet, the server's own, a router, network or broadcast); serving from the pool"
+	case !x.sub.prefix.Contains(reserved):
+		msg = "dhcp: reserved address is on another subnet than the request came from; serving from this subnet's pool"
+	default:
+		return reserved, known
+	}
+	x.s.stats.resBlocked.Add(1)
+	if x.s.reservationWarn.Allow(x.s.now(), warnEvery) {
+		x.log.Warn().Stringer("mac", x.c.MAC).Stringer("reserved", reserved).Stringer("subnet", x.sub.prefix).Msg(msg)
+	}
+	return netip.Addr{}, known
 }
 
 // reservedOutside reports whether a is the client's reservation outside
-// the range: its lease has no pool slot, only a stored record.
+// the ranges: its lease has no pool slot, only a stored record.
 func (x *exchange) reservedOutside(a netip.Addr) bool {
 	r, _ := x.host()
-	_, inRange := x.s.pool.index(a)
+	_, inRange := x.sub.pool.index(a)
 	return r.IsValid() && r == a && !inRange
 }
 
 // servable reports whether a reserved address can be handed out on the
-// served subnet.
+// subnet it is in: a served subnet, not its network or broadcast
+// address, the server's address or a router.
 func (s *Server) servable(a netip.Addr) bool {
-	if !a.Is4() || !s.subnet.Contains(a) || a == s.subnet.Addr() {
+	sn := s.subnetOf(a)
+	if sn == nil || a == sn.prefix.Addr() || a == broadcast(sn.prefix) || a == sn.router {
 		return false
 	}
-	bcast := u32(s.subnet.Addr()) | (1<<(32-s.subnet.Bits()) - 1)
 	sip, _ := netip.AddrFromSlice(s.cfg.ServerIP)
-	return u32(a) != bcast && a != sip
+	return a != sip
 }
 
 // reservedElsewhere returns the pool's filter of addresses reserved for
@@ -115,7 +119,7 @@ func (x *exchange) discover() {
 	now := x.s.now()
 	reserved, known := x.host()
 	if reserved.IsValid() {
-		if x.s.pool.claim(x.c.MAC, reserved, now) {
+		if x.sub.pool.claim(x.c.MAC, reserved, now) {
 			x.send(dhcpv4.MessageTypeOffer, reserved.AsSlice())
 			return
 		}
@@ -125,7 +129,7 @@ func (x *exchange) discover() {
 				Msg("dhcp: reserved address still leased to another client; serving from the pool until that lease ends or its holder renews")
 		}
 	}
-	a, res := x.s.pool.offerTo(ask{
+	a, res := x.sub.pool.offerTo(ask{
 		mac: x.c.MAC, requested: optAddr(x.req, dhcpv4.OptionRequestedIPAddress),
 		unknown: !known, reservedElsewhere: x.reservedElsewhere(),
 	}, now)
@@ -157,7 +161,7 @@ func (x *exchange) request() {
 	case x.req.Options.Has(dhcpv4.OptionServerIdentifier):
 		// SELECTING: the client answers one of the offers it got.
 		if !x.ours() {
-			x.s.pool.forget(x.c.MAC)
+			x.sub.pool.forget(x.c.MAC)
 			x.ignore("dhcp: client selected another server")
 			return
 		}
@@ -190,7 +194,14 @@ func (x *exchange) request() {
 	if renewing(x.req) {
 		acked = time.Time{}
 	}
-	x.s.pool.bindAs(x.c.MAC, a, l.Expiry, l.Hostname, !known, acked)
+	x.sub.pool.bindAs(x.c.MAC, a, l.Expiry, l.Hostname, !known, acked)
+	// The stored lease replaced any the client had on another subnet
+	// (one per MAC): a host moved to another bench loses the old one.
+	for _, o := range x.s.subnets {
+		if o != x.sub {
+			o.pool.drop(x.c.MAC)
+		}
+	}
 	x.send(dhcpv4.MessageTypeAck, a.AsSlice())
 }
 
@@ -202,8 +213,8 @@ func (x *exchange) admissible(a, reserved netip.Addr, now time.Time) bool {
 		return false
 	case reserved.IsValid() && a == reserved:
 		// Its own reservation, inside the range or not.
-		return x.s.pool.claim(x.c.MAC, a, now)
-	case reserved.IsValid() && x.s.pool.claim(x.c.MAC, reserved, now):
+		return x.sub.pool.claim(x.c.MAC, a, now)
+	case reserved.IsValid() && x.sub.pool.claim(x.c.MAC, reserved, now):
 		// It asks for another address (a pool lease from before the
 		// reservation) while its reservation is free: the NAK sends it
 		// back to DISCOVER, which offers the reservation.
@@ -212,11 +223,11 @@ func (x *exchange) admissible(a, reserved netip.Addr, now time.Time) bool {
 	if f := x.reservedElsewhere(); f != nil && f(a) {
 		// Reserved for another host since it was given out: NAK, and
 		// free the slot for that host.
-		x.s.pool.release(x.c.MAC, a)
+		x.sub.pool.release(x.c.MAC, a)
 		x.debug("dhcp: REQUEST for an address reserved for another host, NAK")
 		return false
 	}
-	return x.s.pool.check(x.c.MAC, a, now)
+	return x.sub.pool.check(x.c.MAC, a, now)
 }
 
 // release frees the client's lease. RFC 2131 §4.4.4: the client unicasts
@@ -236,7 +247,7 @@ func (x *exchange) release() {
 		x.debug("dhcp: RELEASE not unicast from the address it releases, refused")
 		return
 	}
-	if !x.s.pool.release(x.c.MAC, a) && !x.reservedOutside(a) {
+	if !x.sub.pool.release(x.c.MAC, a) && !x.reservedOutside(a) {
 		x.s.stats.releasesRefused.Add(1)
 		x.debug("dhcp: RELEASE of an address the client does not hold, refused")
 		return
@@ -265,7 +276,7 @@ func (x *exchange) decline() {
 	}
 	a := optAddr(x.req, dhcpv4.OptionRequestedIPAddress)
 	now := x.s.now()
-	switch x.s.pool.decline(x.c.MAC, a, now) {
+	switch x.sub.pool.decline(x.c.MAC, a, now) {
 	case declineNotHeld:
 		x.s.stats.declinesRefused.Add(1)
 		x.debug("dhcp: DECLINE of an address not just offered or ACKed to the client, refused")

@@ -69,7 +69,7 @@ func (h *fakeHosts) ReservedFor(a netip.Addr) net.HardwareAddr {
 }
 
 func oneAddress(cfg Config) Config {
-	cfg.RangeEnd = cfg.RangeStart
+	cfg.Ranges[0].End = cfg.Ranges[0].Start
 	return cfg
 }
 
@@ -80,7 +80,7 @@ func TestFullDuplicateDiscoverSameXID(t *testing.T) {
 	store := &MemLeases{}
 	cfg := testConfig(ModeFull)
 	cfg.Leases = store
-	cfg.RangeEnd = netip.MustParseAddr("192.168.77.101") // two addresses
+	cfg.Ranges[0].End = netip.MustParseAddr("192.168.77.101") // two addresses
 	l := startLab(t, cfg, newTestClock().hook())
 	disc := withMAC(loadPacket(t, "nonpxe-discover"), 1)
 	o1 := l.expect(l.dhcp, disc)
@@ -162,15 +162,16 @@ func TestFullAbandonedOfferLapses(t *testing.T) {
 func loopConfig() Config {
 	cfg := testConfig(ModeFull)
 	cfg.ServerIP = net.IPv4(127, 0, 0, 1)
-	cfg.Netmask = net.CIDRMask(8, 32)
-	cfg.RangeStart, cfg.RangeEnd = netip.MustParseAddr("127.0.0.100"), netip.MustParseAddr("127.0.0.199")
+	cfg.Ranges = []Range{{Start: netip.MustParseAddr("127.0.0.100"), End: netip.MustParseAddr("127.0.0.199"),
+		Subnet: netip.MustParsePrefix("127.0.0.0/8")}}
 	return cfg
 }
 
-// A trusted relay agent on the served subnet gets the replies at
-// giaddr:67 (here another loopback address and the relayPort hook); an
-// untrusted one on the subnet, and a trusted one on another subnet, are
-// dropped and counted.
+// A relay agent on the local subnet listed in TrustedRelays gets the
+// replies at giaddr:67 (here another loopback address and the relayPort
+// hook); an unlisted one on the subnet, and a listed one on a subnet no
+// range serves, are dropped and counted. (A relay on a relayed range's
+// subnet is served: TestFullRelayedSubnets.)
 func TestFullRelay(t *testing.T) {
 	cfg := loopConfig()
 	cfg.TrustedRelays = []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32"), netip.MustParsePrefix("10.1.2.0/24")}
@@ -201,7 +202,7 @@ func TestFullRelay(t *testing.T) {
 	disc.GatewayIPAddr = net.IPv4(127, 0, 0, 2).To4()
 	o := fromRelay(disc)
 	if o.MessageType() != dhcpv4.MessageTypeOffer || !o.GatewayIPAddr.Equal(disc.GatewayIPAddr) || o.BootFileName != "undionly.kpxe" ||
-		!cfg.RangeStart.Less(netip.AddrFrom4([4]byte(o.YourIPAddr.To4()))) {
+		!cfg.Ranges[0].holds(netip.AddrFrom4([4]byte(o.YourIPAddr.To4()))) {
 		t.Fatalf("relayed offer: %v", o.Summary())
 	}
 	if a := fromRelay(requestFor(disc, o)); a.MessageType() != dhcpv4.MessageTypeAck || !a.YourIPAddr.Equal(o.YourIPAddr) {
@@ -229,7 +230,7 @@ func TestFullRelay(t *testing.T) {
 // reserved address. The refusals are counted and warned about once.
 func TestFullExhaustionKnownHostsServed(t *testing.T) {
 	cfg := testConfig(ModeFull)
-	cfg.RangeEnd = netip.MustParseAddr("192.168.77.119")
+	cfg.Ranges[0].End = netip.MustParseAddr("192.168.77.119")
 	hosts := &fakeHosts{}
 	cfg.Hosts = hosts
 	base := loadPacket(t, "nonpxe-discover")
@@ -366,7 +367,7 @@ func TestFullReservationOutsideSubnet(t *testing.T) {
 		d := withMAC(loadPacket(t, "nonpxe-discover"), byte(i+1))
 		hosts.set(d.ClientHWAddr, bad)
 		o := l.expect(l.dhcp, d)
-		if a := netip.AddrFrom4([4]byte(o.YourIPAddr.To4())); a.Less(cfg.RangeStart) || cfg.RangeEnd.Less(a) {
+		if a := netip.AddrFrom4([4]byte(o.YourIPAddr.To4())); !cfg.Ranges[0].holds(a) {
 			t.Errorf("reservation %s: offered %v, want a pool address", bad, a)
 		}
 	}

@@ -75,8 +75,10 @@ func (s *slot) heldUnknown() bool {
 // pool is the full-mode address pool. All methods are safe for concurrent
 // use and take the clock as an argument.
 type pool struct {
-	mu    sync.Mutex
-	start uint32
+	mu sync.Mutex
+	// spans are the ranges of one subnet, in slot order; slots holds one
+	// slot per address of each.
+	spans []span
 	slots []slot
 	byMAC map[hwKey]uint32 // slot index of the client's offer or lease
 	// unknownMax bounds the slots unknown clients may hold at once, so
@@ -89,10 +91,23 @@ type pool struct {
 	declined map[hwKey][]uint32
 }
 
-func newPool(start, end netip.Addr) *pool {
-	n := u32(end) - u32(start) + 1
-	return &pool{start: u32(start), slots: make([]slot, n), byMAC: make(map[hwKey]uint32), unknownMax: int(n),
-		declined: make(map[hwKey][]uint32)}
+// span is one range of a pool: addresses start..start+n-1 in slots
+// first..first+n-1.
+type span struct{ start, first, n uint32 }
+
+// newPool makes the pool of one subnet's ranges (checked: they do not
+// overlap).
+func newPool(rs []Range) *pool {
+	p := &pool{byMAC: make(map[hwKey]uint32), declined: make(map[hwKey][]uint32)}
+	n := uint32(0)
+	for _, r := range rs {
+		sp := span{start: u32(r.Start), first: n, n: u32(r.End) - u32(r.Start) + 1}
+		p.spans = append(p.spans, sp)
+		n += sp.n
+	}
+	p.slots = make([]slot, n)
+	p.unknownMax = int(n)
+	return p
 }
 
 // limitUnknown lets unknown clients hold at most pct percent of the
@@ -156,11 +171,23 @@ func (p *pool) index(a netip.Addr) (uint32, bool) {
 	if !a.Is4() {
 		return 0, false
 	}
-	i := u32(a) - p.start
-	return i, u32(a) >= p.start && i < uint32(len(p.slots))
+	v := u32(a)
+	for _, sp := range p.spans {
+		if v >= sp.start && v-sp.start < sp.n {
+			return sp.first + v - sp.start, true
+		}
+	}
+	return 0, false
 }
 
-func (p *pool) addr(i uint32) netip.Addr { return addrFromU32(p.start + i) }
+func (p *pool) addr(i uint32) netip.Addr {
+	for _, sp := range p.spans {
+		if i-sp.first < sp.n {
+			return addrFromU32(sp.start + i - sp.first)
+		}
+	}
+	return netip.Addr{}
+}
 
 // load binds stored leases. A lease outside the range (the range was
 // changed) is skipped; of two leases on one address the later expiry wins.
@@ -365,10 +392,21 @@ func (p *pool) bindAs(mac net.HardwareAddr, a netip.Addr, expiry time.Time, host
 
 // forget drops mac's pending offer: the client chose another server.
 func (p *pool) forget(mac net.HardwareAddr) {
+	p.free(mac, func(s *slot) bool { return s.state == slotOffered })
+}
+
+// drop frees mac's offer or lease: the client has moved to another
+// subnet, whose lease replaced this one in the store.
+func (p *pool) drop(mac net.HardwareAddr) {
+	p.free(mac, func(*slot) bool { return true })
+}
+
+// free empties mac's slot if which says so.
+func (p *pool) free(mac net.HardwareAddr, which func(*slot) bool) {
 	k := keyOf(mac)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if i, ok := p.byMAC[k]; ok && p.slots[i].state == slotOffered {
+	if i, ok := p.byMAC[k]; ok && which(&p.slots[i]) {
 		p.set(i, slot{})
 		delete(p.byMAC, k)
 	}

@@ -12,7 +12,7 @@ func mac(b byte) net.HardwareAddr { return net.HardwareAddr{2, 0, 0, 0, 0, b} }
 func TestPoolLifecycle(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	start, end := netip.MustParseAddr("10.0.0.10"), netip.MustParseAddr("10.0.0.11")
-	p := newPool(start, end)
+	p := poolOf(start, end)
 
 	a1, ok := p.offer(mac(1), netip.Addr{}, t0)
 	if !ok {
@@ -40,7 +40,7 @@ func TestPoolLifecycle(t *testing.T) {
 	// A lease outlives its offer; once expired it stays with its client
 	// until another one needs the address.
 	t1 := t0.Add(time.Hour)
-	p = newPool(start, end)
+	p = poolOf(start, end)
 	b1, _ := p.offer(mac(1), netip.Addr{}, t1)
 	if !p.check(mac(1), b1, t1) {
 		t.Fatal("check refused the offered address")
@@ -64,7 +64,7 @@ func TestPoolLifecycle(t *testing.T) {
 	}
 
 	// DECLINE quarantines; RELEASE frees at once.
-	p = newPool(start, end)
+	p = poolOf(start, end)
 	c1, _ := p.offer(mac(1), netip.Addr{}, t0)
 	if p.decline(mac(1), c1, t0) != declineOK {
 		t.Fatal("decline refused")
@@ -93,7 +93,7 @@ func TestPoolLifecycle(t *testing.T) {
 
 func TestPoolLoad(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	p := newPool(netip.MustParseAddr("10.0.0.10"), netip.MustParseAddr("10.0.0.20"))
+	p := poolOf(netip.MustParseAddr("10.0.0.10"), netip.MustParseAddr("10.0.0.20"))
 	a := netip.MustParseAddr("10.0.0.12")
 	n := p.load([]Lease{
 		{MAC: mac(1), IP: a, Expiry: t0},
@@ -128,7 +128,7 @@ func TestPoolClaim(t *testing.T) {
 		{"another client's expired lease", func(p *pool) { p.bind(mac(2), a, t0.Add(-time.Second), "", t0) }, true},
 		{"another client's live lease", func(p *pool) { p.bind(mac(2), a, t0.Add(time.Hour), "", t0) }, false},
 	} {
-		p := newPool(a, netip.MustParseAddr("10.0.0.11"))
+		p := poolOf(a, netip.MustParseAddr("10.0.0.11"))
 		want := a
 		if tt.setup == nil {
 			want = netip.MustParseAddr("10.0.0.50")
@@ -149,7 +149,7 @@ func TestPoolClaim(t *testing.T) {
 // clients get the rest.
 func TestPoolUnknownShare(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	p := newPool(netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.10"))
+	p := poolOf(netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.10"))
 	p.limitUnknown(30) // 3 of 10
 	stranger := func(b byte, now time.Time) offerResult {
 		_, r := p.offerTo(ask{mac: mac(b), unknown: true}, now)
@@ -197,7 +197,7 @@ func TestPoolUnknownShare(t *testing.T) {
 // at most maxDeclinesPerMAC live quarantines.
 func TestPoolDeclineWindow(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	p := newPool(netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.10"))
+	p := poolOf(netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.10"))
 	a, _ := p.offer(mac(1), netip.Addr{}, t0)
 	if r := p.decline(mac(1), a, t0.Add(offerHold+time.Second)); r != declineNotHeld {
 		t.Errorf("lapsed offer: %v", r)
@@ -232,3 +232,6 @@ func TestPoolDeclineWindow(t *testing.T) {
 		t.Errorf("%d quarantines listed after reuse, want 2", n)
 	}
 }
+
+// poolOf is the pool of the one range start-end.
+func poolOf(start, end netip.Addr) *pool { return newPool([]Range{{Start: start, End: end}}) }

@@ -51,9 +51,8 @@ type replier struct {
 
 	bios, efi, arm64, httpEFI, script bootChoice
 
-	// Full mode.
-	netmask, router, dns []byte
-	leaseTime, t1, t2    []byte
+	// Full mode; the subnet's options come with each reply (leaseOpts).
+	leaseTime, t1, t2 []byte
 }
 
 func newReplier(cfg *Config) *replier {
@@ -75,13 +74,6 @@ func newReplier(cfg *Config) *replier {
 		r.arm64 = newBootChoice(cfg.ARM64File, true)
 	}
 	if cfg.Mode == ModeFull {
-		r.netmask = []byte(cfg.Netmask)
-		if cfg.Router != nil {
-			r.router = []byte(cfg.Router.To4())
-		}
-		for _, d := range cfg.DNS {
-			r.dns = append(r.dns, d.To4()...)
-		}
 		// RFC 2131 §4.4.5: T1 defaults to 0.5 and T2 to 0.875 of the lease.
 		r.leaseTime = seconds(cfg.LeaseTime)
 		r.t1 = seconds(cfg.LeaseTime / 2)
@@ -126,8 +118,9 @@ func (r *replier) bootFor(c *Client) (bootChoice, bool) {
 
 // build makes the reply of type typ to req from client c. yiaddr is the
 // leased address in full mode and nil in proxy replies; lease options are
-// added when yiaddr is set. It returns the boot file sent ("" if none).
-// It is pure: table-tested in reply_test.go.
+// added when yiaddr is set, those of the subnet (options 1, 3, 6) from
+// opts, the options of the subnet yiaddr is in. It returns the boot file
+// sent ("" if none). It is pure: table-tested in reply_test.go.
 //
 // A reply with neither yiaddr nor ciaddr (proxy offers, proxy ACKs on 67,
 // NAKs) has no address it could be unicast to, so it carries the
@@ -135,8 +128,8 @@ func (r *replier) bootFor(c *Client) (bootChoice, bool) {
 // (RFC 2131 §4.1), and dnsmasq's --dhcp-relay sent such a reply to
 // 0.0.0.0, its own loopback, when the client (iPXE) had the flag clear.
 // The same rule gives a relayed NAK the flag §4.3.2 asks for.
-func (r *replier) build(req *dhcpv4.DHCPv4, c *Client, typ dhcpv4.MessageType, yiaddr net.IP) (*dhcpv4.DHCPv4, string) {
-	resp, file := r.compose(req, c, typ, yiaddr)
+func (r *replier) build(req *dhcpv4.DHCPv4, c *Client, typ dhcpv4.MessageType, yiaddr net.IP, opts *leaseOpts) (*dhcpv4.DHCPv4, string) {
+	resp, file := r.compose(req, c, typ, yiaddr, opts)
 	if resp.YourIPAddr.IsUnspecified() && resp.ClientIPAddr.IsUnspecified() {
 		resp.SetBroadcast()
 	}
@@ -144,7 +137,7 @@ func (r *replier) build(req *dhcpv4.DHCPv4, c *Client, typ dhcpv4.MessageType, y
 }
 
 // compose is build without the broadcast rule.
-func (r *replier) compose(req *dhcpv4.DHCPv4, c *Client, typ dhcpv4.MessageType, yiaddr net.IP) (*dhcpv4.DHCPv4, string) {
+func (r *replier) compose(req *dhcpv4.DHCPv4, c *Client, typ dhcpv4.MessageType, yiaddr net.IP, opts *leaseOpts) (*dhcpv4.DHCPv4, string) {
 	resp := &dhcpv4.DHCPv4{
 		OpCode:        dhcpv4.OpcodeBootReply,
 		HWType:        req.HWType,
@@ -182,12 +175,14 @@ func (r *replier) compose(req *dhcpv4.DHCPv4, c *Client, typ dhcpv4.MessageType,
 	}
 	if yiaddr != nil {
 		resp.YourIPAddr = yiaddr
-		o[dhcpv4.OptionSubnetMask.Code()] = r.netmask
-		if r.router != nil {
-			o[dhcpv4.OptionRouter.Code()] = r.router
-		}
-		if r.dns != nil {
-			o[dhcpv4.OptionDomainNameServer.Code()] = r.dns
+		if opts != nil {
+			o[dhcpv4.OptionSubnetMask.Code()] = opts.netmask
+			if opts.router != nil {
+				o[dhcpv4.OptionRouter.Code()] = opts.router
+			}
+			if opts.dns != nil {
+				o[dhcpv4.OptionDomainNameServer.Code()] = opts.dns
+			}
 		}
 		o[dhcpv4.OptionIPAddressLeaseTime.Code()] = r.leaseTime
 		o[dhcpv4.OptionRenewTimeValue.Code()] = r.t1

@@ -14,16 +14,16 @@ import (
 
 func testConfig(mode Mode) Config {
 	c := Config{
-		Mode:       mode,
-		ServerIP:   net.IPv4(192, 168, 77, 1),
-		HTTPPort:   8080,
-		RangeStart: netip.MustParseAddr("192.168.77.100"),
-		RangeEnd:   netip.MustParseAddr("192.168.77.199"),
-		Netmask:    net.CIDRMask(24, 32),
-		Router:     net.IPv4(192, 168, 77, 254),
-		DNS:        []net.IP{net.IPv4(192, 168, 77, 53), net.IPv4(9, 9, 9, 9)},
-		LeaseTime:  2 * time.Hour,
-		Leases:     &MemLeases{},
+		Mode:     mode,
+		ServerIP: net.IPv4(192, 168, 77, 1),
+		HTTPPort: 8080,
+		Ranges: []Range{{
+			Start: netip.MustParseAddr("192.168.77.100"), End: netip.MustParseAddr("192.168.77.199"),
+			Subnet: netip.MustParsePrefix("192.168.77.0/24"), Router: netip.MustParseAddr("192.168.77.254"),
+			DNS: []netip.Addr{netip.MustParseAddr("192.168.77.53"), netip.MustParseAddr("9.9.9.9")},
+		}},
+		LeaseTime: 2 * time.Hour,
+		Leases:    &MemLeases{},
 	}
 	c.setDefaults()
 	return c
@@ -86,7 +86,11 @@ func TestBuildReply(t *testing.T) {
 			if tt.edit != nil {
 				tt.edit(&c)
 			}
-			resp, file := newReplier(&cfg).build(req, &c, tt.typ, tt.yiaddr)
+			var opts *leaseOpts
+			if cfg.Mode == ModeFull {
+				opts = &newSubnets(cfg.Ranges, netip.MustParseAddr("192.168.77.1"))[0].opts
+			}
+			resp, file := newReplier(&cfg).build(req, &c, tt.typ, tt.yiaddr, opts)
 			// Round-trip through the wire format, as the client sees it.
 			got, err := dhcpv4.FromBytes(resp.ToBytes())
 			if err != nil {
@@ -158,10 +162,10 @@ func TestBuildReply(t *testing.T) {
 				if m := got.SubnetMask(); !bytes.Equal(m, net.CIDRMask(24, 32)) {
 					t.Errorf("option 1 = %v", m)
 				}
-				if r := got.Router(); len(r) != 1 || !r[0].Equal(cfg.Router) {
+				if r := got.Router(); len(r) != 1 || !r[0].Equal(cfg.Ranges[0].Router.AsSlice()) {
 					t.Errorf("option 3 = %v", r)
 				}
-				if d := got.DNS(); len(d) != 2 || !d[0].Equal(cfg.DNS[0]) || !d[1].Equal(cfg.DNS[1]) {
+				if d := got.DNS(); len(d) != 2 || !d[0].Equal(cfg.Ranges[0].DNS[0].AsSlice()) || !d[1].Equal(cfg.Ranges[0].DNS[1].AsSlice()) {
 					t.Errorf("option 6 = %v", d)
 				}
 			} else if got.Options.Has(dhcpv4.OptionSubnetMask) || got.Options.Has(dhcpv4.OptionRouter) {
@@ -291,15 +295,8 @@ func TestConfigValidate(t *testing.T) {
 		{"no server ip", func(c *Config) { c.ServerIP = nil }},
 		{"ipv6 server ip", func(c *Config) { c.ServerIP = net.ParseIP("fd00::1") }},
 		{"no store", func(c *Config) { c.Leases = nil }},
-		{"reversed range", func(c *Config) { c.RangeStart, c.RangeEnd = c.RangeEnd, c.RangeStart }},
-		{"range outside subnet", func(c *Config) { c.RangeEnd = netip.MustParseAddr("192.168.78.10") }},
 		{"server inside range", func(c *Config) { c.ServerIP = net.IPv4(192, 168, 77, 150) }},
-		{"huge range", func(c *Config) {
-			c.Netmask = net.CIDRMask(8, 32)
-			c.RangeStart, c.RangeEnd = netip.MustParseAddr("192.0.0.1"), netip.MustParseAddr("192.200.0.1")
-			c.ServerIP = net.IPv4(192, 255, 0, 1)
-		}},
-		{"no netmask", func(c *Config) { c.Netmask = nil }},
+		{"no range", func(c *Config) { c.Ranges = nil }},
 		{"bad port", func(c *Config) { c.HTTPPort = 70000 }},
 		{"long file", func(c *Config) { c.EFIFile = string(bytes.Repeat([]byte("x"), 100)) }},
 		{"unknown mode", func(c *Config) { c.Mode = 7 }},

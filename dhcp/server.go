@@ -41,15 +41,16 @@ const (
 // Server answers DHCP requests. Create it with NewServer; run one Serve per
 // socket. Safe for concurrent use.
 type Server struct {
-	cfg    Config
-	log    zerolog.Logger
-	rep    *replier
-	pool   *pool        // full mode
-	subnet netip.Prefix // full mode: relayed requests from elsewhere are ignored
-	stats  counters
+	cfg Config
+	log zerolog.Logger
+	rep *replier
+	// subnets are full mode's ranges grouped by subnet; a request is
+	// served from the one it comes from (selectSubnet).
+	subnets []*subnet
+	stats   counters
 
 	// Unix nanos of the last rate-limited warnings.
-	exhaustedWarn, reservationWarn, declineWarn throttle.Every
+	exhaustedWarn, reservationWarn, declineWarn, relayWarn throttle.Every
 
 	// Hooks for tests, set before Serve: now is the clock; bcast replaces
 	// 255.255.255.255:68 as the broadcast destination so replies can be
@@ -82,30 +83,50 @@ func NewServer(cfg Config) (*Server, error) {
 		hookQueue:     hookQueueLen,
 	}
 	if cfg.Mode == ModeFull {
-		ones, _ := cfg.Netmask.Size()
-		sip, _ := netip.AddrFromSlice(cfg.ServerIP)
-		s.subnet = netip.PrefixFrom(sip, ones).Masked()
-		s.pool = newPool(cfg.RangeStart, cfg.RangeEnd)
-		var skip, unknown func(Lease) bool
-		if h := cfg.Hosts; h != nil {
-			s.pool.limitUnknown(cfg.UnknownShare)
-			// A lease on an address since reserved for another host is
-			// not restored: that host gets the address, and the lease's
-			// holder is NAKed at its next REQUEST.
-			skip = func(l Lease) bool {
-				m := h.ReservedFor(l.IP)
-				return m != nil && !bytes.Equal(m, l.MAC)
-			}
-			unknown = func(l Lease) bool { _, known := h.Lookup(l.MAC); return !known }
+		if err := s.loadLeases(); err != nil {
+			return nil, err
 		}
-		ls, err := cfg.Leases.Leases()
-		if err != nil {
-			return nil, fmt.Errorf("dhcp: loading leases: %w", err)
-		}
-		n := s.pool.load(ls, skip, unknown)
-		s.log.Info().Int("leases", n).Int("stored", len(ls)).Msg("dhcp: leases loaded")
 	}
 	return s, nil
+}
+
+// loadLeases builds the full-mode pools and binds the stored leases,
+// each in the pool of the subnet its address is in (a lease records its
+// address; the subnet follows from it, since subnets do not overlap).
+func (s *Server) loadLeases() error {
+	cfg := &s.cfg
+	sip, _ := netip.AddrFromSlice(cfg.ServerIP)
+	s.subnets = newSubnets(cfg.Ranges, sip)
+	var skip, unknown func(Lease) bool
+	if h := cfg.Hosts; h != nil {
+		for _, sn := range s.subnets {
+			sn.pool.limitUnknown(cfg.UnknownShare)
+		}
+		// A lease on an address since reserved for another host is
+		// not restored: that host gets the address, and the lease's
+		// holder is NAKed at its next REQUEST.
+		skip = func(l Lease) bool {
+			m := h.ReservedFor(l.IP)
+			return m != nil && !bytes.Equal(m, l.MAC)
+		}
+		unknown = func(l Lease) bool { _, known := h.Lookup(l.MAC); return !known }
+	}
+	ls, err := cfg.Leases.Leases()
+	if err != nil {
+		return fmt.Errorf("dhcp: loading leases: %w", err)
+	}
+	bySubnet := make(map[*subnet][]Lease, len(s.subnets))
+	for _, l := range ls {
+		if sn := s.subnetOf(l.IP); sn != nil {
+			bySubnet[sn] = append(bySubnet[sn], l)
+		}
+	}
+	n := 0
+	for _, sn := range s.subnets {
+		n += sn.pool.load(bySubnet[sn], skip, unknown)
+	}
+	s.log.Info().Int("leases", n).Int("stored", len(ls)).Int("subnets", len(s.subnets)).Msg("dhcp: leases loaded")
+	return nil
 }
 
 type packet struct {
@@ -291,6 +312,7 @@ type exchange struct {
 	discovery bool
 	log       *zerolog.Logger
 	notify    chan<- Reply
+	sub       *subnet // full mode: the client's subnet (selectSubnet)
 }
 
 func (x *exchange) debug(msg string) {
@@ -332,7 +354,7 @@ func (x *exchange) admit() bool {
 }
 
 // relayTrusted reports whether the request is from the local segment
-// (no giaddr) or relayed by an agent in Config.TrustedRelays, counting it
+// (no giaddr) or relayed by a trusted agent (trustedRelay), counting it
 // when not: the reply goes to giaddr (RFC 2131 §4.1), an address any
 // sender could otherwise choose.
 func (x *exchange) relayTrusted() bool {
@@ -340,16 +362,27 @@ func (x *exchange) relayTrusted() bool {
 	if r == nil {
 		return true
 	}
-	if a, ok := netip.AddrFromSlice(r); ok {
-		for _, p := range x.s.cfg.TrustedRelays {
-			if p.Contains(a) {
-				return true
-			}
-		}
+	a, _ := netip.AddrFromSlice(r)
+	if x.s.trustedRelay(a) {
+		return true
 	}
 	x.s.stats.relayRefused.Add(1)
+	if x.s.cfg.Mode == ModeFull && x.s.subnetOf(a) == nil {
+		// A relay the operator may have forgotten a range for.
+		x.warnRelay(a, a, "dhcp: relayed from a subnet no range serves, dropped (add a --dhcp-range for it; a relay that sends link selection needs --dhcp-trusted-relays)")
+		return false
+	}
 	x.debug("dhcp: relayed by an agent not in the trusted relays, dropped")
 	return false
+}
+
+// warnRelay logs a dropped relayed request at most once per warnEvery:
+// a stranger can send many.
+func (x *exchange) warnRelay(giaddr, subnet netip.Addr, msg string) {
+	if x.s.relayWarn.Allow(x.s.now(), warnEvery) {
+		x.log.Warn().Stringer("giaddr", giaddr).Stringer("selects", subnet).Stringer("mac", x.c.MAC).
+			Uint64("refused", x.s.stats.relayRefused.Load()).Msg(msg)
+	}
 }
 
 func (x *exchange) ours() bool {
@@ -420,7 +453,11 @@ func (x *exchange) siteAddress() {
 
 // send builds, sends and reports a reply; yiaddr is nil in proxy replies.
 func (x *exchange) send(typ dhcpv4.MessageType, yiaddr net.IP) {
-	resp, file := x.s.rep.build(x.req, x.c, typ, yiaddr)
+	var opts *leaseOpts
+	if x.sub != nil {
+		opts = &x.sub.opts
+	}
+	resp, file := x.s.rep.build(x.req, x.c, typ, yiaddr, opts)
 	dst := replyAddr(x.req, typ, yiaddr, x.src, x.discovery, x.s.bcast)
 	if x.s.relayPort != 0 && dst.Port == ServerPort {
 		dst = &net.UDPAddr{IP: dst.IP, Port: x.s.relayPort}

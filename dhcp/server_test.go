@@ -341,7 +341,7 @@ func TestFullDORA(t *testing.T) {
 	disc := loadPacket(t, "bios-pxe-discover")
 	offer := l.expect(l.dhcp, disc)
 	ip, _ := netip.AddrFromSlice(offer.YourIPAddr.To4())
-	if offer.MessageType() != dhcpv4.MessageTypeOffer || !ip.IsValid() || ip.Less(cfg.RangeStart) || cfg.RangeEnd.Less(ip) ||
+	if offer.MessageType() != dhcpv4.MessageTypeOffer || !ip.IsValid() || !cfg.Ranges[0].holds(ip) ||
 		offer.BootFileName != "undionly.kpxe" || offer.IPAddressLeaseTime(0) != 2*time.Hour {
 		t.Fatalf("offer: %v", offer.Summary())
 	}
@@ -466,7 +466,7 @@ func TestFullForeignRequestNak(t *testing.T) {
 
 func TestFullPoolExhausted(t *testing.T) {
 	cfg := testConfig(ModeFull)
-	cfg.RangeEnd = netip.MustParseAddr("192.168.77.101")
+	cfg.Ranges[0].End = netip.MustParseAddr("192.168.77.101")
 	l := startLab(t, cfg)
 	disc := loadPacket(t, "nonpxe-discover")
 	seen := map[string]bool{}

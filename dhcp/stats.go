@@ -22,9 +22,10 @@ type Stats struct {
 	UnknownArch uint64 // network-boot client of an unsupported architecture (ARM64 without ARM64File included)
 	Ignored     uint64 // refused by Policy, message type not served on this socket, for another server
 	Overload    uint64 // the worker queue was full
-	// RelayRefused counts relayed requests (giaddr set) whose giaddr is
-	// not in Config.TrustedRelays, or in full mode not in the served
-	// subnet: answering would send the reply where the sender chose.
+	// RelayRefused counts relayed requests (giaddr set) from a relay not
+	// trusted (see Config.TrustedRelays: answering would send the reply
+	// where the sender chose) and, in full mode, for a subnet (giaddr's
+	// or link selection's) that no range serves.
 	RelayRefused uint64
 
 	// Full mode.

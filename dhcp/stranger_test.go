@@ -105,7 +105,7 @@ func TestFullForgedDecline(t *testing.T) {
 	store := &MemLeases{}
 	cfg := loopConfig()
 	cfg.Leases = store
-	cfg.RangeEnd = netip.MustParseAddr("127.0.0.109") // 10 addresses
+	cfg.Ranges[0].End = netip.MustParseAddr("127.0.0.109") // 10 addresses
 	hosts := &fakeHosts{}
 	cfg.Hosts = hosts
 	cfg.Policy = PolicyFunc(func(c *Client) bool { _, ok := hosts.Lookup(c.MAC); return ok })
@@ -190,7 +190,7 @@ func TestFullForgedDecline(t *testing.T) {
 // addresses.
 func TestFullDeclineCountsAgainstUnknownShare(t *testing.T) {
 	cfg := loopConfig()
-	cfg.RangeEnd = netip.MustParseAddr("127.0.0.109") // 10 addresses
+	cfg.Ranges[0].End = netip.MustParseAddr("127.0.0.109") // 10 addresses
 	hosts := &fakeHosts{}
 	cfg.Hosts = hosts
 	cfg.UnknownShare = 50

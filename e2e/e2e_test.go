@@ -3,13 +3,16 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -33,9 +36,8 @@ type server struct {
 
 func startServer(t *testing.T, n *lab.Net, args ...string) *server {
 	t.Helper()
-	// iPXE waits ~14 s for an IPv6 router advertisement on a network with
-	// none (docs/LAB.md pitfall 3); a lab RA peer saves that per boot.
-	lab.RunRA(t, n)
+	// No RA sender of the lab's own: iPXE's wait for an IPv6 router
+	// (docs/LAB.md pitfall 3) is stagehand's to answer, as on a site.
 	s := &server{t: t, n: n, dataDir: t.TempDir(), url: fmt.Sprintf("http://%s:8080", n.ServerIP)}
 	s.Process = lab.Start(t, n.NS, binary, append([]string{"serve",
 		"--interface", n.Bridge, "--data-dir", s.dataDir, "--http-port", "8080", "--log-level", "debug"}, args...)...)
@@ -95,8 +97,9 @@ func (s *server) host(mac string) hostView {
 }
 
 type event struct {
-	Kind   string `json:"kind"`
-	Detail string `json:"detail"`
+	Time   time.Time `json:"time"`
+	Kind   string    `json:"kind"`
+	Detail string    `json:"detail"`
 }
 
 func (s *server) events(mac string) []event {
@@ -248,13 +251,75 @@ func TestUEFIProxyTFTP(t *testing.T) {
 // Full DHCP on an isolated network: stagehand is the only DHCP server.
 func TestFullDHCP(t *testing.T) {
 	n := lab.NewNet(t, "full", "10.99.3.1/24")
-	s := startServer(t, n, "--dhcp-mode", "full", "--dhcp-range", "10.99.3.50-10.99.3.60")
-	s.addLabProfile("lab", "")
 	mac := "52:54:00:e2:03:01"
-	s.cli("host", "add", mac, "--profile", "lab", "--name", "rack1-node3")
-	installThenLocal(t, s, lab.VMOptions{Firmware: lab.BIOS, MAC: mac, NICROM: true}, "rack1-node3")
+	s := fullInstall(t, n, "3", lab.VMOptions{Firmware: lab.BIOS, MAC: mac, NICROM: true})
 	h := s.host(mac)
 	if !strings.HasPrefix(h.LastIP, "10.99.3.5") && !strings.HasPrefix(h.LastIP, "10.99.3.60") {
 		t.Errorf("host's last IP %q is not from stagehand's pool", h.LastIP)
 	}
+	s.checkTimeline(mac, "ipxe-dhcp", "stage1", "stage2", "kernel", "initrd", "userdata", "done")
+}
+
+// Full DHCP, UEFI firmware PXE: OVMF's own client gets snponly.efi over
+// TFTP, and that iPXE does its own DHCP and IPv6 configuration again.
+func TestUEFIFullDHCP(t *testing.T) {
+	n := lab.NewNet(t, "ufull", "10.99.12.1/24")
+	mac := "52:54:00:e2:12:01"
+	s := fullInstall(t, n, "12", lab.VMOptions{Firmware: lab.UEFI, MAC: mac, NICROM: false})
+	s.checkTimeline(mac, "firmware-dhcp", "boot-file", "ipxe-dhcp", "stage1", "stage2", "kernel", "initrd", "userdata", "done")
+}
+
+// fullInstall runs stagehand in full DHCP mode on n (10.99.SUBNET.1/24,
+// pool .50-.60) and installs opts.MAC, named rack1-nodeSUBNET, with the
+// lab profile, then boots it again to local disk (installThenLocal).
+func fullInstall(t *testing.T, n *lab.Net, subnet string, opts lab.VMOptions) *server {
+	t.Helper()
+	pool := "10.99." + subnet + "."
+	s := startServer(t, n, "--dhcp-mode", "full", "--dhcp-range", pool+"50-"+pool+"60")
+	s.addLabProfile("lab", "")
+	s.cli("host", "add", opts.MAC, "--profile", "lab", "--name", "rack1-node"+subnet)
+	installThenLocal(t, s, opts, "rack1-node"+subnet)
+	return s
+}
+
+// A site with its own IPv6 router: stagehand sends no advertisement
+// (its router answers iPXE), says so once, and the host installs.
+func TestIPv6RouterOnLink(t *testing.T) {
+	n := lab.NewNet(t, "rtr6", "10.99.13.1/24")
+	lab.RunIPv6Router(t, n)
+	s := fullInstall(t, n, "13", lab.VMOptions{Firmware: lab.BIOS, MAC: "52:54:00:e2:13:01", NICROM: true})
+	m := s.metrics()
+	if m["stagehand_ipv6_ra_standing_down"] != 1 || m["stagehand_ipv6_ra_sent_total"] != 0 {
+		t.Errorf("with a router on the link: standing_down %v, sent_total %v; want 1 and 0",
+			m["stagehand_ipv6_ra_standing_down"], m["stagehand_ipv6_ra_sent_total"])
+	}
+	if got := m[`stagehand_ipv6_rs_unanswered_total{reason="router_present"}`]; got == 0 {
+		t.Errorf("no router solicitation left to the router: iPXE's were not seen")
+	}
+	if !strings.Contains(mustRead(t, s.LogPath), "an IPv6 router advertises on this link") {
+		t.Errorf("stagehand's log does not say it stood down for the router")
+	}
+}
+
+// metrics scrapes /metrics inside the lab namespace: each sample by its
+// name with labels as written.
+func (s *server) metrics() map[string]float64 {
+	s.t.Helper()
+	tok := strings.TrimSpace(mustRead(s.t, filepath.Join(s.dataDir, "api-token")))
+	req, _ := http.NewRequest(http.MethodGet, s.url+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := lab.ClientIn(s.n.NS).Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	m := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, v, ok := strings.Cut(sc.Text(), " ")
+		if f, err := strconv.ParseFloat(v, 64); ok && err == nil && !strings.HasPrefix(name, "#") {
+			m[name] = f
+		}
+	}
+	return m
 }

@@ -87,14 +87,14 @@ func NewRecorder(cfg Config) *Recorder {
 // Record queues an event for the host with mac (its own MAC or another
 // NIC's; the store resolves it, and drops MACs that are no host's). It
 // returns at once: with the queue full, or after Close, the event is
-// dropped and counted.
+// dropped and counted. The event keeps the time of this call.
 func (r *Recorder) Record(mac, kind, detail string) {
 	if r.closed.Load() {
 		r.droppedClosed.Add(1)
 		return
 	}
 	select {
-	case r.q <- inventory.HostEvent{MAC: mac, Kind: kind, Detail: detail}:
+	case r.q <- inventory.HostEvent{MAC: mac, Kind: kind, Detail: detail, Time: time.Now()}:
 	default:
 		r.droppedFull.Add(1)
 		return

@@ -150,7 +150,8 @@ func dropped(reason string) string {
 }
 
 // udhcpc is busybox udhcpc in ns, run in the foreground with an event
-// script that configures the address and logs "EVENT IP" lines.
+// script that configures the address (and the default route, if the
+// server gave a router) and logs "EVENT IP MASK ROUTER DNS..." lines.
 type udhcpc struct {
 	t   *testing.T
 	p   *lab.Process
@@ -163,12 +164,13 @@ func (l *strangerLab) udhcpc(ns string, args ...string) *udhcpc {
 	u := &udhcpc{t: l.t, log: filepath.Join(dir, "events")}
 	script := filepath.Join(dir, "script.sh")
 	must(l.t, os.WriteFile(script, []byte(`#!/bin/sh
-echo "$1 $ip" >>`+u.log+`
+echo "$1 $ip $subnet $router $dns" >>`+u.log+`
 case "$1" in
 deconfig) ip -4 addr flush dev "$interface" ;;
 bound | renew)
 	ip -4 addr flush dev "$interface"
 	ip addr add "$ip/${mask:-24}" dev "$interface"
+	[ -n "$router" ] && ip route replace default via "${router%% *}" dev "$interface"
 	;;
 esac
 exit 0
@@ -181,20 +183,27 @@ exit 0
 // first skip lines), failing after 20 s.
 func (u *udhcpc) wait(kind string, skip int) string {
 	u.t.Helper()
+	return u.waitEvent(kind, skip)[0]
+}
+
+// waitEvent is wait returning the event's fields after its kind: the
+// address, then the mask, router and DNS servers the server gave.
+func (u *udhcpc) waitEvent(kind string, skip int) []string {
+	u.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		b, _ := os.ReadFile(u.log)
 		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 		for _, ln := range lines[min(skip, len(lines)):] {
-			if k, ip, _ := strings.Cut(ln, " "); k == kind {
-				return ip
+			if f := strings.Fields(ln); len(f) > 1 && f[0] == kind {
+				return f[1:]
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	b, _ := os.ReadFile(u.log)
 	u.t.Fatalf("udhcpc: no %q event in 20 s; events:\n%s\noutput:\n%s", kind, b, lab.Tail(u.p.Output(), 20))
-	return ""
+	return nil
 }
 
 func (u *udhcpc) events() string {

@@ -15,8 +15,8 @@ import (
 //     user-data served or refused, the NoCloud seed, installed, failed,
 //     reprovision, stage2-refused, serial-match, serial-mismatch);
 //   - routine: what machines' protocol traffic records at its own rate
-//     (dhcp, tftp, artifact downloads, stage-2 requests, local boots) and
-//     any kind not listed as audit.
+//     (dhcp, tftp, HTTP boot files, artifact downloads, stage-1 and
+//     stage-2 requests, local boots) and any kind not listed as audit.
 //
 // A flood of routine events (a stranger repeating stage 2 for an
 // installed host, forged DHCP DISCOVERs) so evicts only routine events:

@@ -3,6 +3,7 @@ package inventory
 import (
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	"github.com/stagehand-dev/stagehand/internal/safetext"
 	"github.com/stagehand-dev/stagehand/inventory/storage"
@@ -88,9 +89,13 @@ func (s *Store) AddEvent(mac, kind, detail string) error {
 	return err
 }
 
-// HostEvent is one event for the host with MAC, for AddEvents.
+// HostEvent is one event for the host with MAC, for AddEvents. Time is
+// when it happened (zero: when it is committed); a recorder that
+// batches commits keeps it, so the boot timeline's steps are not moved
+// by a commit's wait.
 type HostEvent struct {
 	MAC, Kind, Detail string
+	Time              time.Time
 }
 
 // AddEvents records many hosts' events at once: one read transaction
@@ -142,7 +147,11 @@ func (s *Store) addEvents(evs []HostEvent, strict bool) (int, error) {
 			if err != nil {
 				continue // deleted since the check
 			}
-			if err := w.addEvent(e.MAC, Event{Time: now, Kind: e.Kind, Attempt: h.Attempt, Detail: e.Detail}); err != nil {
+			at := now
+			if !e.Time.IsZero() && e.Time.Before(now) {
+				at = e.Time.UTC()
+			}
+			if err := w.addEvent(e.MAC, Event{Time: at, Kind: e.Kind, Attempt: h.Attempt, Detail: e.Detail}); err != nil {
 				return nil, err
 			}
 			n++

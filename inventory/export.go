@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/stagehand-dev/stagehand/internal/safetext"
@@ -67,6 +68,9 @@ type ReportRow struct {
 	// OtherMACs are the host's other NICs (Host.OtherMACs); CSV column
 	// other_macs, ";"-separated.
 	OtherMACs []string `json:"otherMACs,omitempty"`
+	// LastBoot is the host's latest boot attempt (Timeline), when the
+	// caller read its events (SetLastBoot); CSV columns boot_PHASE_s.
+	LastBoot *Attempt `json:"lastBoot,omitempty"`
 
 	host Host // the operator's fields, for the export's manifest columns
 }
@@ -111,7 +115,8 @@ type reportColumn struct {
 }
 
 // reportColumns only ever grow at the end, so scripts reading columns by
-// position keep working. Host fields appear under Field.Report; a test
+// position keep working; the phase columns (phaseColumns) follow them,
+// and in the export they follow the manifest's columns too. Host fields appear under Field.Report; a test
 // checks that every field with a Report column is here.
 var reportColumns = []reportColumn{
 	{name: "mac", field: "mac"},
@@ -136,11 +141,44 @@ var reportColumns = []reportColumn{
 	{name: "other_macs", field: "otherMACs"},
 }
 
+// SetLastBoot puts the latest of the host's boot attempts (Timeline of
+// its events) on r.
+func (r *ReportRow) SetLastBoot(attempts []Attempt) {
+	if len(attempts) > 0 {
+		r.LastBoot = &attempts[len(attempts)-1]
+	}
+}
+
+// phaseColumns are the latest attempt's phases, in seconds to the
+// millisecond, one column per phase (Phases): appended after every
+// other column of the report and of the export.
+func phaseColumns() []reportColumn {
+	var out []reportColumn
+	for _, p := range Phases() {
+		out = append(out, reportColumn{name: PhaseColumn(p), value: func(r ReportRow) string {
+			if r.LastBoot == nil {
+				return ""
+			}
+			t, ok := r.LastBoot.Phase(p)
+			if !ok {
+				return ""
+			}
+			return strconv.FormatFloat(t.Seconds, 'f', 3, 64)
+		}})
+	}
+	return out
+}
+
+// PhaseColumn is the report's column for phase p: "boot_stage1_s".
+func PhaseColumn(p Phase) string {
+	return "boot_" + strings.ReplaceAll(string(p), "-", "_") + "_s"
+}
+
 // reportOnlyColumns are the report's columns that are no host field: an
 // import accepts and ignores them.
 func reportOnlyColumns() []string {
 	var out []string
-	for _, c := range reportColumns {
+	for _, c := range append(slices.Clone(reportColumns), phaseColumns()...) {
 		if c.field == "" {
 			out = append(out, c.name)
 		}
@@ -162,7 +200,7 @@ func exportColumns(secrets bool) []reportColumn {
 			cols = append(cols, reportColumn{name: f.Name, field: f.Name})
 		}
 	}
-	return cols
+	return append(cols, phaseColumns()...)
 }
 
 func fmtTime(t time.Time) string {
@@ -174,7 +212,9 @@ func fmtTime(t time.Time) string {
 
 // WriteReportCSV writes the report's columns of rows as CSV with a
 // header.
-func WriteReportCSV(w io.Writer, rows []ReportRow) error { return writeCSV(w, rows, reportColumns) }
+func WriteReportCSV(w io.Writer, rows []ReportRow) error {
+	return writeCSV(w, rows, append(slices.Clone(reportColumns), phaseColumns()...))
+}
 
 // WriteExportCSV writes the export: the report's columns, then the
 // manifest's columns the report lacks. It is a manifest: ParseCSV reads

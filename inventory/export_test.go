@@ -126,6 +126,11 @@ func TestReport(t *testing.T) {
 		t.Error("the default timeout was not used without profiles")
 	}
 
+	evs, err := s.Events("aa:bb:cc:00:00:01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows[0].SetLastBoot(Timeline(evs))
 	var buf bytes.Buffer
 	if err := WriteReportCSV(&buf, rows); err != nil {
 		t.Fatal(err)
@@ -134,8 +139,18 @@ func TestReport(t *testing.T) {
 	if err != nil {
 		t.Fatalf("report CSV does not parse: %v\n%s", err, buf.String())
 	}
-	if len(recs) != 4 || strings.Join(recs[0], ",") != "mac,name,serial,smbios_serial,profile,state,stalled,attempt,first_boot,installed_at,install_duration_s,last_ip,failed_message,dhcp_address,other_macs" {
+	// The boot phases come after every column the report had before them.
+	if len(recs) != 4 || strings.Join(recs[0], ",") != "mac,name,serial,smbios_serial,profile,state,stalled,attempt,first_boot,installed_at,install_duration_s,last_ip,failed_message,dhcp_address,other_macs,"+
+		"boot_firmware_dhcp_s,boot_boot_file_s,boot_ipxe_dhcp_s,boot_stage1_s,boot_stage2_s,boot_kernel_s,boot_initrd_s,boot_rootfs_s,boot_userdata_s,boot_done_s" {
 		t.Fatalf("report CSV:\n%s", buf.String())
+	}
+	// Host 1's events: the install script, then the callback a second
+	// later; no DHCP, no stage 1 (BeginInstall called directly).
+	if got := strings.Join(recs[1][15:], ","); got != ",,,,0.000,,,,,1.000" {
+		t.Errorf("installed row's phases = %q, want stage2 0.000 and done 1.000", got)
+	}
+	if got := strings.Join(recs[2][15:], ","); got != ",,,,,,,,," {
+		t.Errorf("a row without its events read has phases %q", got)
 	}
 	if r := recs[1]; r[0] != "aa:bb:cc:00:00:01" || r[5] != "installed" || r[6] != "false" || r[10] != "1" || r[9] == "" || r[11] != "10.0.0.1" || r[13] != "10.0.0.21" {
 		t.Errorf("installed CSV row = %q", r)

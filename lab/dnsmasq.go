@@ -43,20 +43,39 @@ func RunDnsmasqSite(t testing.TB, ns, iface, rangeStart, rangeEnd string, extra 
 
 // RunRA adds a host to n (a peer namespace, see AddPeer) that sends IPv6
 // router advertisements without the managed/other flags and answers
-// nothing else. iPXE waits about 13 s for an RA before it runs its script
+// nothing else. iPXE waits about 16 s for an RA before it runs its script
 // (docs/LAB.md pitfall 3); with RunRA on the bridge it goes on as soon as
-// one arrives. The prefix is fd00:5a6::/64, the host fd00:5a6::2.
+// one arrives. For the lab's own boots without stagehand only: stagehand
+// answers itself. The prefix is fd00:5a6::/64, the host fd00:5a6::2.
 func RunRA(t testing.TB, n *Net) *Dnsmasq {
 	t.Helper()
-	peer := n.AddPeer(t, "ra", "")
+	// Router lifetime 0: not a default router.
+	return runAdvertiser(t, n, "ra", "fd00:5a6::2/64", 0)
+}
+
+// RunIPv6Router adds a site's IPv6 router to n (a peer namespace): dnsmasq
+// advertising the prefix fd00:5a7::/64 with a router lifetime of 30
+// minutes, as a real router does, and answering solicitations. The
+// router is fd00:5a7::1. stagehand must leave such a link to it.
+func RunIPv6Router(t testing.TB, n *Net) *Dnsmasq {
+	t.Helper()
+	return runAdvertiser(t, n, "rtr6", "fd00:5a7::1/64", 1800)
+}
+
+// runAdvertiser is a peer named name with address cidr on eth0 running
+// dnsmasq's router advertisements for cidr's prefix, every 10 s, with
+// the given router lifetime in seconds.
+func runAdvertiser(t testing.TB, n *Net, name, cidr string, lifetime int) *Dnsmasq {
+	t.Helper()
+	peer := n.AddPeer(t, name, "")
 	// nodad: the address is usable at once, so dnsmasq can build its RA
 	// from it without waiting ~1 s for duplicate address detection.
-	mustRun(t, "ip", "-n", peer, "addr", "add", "fd00:5a6::2/64", "dev", "eth0", "nodad")
+	mustRun(t, "ip", "-n", peer, "addr", "add", cidr, "dev", "eth0", "nodad")
 	return startDnsmasq(t, peer, "router advertisement on", []string{
 		"--interface=eth0",
 		"--enable-ra",
 		"--dhcp-range=::,constructor:eth0,ra-only",
-		"--ra-param=eth0,10,0", // interval 10 s; router lifetime 0: not a default router
+		fmt.Sprintf("--ra-param=eth0,10,%d", lifetime),
 	})
 }
 

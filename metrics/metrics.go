@@ -8,6 +8,7 @@ package metrics
 import (
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -111,21 +112,26 @@ func (h *Histogram) Observe(v float64) {
 }
 
 // Write emits the family: cumulative buckets, sum and count.
-func (h *Histogram) Write(mw *Writer, name, help string) {
+func (h *Histogram) Write(mw *Writer, name, help string) { h.WriteLabeled(mw, name, help, nil) }
+
+// WriteLabeled emits the histogram as the series of name with labels:
+// one histogram of a family that several write (one per phase).
+func (h *Histogram) WriteLabeled(mw *Writer, name, help string, labels []Label) {
 	h.mu.Lock()
 	counts := append([]uint64(nil), h.counts...)
 	sum := h.sum
 	h.mu.Unlock()
 	mw.header(name, "histogram", help)
+	with := func(kv ...string) []Label { return append(slices.Clone(labels), L(kv...)...) }
 	var cum uint64
 	for i, le := range h.bounds {
 		cum += counts[i]
-		mw.sample(name+"_bucket", L("le", strconv.FormatFloat(le, 'g', -1, 64)), float64(cum))
+		mw.sample(name+"_bucket", with("le", strconv.FormatFloat(le, 'g', -1, 64)), float64(cum))
 	}
 	cum += counts[len(h.bounds)]
-	mw.sample(name+"_bucket", L("le", "+Inf"), float64(cum))
-	mw.sample(name+"_sum", nil, sum)
-	mw.sample(name+"_count", nil, float64(cum))
+	mw.sample(name+"_bucket", with("le", "+Inf"), float64(cum))
+	mw.sample(name+"_sum", labels, sum)
+	mw.sample(name+"_count", labels, float64(cum))
 }
 
 // RequestCounter counts HTTP requests by route and status code. Safe for

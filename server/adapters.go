@@ -3,6 +3,7 @@ package server
 import (
 	"net"
 	"net/netip"
+	"strconv"
 
 	"github.com/stagehand-dev/stagehand/attrib"
 	"github.com/stagehand-dev/stagehand/dhcp"
@@ -95,9 +96,15 @@ func (l leaseStore) DeleteLease(mac net.HardwareAddr) error {
 	return err
 }
 
-// dhcpEventDetail is the event text for one DHCP reply.
+// dhcpEventDetail is the event text for one DHCP reply: the mode, the
+// message (and the PXE boot server port when it came in there), the
+// address, and for a boot client which one it is (the boot timeline,
+// inventory.Timeline, tells the firmware's DHCP from iPXE's by it).
 func dhcpEventDetail(mode string, r dhcp.Reply) string {
 	d := mode + " " + r.Type.String()
+	if r.Port == dhcp.DiscoveryPort {
+		d += " port " + strconv.Itoa(r.Port)
+	}
 	if r.IP.IsValid() {
 		d += " " + r.IP.String()
 	}
@@ -105,5 +112,16 @@ func dhcpEventDetail(mode string, r dhcp.Reply) string {
 		// The installer's own DHCP client (or any OS): an address, no boot.
 		return d + ", no boot file (not a PXE client)"
 	}
-	return d + " arch " + r.Client.Arch.String() + " boot " + r.BootFile
+	return d + " client " + bootClient(r.Client) + " arch " + r.Client.Arch.String() + " boot " + r.BootFile
+}
+
+// bootClient names a boot client for its DHCP event.
+func bootClient(c dhcp.Client) string {
+	switch {
+	case c.IPXE:
+		return inventory.DHCPClientIPXE
+	case c.HTTPBoot:
+		return inventory.DHCPClientHTTPBoot
+	}
+	return inventory.DHCPClientFirmware
 }

@@ -26,6 +26,12 @@ const (
 	DHCPFull  = "full"
 )
 
+// IPv6 router advertisement settings, as --ipv6-ra spells them.
+const (
+	IPv6RAAuto = "auto"
+	IPv6RAOff  = "off"
+)
+
 // DefaultDrainTimeout bounds each shutdown step: in-flight TFTP and HTTP
 // transfers, then the recorder's last commit.
 const DefaultDrainTimeout = 10 * time.Second
@@ -60,10 +66,14 @@ type Config struct {
 	Discover api.DiscoverLimit
 
 	// DHCPMode is DHCPOff (default), DHCPProxy or DHCPFull. DHCP carries
-	// the full-mode settings (RangeStart, RangeEnd, Netmask, Router, DNS,
-	// LeaseTime, UnknownShare); the rest of it is filled in here.
+	// the full-mode settings (Ranges, LeaseTime, UnknownShare) and
+	// TrustedRelays; the rest of it is filled in here.
 	DHCPMode string
 	DHCP     dhcp.Config
+	// IPv6RA is IPv6RAAuto (default, "") or IPv6RAOff: whether hosts
+	// being booted get an answer to their IPv6 router solicitations on
+	// Interface (package ra). Only with DHCP on.
+	IPv6RA string
 	// TFTP bounds; zero values are the tftp package's defaults.
 	TFTP TFTPConfig
 	// HTTP bounds the HTTP port's connections.
@@ -130,6 +140,12 @@ func (c *Config) check() error {
 	}
 	if c.DHCPMode == "" {
 		c.DHCPMode = DHCPOff
+	}
+	if c.IPv6RA == "" {
+		c.IPv6RA = IPv6RAAuto
+	}
+	if c.IPv6RA != IPv6RAAuto && c.IPv6RA != IPv6RAOff {
+		return fmt.Errorf("--ipv6-ra %q: want auto or off", c.IPv6RA)
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = DefaultDrainTimeout

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -93,6 +94,18 @@ func (j *dhcpJournal) record(r *dhcp.Reply, now time.Time) bool {
 	e.n++
 	e.ip, e.file = r.IP, r.BootFile
 	return true
+}
+
+// repliedWithin reports whether a reply went to mac in the span before
+// now: a host being booted. The ra package's responder asks it.
+func (j *dhcpJournal) repliedWithin(mac net.HardwareAddr, span time.Duration, now time.Time) bool {
+	if len(mac) != 6 {
+		return false
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	e, ok := j.macs[[6]byte(mac)]
+	return ok && now.Sub(e.at) <= span
 }
 
 // entry returns mac's record, making room for it. Called with j.mu held.

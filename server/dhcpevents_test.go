@@ -87,3 +87,30 @@ func TestDHCPJournal(t *testing.T) {
 		t.Fatalf("remembered %d MACs (%d in order), want at most %d", len(j.macs), len(j.order), dhcpEventMACs)
 	}
 }
+
+// A host is being booted (its router solicitations answered) for
+// bootingSpan after each DHCP reply to it, whether or not the reply
+// wrote an event; never a MAC that got none.
+func TestDHCPJournalRepliedWithin(t *testing.T) {
+	j := newDHCPJournal()
+	host, other := net.HardwareAddr{2, 0, 0, 0, 0, 1}, net.HardwareAddr{2, 0, 0, 0, 0, 2}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	j.record(reply(host, 1, dhcpv4.MessageTypeOffer, "", "undionly.kpxe"), t0)
+	later := t0.Add(4 * time.Minute)
+	j.record(reply(host, 1, dhcpv4.MessageTypeOffer, "", "undionly.kpxe"), later) // a retransmission: no event
+	for _, c := range []struct {
+		mac  net.HardwareAddr
+		at   time.Time
+		want bool
+	}{
+		{host, t0, true},
+		{host, later.Add(bootingSpan), true},
+		{host, later.Add(bootingSpan + time.Second), false},
+		{other, t0, false},
+		{net.HardwareAddr{2, 0, 0, 0, 0, 1, 0, 0}, t0, false}, // not Ethernet
+	} {
+		if got := j.repliedWithin(c.mac, bootingSpan, c.at); got != c.want {
+			t.Errorf("%v at +%v: %v, want %v", c.mac, c.at.Sub(t0), got, c.want)
+		}
+	}
+}

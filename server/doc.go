@@ -15,6 +15,12 @@
 // them by socket activation (InheritedFromEnv; Inherited.Listen binds
 // only what was not passed).
 //
+// One socket it opens itself: the IPv6 router-discovery socket on the
+// DHCP interface (package ra), which hosts booted within the last few
+// minutes (the DHCP journal's memory, no store I/O) get an answer from.
+// It may wait for a link-local address and may find IPv6 off; neither
+// stops the server, so it is not among the Listeners.
+//
 // Attribution (which host a TFTP transfer or an HTTP request comes from)
 // goes through one type, attribution, so the evidence it uses can change
 // in one place.

@@ -22,6 +22,7 @@ import (
 	"github.com/stagehand-dev/stagehand/ipxe"
 	"github.com/stagehand-dev/stagehand/metrics"
 	"github.com/stagehand-dev/stagehand/neigh"
+	"github.com/stagehand-dev/stagehand/ra"
 	"github.com/stagehand-dev/stagehand/tftp"
 )
 
@@ -35,6 +36,7 @@ type Server struct {
 	who    *attrib.Index     // who is at which address: stage 2's binding, TFTP and artifact attribution
 	leases attrib.LeaseTable // full mode: attribution's in-memory view of the leases
 	dhcp   *dhcp.Server      // nil with DHCP off
+	ra     *ra.Responder     // nil with DHCP or --ipv6-ra off
 	tftp   *tftp.Server
 	http   *http.Server
 	conns  *connlimit.Limiter // the HTTP port's connection bounds
@@ -98,6 +100,9 @@ func New(cfg Config, token string) (*Server, error) {
 		if s.dhcp, err = dhcp.NewServer(s.dhcpConfig(unknown)); err != nil {
 			s.store.Close()
 			return nil, err
+		}
+		if cfg.IPv6RA != IPv6RAOff {
+			s.ra = ra.New(ra.Config{Booting: s.booting, Log: cfg.Log.With().Str("svc", "ra").Logger()})
 		}
 	}
 	s.tftp = s.tftpServer(bins)
@@ -203,6 +208,9 @@ func (s *Server) writeMetrics(mw *metrics.Writer) {
 			fmt.Sprintf("DHCP replies that changed something for their MAC but wrote no event: the MAC had used its budget of %d events per %v.", dhcpEventBudget, dhcpEventWindow),
 			nil, float64(s.dhcpLog.suppressed.Load()))
 	}
+	if s.ra != nil {
+		s.ra.WriteMetrics(mw)
+	}
 	if s.cfg.Metrics != nil {
 		s.cfg.Metrics(mw, s.dhcp, s.tftp)
 	}
@@ -218,7 +226,7 @@ func (s *Server) Run(ctx context.Context, ls Listeners) error {
 	if err := s.checkListeners(ls); err != nil {
 		return err
 	}
-	s.cfg.Log.Info().Str("address", s.cfg.Addr.String()).Str("interface", s.cfg.Interface).Str("dhcp", s.cfg.DHCPMode).
+	s.cfg.Log.Info().Str("address", s.cfg.Addr.String()).Str("interface", s.cfg.Interface).Str("dhcp", s.cfg.DHCPMode).Str("ipv6RA", s.cfg.IPv6RA).
 		Str("http", ls.HTTP.Addr().String()).Str("tftp", ls.TFTP.LocalAddr().String()).Str("data", s.cfg.DataDir).
 		Str("unknown", s.cfg.UnknownHosts).Bool("userdataIPBinding", s.cfg.UserDataIPBinding).Str("macBinding", s.cfg.MACBinding.String()).Msg("stagehand serving")
 
@@ -226,6 +234,9 @@ func (s *Server) Run(ctx context.Context, ls Listeners) error {
 	g.Go(func() error { return s.tftp.Serve(gctx, ls.TFTP) })
 	for _, c := range ls.DHCP {
 		g.Go(func() error { return s.dhcp.Serve(gctx, c) })
+	}
+	if s.ra != nil {
+		g.Go(func() error { s.serveRA(gctx); return nil })
 	}
 	g.Go(func() error {
 		if err := s.http.Serve(s.conns.Listener(ls.HTTP)); !errors.Is(err, http.ErrServerClosed) {
@@ -288,3 +299,31 @@ func (s *Server) Events() *events.Recorder { return s.events }
 
 // Feed is the server's live event feed.
 func (s *Server) Feed() *events.Hub { return s.feed }
+
+// bootingSpan: a host got a DHCP reply this recently is being booted,
+// and its router solicitations are answered. iPXE solicits right after
+// its DHCP; a chained iPXE does its own DHCP first, so a few minutes
+// cover every ifconf of one boot.
+const bootingSpan = 5 * time.Minute
+
+// booting reports whether mac is a host being booted now: one this
+// server answered in DHCP within bootingSpan.
+func (s *Server) booting(mac net.HardwareAddr) bool {
+	return s.dhcpLog.repliedWithin(mac, bootingSpan, time.Now())
+}
+
+// serveRA answers booting hosts' IPv6 router solicitations on the DHCP
+// interface until ctx ends. It never ends the server: a link without
+// IPv6, or a socket that fails, costs the hosts iPXE's wait and is
+// logged once.
+func (s *Server) serveRA(ctx context.Context) {
+	log := s.cfg.Log.With().Str("svc", "ra").Str("interface", s.cfg.Interface).Logger()
+	c, err := ra.Listen(s.cfg.Interface)
+	if err != nil {
+		log.Warn().Err(err).Msg("not answering IPv6 router solicitations: iPXE waits about 16 s for a router on each boot unless the network has one")
+		return
+	}
+	if err := s.ra.Serve(ctx, c); err != nil {
+		log.Error().Err(err).Msg("IPv6 router solicitations no longer answered")
+	}
+}

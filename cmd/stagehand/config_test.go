@@ -2,13 +2,17 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stagehand-dev/stagehand/dhcp"
 )
 
 func writeFile(t *testing.T, dir, name, content string) string {
@@ -189,21 +193,110 @@ func TestParseRange(t *testing.T) {
 		{"fd00::1-fd00::9", "", ""},
 		{"10.0.0.1-fd00::9", "", ""},
 		{"10.0.0.0/24", "", ""},
-		{"", "", ""},
+		{"10.0.0.100-10.0.0.199/31", "", ""},
+		{"10.0.0.100-10.0.0.199/x", "", ""},
+		{"router=10.0.0.1", "", ""},
+		{"10.0.0.100-10.0.0.199/24,gateway=10.0.0.1", "", ""},
+		{"10.0.0.100-10.0.0.199/24,router=10.0.0.1,router=10.0.0.2", "", ""},
+		{"10.0.0.100-10.0.0.199/24,dns=name", "", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
-			s, e, err := parseRange(tc.in)
+			rs, err := parseRanges(tc.in)
 			if tc.start == "" {
 				if err == nil || !strings.Contains(err.Error(), "--dhcp-range") {
-					t.Fatalf("parseRange(%q) = %v, %v, %v; want a --dhcp-range error", tc.in, s, e, err)
+					t.Fatalf("parseRanges(%q) = %+v, %v; want a --dhcp-range error", tc.in, rs, err)
 				}
 				return
 			}
-			if err != nil || s != netip.MustParseAddr(tc.start) || e != netip.MustParseAddr(tc.end) {
-				t.Fatalf("parseRange(%q) = %v, %v, %v", tc.in, s, e, err)
+			if err != nil || len(rs) != 1 || rs[0].start != netip.MustParseAddr(tc.start) || rs[0].end != netip.MustParseAddr(tc.end) {
+				t.Fatalf("parseRanges(%q) = %+v, %v", tc.in, rs, err)
 			}
 		})
+	}
+}
+
+// --dhcp-range repeated on the command line, as one environment value,
+// and as a YAML list or a single string give the same ranges: local ones
+// take --dhcp-router and --dhcp-dns and the interface's prefix, relayed
+// ones their own keys.
+func TestDHCPRangeSources(t *testing.T) {
+	const (
+		local = "10.77.1.100-10.77.1.199"
+		bench = "10.77.2.100-10.77.2.199/24,router=10.77.2.1,dns=10.77.2.53,dns=9.9.9.9"
+	)
+	want := []dhcp.Range{
+		{Start: netip.MustParseAddr("10.77.1.100"), End: netip.MustParseAddr("10.77.1.199"), Subnet: netip.MustParsePrefix("10.77.1.0/24"),
+			Router: netip.MustParseAddr("10.77.1.1"), DNS: []netip.Addr{netip.MustParseAddr("10.77.1.53")}},
+		{Start: netip.MustParseAddr("10.77.2.100"), End: netip.MustParseAddr("10.77.2.199"), Subnet: netip.MustParsePrefix("10.77.2.0/24"),
+			Router: netip.MustParseAddr("10.77.2.1"), DNS: []netip.Addr{netip.MustParseAddr("10.77.2.53"), netip.MustParseAddr("9.9.9.9")}},
+	}
+	dir := t.TempDir()
+	sources := []struct {
+		name string
+		args []string
+		env  string
+	}{
+		{"flags", []string{"--dhcp-range", local, "--dhcp-range", bench}, ""},
+		{"env", nil, local + "," + bench},
+		{"yaml list", []string{"--config", writeFile(t, dir, "list.yaml", "dhcp-range:\n  - "+local+"\n  - "+bench+"\n")}, ""},
+		{"yaml string", []string{"--config", writeFile(t, dir, "one.yaml", "dhcp-range: "+local+","+bench+"\n")}, ""},
+	}
+	for _, src := range sources {
+		t.Run(src.name, func(t *testing.T) {
+			if src.env != "" {
+				t.Setenv("STAGEHAND_DHCP_RANGE", src.env)
+			}
+			fs, o := newServeFlags()
+			if err := parseFlags(fs, src.args); err != nil {
+				t.Fatal(err)
+			}
+			got, err := dhcpRanges(o.dhcpRanges, netip.MustParsePrefix("10.77.1.2/24"), netip.MustParseAddr("10.77.1.1"),
+				[]netip.Addr{netip.MustParseAddr("10.77.1.53")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) || !slices.Equal(got[1].DNS, want[1].DNS) || got[0].Router != want[0].Router || got[1].Router != want[1].Router {
+				t.Errorf("ranges = %+v, want %+v", got, want)
+			}
+		})
+	}
+}
+
+// A range the server cannot serve is refused before anything binds,
+// naming the --dhcp-range as given and why.
+func TestDHCPRangeRefused(t *testing.T) {
+	local := netip.MustParsePrefix("10.77.1.2/24")
+	tests := []struct {
+		in   []string
+		want string
+	}{
+		{[]string{"10.77.2.100-10.77.2.199"}, `--dhcp-range "10.77.2.100-10.77.2.199": outside the interface's subnet 10.77.1.0/24; for a subnet behind a relay add /PREFIX,router=IP`},
+		{[]string{"10.77.2.100-10.77.2.199/24"}, `--dhcp-range "10.77.2.100-10.77.2.199/24": a subnet behind a relay needs router=IP`},
+		{[]string{"10.77.2.100-10.77.2.199/24,router=10.77.3.1"}, `--dhcp-range "10.77.2.100-10.77.2.199/24,router=10.77.3.1": router 10.77.3.1 outside the subnet`},
+		{[]string{"10.77.2.100-10.77.3.10/24,router=10.77.2.1"}, "not inside its subnet 10.77.2.0/24"},
+		{[]string{"10.77.2.0-10.77.2.10/24,router=10.77.2.1"}, "network or broadcast"},
+		{[]string{"10.77.1.100-10.77.1.199", "10.77.1.150-10.77.1.160"}, `--dhcp-range "10.77.1.150-10.77.1.160": overlaps the range 10.77.1.100-10.77.1.199/24`},
+		{[]string{"10.77.2.100-10.77.2.199/24,router=10.77.2.1", "10.77.2.200-10.77.2.210/24,router=10.77.2.254"}, "another router"},
+		{[]string{"10.77.2.100-10.77.2.199/24,router=10.77.2.1", "10.77.3.100-10.77.3.199/16,router=10.77.3.1"}, "overlaps the subnet 10.77.2.0/24"},
+		{[]string{"10.77.1.1-10.77.1.50"}, "the server's own address"},
+		{nil, "--dhcp-range: full mode needs at least one"},
+	}
+	if _, err := dhcpRanges(rangeFlag{{text: "10.77.1.100-10.77.1.199", start: netip.MustParseAddr("10.77.1.100"), end: netip.MustParseAddr("10.77.1.199")}},
+		local, netip.MustParseAddr("10.99.0.1"), nil); err == nil ||
+		!strings.Contains(err.Error(), `--dhcp-range "10.77.1.100-10.77.1.199" (router from --dhcp-router 10.99.0.1): router 10.99.0.1 outside the subnet`) {
+		t.Errorf("--dhcp-router off the subnet: %v", err)
+	}
+	for _, tt := range tests {
+		var f rangeFlag
+		for _, s := range tt.in {
+			if err := f.Set(s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := dhcpRanges(f, local, netip.Addr{}, nil); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: %v; want %q", tt.in, err, tt.want)
+		}
 	}
 }
 

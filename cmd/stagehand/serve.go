@@ -25,8 +25,9 @@ import (
 
 type serveOpts struct {
 	listen, iface, dataDir          string
-	dhcpMode, dhcpRange, dhcpRouter string
+	dhcpMode, dhcpRouter            string
 	dhcpDNS, trustedRelays          string
+	dhcpRanges                      rangeFlag
 	leaseTime                       time.Duration
 	unknownShare                    int
 	httpPort, tftpPort              int
@@ -41,6 +42,7 @@ type serveOpts struct {
 	logLevel, logFormat             string
 	userDataIPBinding               bool
 	macBinding                      string
+	ipv6RA                          string
 }
 
 func serveFlags(fs *flag.FlagSet) *serveOpts {
@@ -49,12 +51,13 @@ func serveFlags(fs *flag.FlagSet) *serveOpts {
 	fs.StringVar(&o.iface, "interface", "", "network interface facing the hosts; default: the one holding --listen-address")
 	fs.StringVar(&o.dataDir, "data-dir", "/var/lib/stagehand", "directory for the inventory database and the API token")
 	fs.StringVar(&o.dhcpMode, "dhcp-mode", "proxy", "proxy (beside an existing DHCP server), full (isolated network) or off")
-	fs.StringVar(&o.dhcpRange, "dhcp-range", "", "full mode: address pool START-END, e.g. 10.0.0.100-10.0.0.199")
+	fs.Var(&o.dhcpRanges, "dhcp-range", "full mode: address pool `RANGE`, START-END in the interface's subnet (e.g. 10.0.0.100-10.0.0.199), or START-END/PREFIX,router=IP[,dns=IP]... for a subnet behind a DHCP relay (e.g. 10.77.2.100-10.77.2.199/24,router=10.77.2.1); repeat it for more ranges")
 	fs.StringVar(&o.dhcpRouter, "dhcp-router", "", "full mode: default gateway to hand out (option 3)")
 	fs.StringVar(&o.dhcpDNS, "dhcp-dns", "", "full mode: comma-separated DNS servers to hand out (option 6)")
 	fs.DurationVar(&o.leaseTime, "dhcp-lease-time", time.Hour, "full mode: lease time")
-	fs.IntVar(&o.unknownShare, "dhcp-unknown-share", dhcp.DefaultUnknownShare, "full mode: percent of --dhcp-range that MACs not in the inventory may hold at once (1-100), so a flood of strangers cannot starve known hosts; reserved addresses (host --dhcp-address) are never given to others")
-	fs.StringVar(&o.trustedRelays, "dhcp-trusted-relays", "", "comma-separated relay agent addresses or CIDRs (their giaddr) whose relayed DHCP requests are answered; the reply goes to giaddr, so by default none is and only the local segment is served (full mode: the relay must also be on the served subnet)")
+	fs.IntVar(&o.unknownShare, "dhcp-unknown-share", dhcp.DefaultUnknownShare, "full mode: percent of each subnet's --dhcp-range addresses that MACs not in the inventory may hold at once (1-100), so a flood of strangers cannot starve known hosts; reserved addresses (host --dhcp-address) are never given to others")
+	fs.StringVar(&o.trustedRelays, "dhcp-trusted-relays", "", "comma-separated relay agent addresses or CIDRs (their giaddr) whose relayed DHCP requests are answered; the reply goes to giaddr, so by default none is and only the local segment is served (full mode: a giaddr inside the subnet of a --dhcp-range with /PREFIX,router= is trusted without being listed)")
+	fs.StringVar(&o.ipv6RA, "ipv6-ra", server.IPv6RAAuto, "auto: answer the IPv6 router solicitations of hosts being booted (a DHCP reply in the last 5 minutes) on --interface with an advertisement that configures nothing, so iPXE goes on at once instead of waiting ~16 s; never while another IPv6 router advertises on the link. off: never")
 	fs.IntVar(&o.httpPort, "http-port", 8080, "HTTP port for scripts, artifacts, user-data, callbacks and the API")
 	fs.IntVar(&o.tftpPort, "tftp-port", 69, "TFTP port for the iPXE binaries")
 	fs.IntVar(&o.tftpMaxTransfers, "tftp-max-transfers", tftp.DefaultMaxTransfers, "TFTP: concurrent transfers at most; more are refused with an ERROR the firmware retries")
@@ -144,16 +147,6 @@ func ifaceMask(iface string, addr netip.Addr) (net.IPMask, error) {
 		}
 	}
 	return nil, fmt.Errorf("%s is not on %s", addr, iface)
-}
-
-func parseRange(s string) (netip.Addr, netip.Addr, error) {
-	a, b, ok := strings.Cut(s, "-")
-	start, err1 := netip.ParseAddr(strings.TrimSpace(a))
-	end, err2 := netip.ParseAddr(strings.TrimSpace(b))
-	if !ok || err1 != nil || err2 != nil || !start.Is4() || !end.Is4() || end.Less(start) {
-		return netip.Addr{}, netip.Addr{}, fmt.Errorf("--dhcp-range %q: want START-END, two IPv4 addresses in order", s)
-	}
-	return start, end, nil
 }
 
 func parseIPs(s string) ([]net.IP, error) {
@@ -362,7 +355,7 @@ func (o *serveOpts) config(log zerolog.Logger) (server.Config, error) {
 	cfg := server.Config{
 		HTTPPort: o.httpPort, DataDir: o.dataDir, IPXEDir: o.ipxeDir, EFIBinary: o.efiBinary,
 		UnknownHosts: o.unknown, UserDataIPBinding: o.userDataIPBinding,
-		DHCPMode: strings.ToLower(o.dhcpMode),
+		DHCPMode: strings.ToLower(o.dhcpMode), IPv6RA: o.ipv6RA,
 		TFTP: server.TFTPConfig{MaxTransfers: o.tftpMaxTransfers, MaxPending: o.tftpMaxPending, PendingTimeout: o.tftpPendingTimeout,
 			MaxPerClient: o.tftpPerClient, MaxIdle: o.tftpMaxIdle},
 		HTTP: server.HTTPConfig{
@@ -386,6 +379,9 @@ func (o *serveOpts) config(log zerolog.Logger) (server.Config, error) {
 	case server.DHCPOff, server.DHCPProxy, server.DHCPFull:
 	default:
 		return cfg, fmt.Errorf("--dhcp-mode %q: want proxy, full or off", o.dhcpMode)
+	}
+	if o.ipv6RA != server.IPv6RAAuto && o.ipv6RA != server.IPv6RAOff {
+		return cfg, fmt.Errorf("--ipv6-ra %q: want auto or off", o.ipv6RA)
 	}
 	if o.efiBinary != ipxe.FileEFISNPOnly && o.efiBinary != ipxe.FileEFIFull {
 		return cfg, fmt.Errorf("--efi-binary %q: want %s or %s", o.efiBinary, ipxe.FileEFISNPOnly, ipxe.FileEFIFull)
@@ -414,20 +410,23 @@ func (o *serveOpts) config(log zerolog.Logger) (server.Config, error) {
 // fullDHCP fills the full-mode DHCP settings.
 func (o *serveOpts) fullDHCP(cfg *server.Config) error {
 	d := &cfg.DHCP
-	var err error
-	if d.RangeStart, d.RangeEnd, err = parseRange(o.dhcpRange); err != nil {
-		return err
-	}
-	if d.Netmask, err = ifaceMask(cfg.Interface, cfg.Addr); err != nil {
-		return err
-	}
+	var router netip.Addr
 	if o.dhcpRouter != "" {
-		if d.Router = net.ParseIP(o.dhcpRouter).To4(); d.Router == nil {
+		var err error
+		if router, err = netip.ParseAddr(o.dhcpRouter); err != nil || !router.Is4() {
 			return fmt.Errorf("--dhcp-router %q is not an IPv4 address", o.dhcpRouter)
 		}
 	}
-	if d.DNS, err = parseIPs(o.dhcpDNS); err != nil {
+	dns, err := parseIPs(o.dhcpDNS)
+	if err != nil {
 		return fmt.Errorf("--dhcp-dns: %w", err)
+	}
+	local, err := localPrefix(cfg.Interface, cfg.Addr)
+	if err != nil {
+		return err
+	}
+	if d.Ranges, err = dhcpRanges(o.dhcpRanges, local, router, addrs(dns)); err != nil {
+		return err
 	}
 	d.LeaseTime = o.leaseTime
 	if o.unknownShare < 1 || o.unknownShare > 100 {

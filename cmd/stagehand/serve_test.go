@@ -232,11 +232,14 @@ func TestServeStartStop(t *testing.T) {
 func TestServeLateCheckFreesPorts(t *testing.T) {
 	for _, bad := range [][]string{
 		{"--dhcp-mode", "full", "--dhcp-range", "10.0.0.9-10.0.0.1"},
+		{"--dhcp-mode", "full", "--dhcp-range", "10.77.2.100-10.77.2.199"},
+		{"--dhcp-mode", "full", "--dhcp-range", "127.0.0.100-127.0.0.120", "--dhcp-range", "10.77.2.100-10.77.2.199/24,router=10.77.3.1"},
 		{"--dhcp-mode", "full", "--dhcp-range", "127.0.0.100-127.0.0.120", "--dhcp-router", "router"},
 		{"--dhcp-mode", "full", "--dhcp-range", "127.0.0.100-127.0.0.120", "--dhcp-unknown-share", "0"},
 		{"--unknown-hosts", "nosuchprofile"},
 		{"--dhcp-trusted-relays", "10.0.0.0/8,relay"},
 		{"--dhcp-trusted-relays", "fe80::1"},
+		{"--ipv6-ra", "on"},
 	} {
 		in, httpAddr, tftpAddr := givenSockets(t)
 		data := t.TempDir()

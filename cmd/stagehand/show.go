@@ -52,6 +52,25 @@ func showHost(c *client, out io.Writer, h api.HostView) error {
 		}
 		line(t.k, v)
 	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return showTimeline(out, h.Timeline)
+}
+
+// showTimeline prints the latest boot attempt's phases: each one's start
+// as an offset from the attempt's start, and its duration.
+func showTimeline(out io.Writer, tl []inventory.Attempt) error {
+	if len(tl) == 0 {
+		return nil
+	}
+	a := tl[len(tl)-1]
+	fmt.Fprintf(out, "\nboot attempt %d (%s), %s, %d boot(s) recorded:\n", a.Attempt, a.Outcome, a.Start.Local().Format(time.DateTime), len(tl))
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PHASE\tSTART\tSECONDS")
+	for _, p := range a.Phases {
+		fmt.Fprintf(tw, "%s\t+%.3fs\t%.3f\n", cell(string(p.Phase)), p.Start.Sub(a.Start).Seconds(), p.Seconds)
+	}
 	return tw.Flush()
 }
 
