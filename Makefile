@@ -70,7 +70,8 @@ demo: deps build
 	$(SUDO) ./examples/demo.sh
 
 # bench: every bench/*/run.sh (each installs its own peer: dnsmasq,
-# tftpd-hpa, nginx, wrk, kea-admin's perfdhcp), then docs/BENCHMARKS.md.
+# tftpd-hpa, nginx, wrk, kea-admin's perfdhcp, tcpdump for bench/boot's
+# real-VM boots), then docs/BENCHMARKS.md.
 # Not part of make test: figures need a quiet machine, not a CI runner.
 bench: deps build
 	@for s in bench/*/run.sh; do echo "== $$s"; $(SUDO) bash $$s || exit 1; done

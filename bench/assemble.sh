@@ -22,14 +22,14 @@ HEAD
 # notes say why a miss is a miss.
 echo "## Summary: each target, as the sections below judge it"
 echo
-for area in dhcp tftp http rack; do
+for area in dhcp tftp http rack boot; do
 	f=docs/bench/$area.md
 	[ -f "$f" ] || continue
 	grep -E '^(Verdict|\*\*Verdict)|^- \*\*(met|not met|missed|MISSED)\*\*' "$f" |
 		sed -e "s/^- //" -e "s/^/- $area: /" | sed -E 's/ Near the knee both servers run into.*$//'
 done
 echo
-for area in dhcp tftp http rack; do
+for area in dhcp tftp http rack boot; do
 	f=docs/bench/$area.md
 	if [ -f "$f" ]; then
 		cat "$f"

@@ -23,6 +23,8 @@ cleanup() {
 	ip netns del "$ns" 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
+# elapsed: seconds since the VM was powered on, to a tenth.
+elapsed() { awk -v n="$(date +%s%N)" -v p="$power_on" 'BEGIN { printf "%.1f", (n - p) / 1e9 }'; }
 cli() { ip netns exec "$ns" "$bin" "$@" --server "$server" --data-dir "$work/data"; }
 
 [ "$(id -u)" = 0 ] || { echo "demo: run as root (network namespaces, taps)"; exit 1; }
@@ -61,7 +63,8 @@ cli profile add lab --kernel "$cache/vmlinuz" --initrd "$cache/installer.cpio.gz
 say "stagehand host add $mac --profile lab --name demo-node-1"
 cli host add "$mac" --profile lab --name demo-node-1 --serial DEMO-0001
 
-say "powering on the VM (SeaBIOS + iPXE ROM, software emulation: this takes a minute or two); serial: $work/serial.log"
+say "powering on the VM (SeaBIOS + iPXE ROM, software emulation: well under a minute); serial: $work/serial.log"
+power_on=$(date +%s%N)
 ip netns exec "$ns" timeout 600 qemu-system-x86_64 -nodefaults -machine pc -accel tcg -m 512M \
 	-display none -monitor none -serial "file:$work/serial.log" -no-reboot -device sga \
 	-netdev tap,id=n0,ifname=tap0,script=no,downscript=no \
@@ -74,7 +77,7 @@ deadline=$((SECONDS + 600))
 while :; do
 	state=$(cli host show "$mac" --output json | sed -n 's/^  "state": "\(.*\)",$/\1/p')
 	if [ "$state" != "$last" ]; then
-		say "host $mac is now: $state"
+		say "host $mac is now: $state ($(elapsed) s after power-on)"
 		last=$state
 	fi
 	[ "$state" = installed ] || [ "$state" = failed ] && break
@@ -82,12 +85,15 @@ while :; do
 		echo "demo: the VM stopped before the host was installed; serial console:"; tail -n 30 "$work/serial.log"; exit 1
 	fi
 	[ $SECONDS -lt $deadline ] || { echo "demo: timed out"; tail -n 30 "$work/serial.log"; exit 1; }
-	sleep 1
+	sleep 0.5
 done
 wait "$qemu" 2>/dev/null || true
 say "the VM powered itself off. What stagehand recorded:"
 cli host list
 echo
 cli host events "$mac"
+echo
+say "the attempt as stagehand timed it (stagehand host show $mac):"
+cli host show "$mac"
 [ "$state" = installed ] || exit 1
 say "done: $mac is installed and will boot its local disk from now on (stagehand host reprovision to redo it)"
