@@ -30,6 +30,14 @@ func TestIPv6RouterAnswerForBootingHosts(t *testing.T) {
 	if out, ok := rdisc6(t, hostNS); ok {
 		t.Fatalf("host %s got a router advertisement before any DHCP:\n%s", hostMAC, out)
 	}
+	// stagehand holds a solicitation briefly for the host's DHCP reply
+	// (iPXE's first one may precede it); rdisc6's two must have lapsed
+	// unanswered before the host asks DHCP, or one would be answered now.
+	for deadline := time.Now().Add(10 * time.Second); l.metric(`stagehand_ipv6_rs_unanswered_total{reason="not_booting"}`) < 2; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("rdisc6's solicitations before DHCP were not counted unanswered")
+		}
+	}
 	// Both ask for a PXE boot; only the host in the inventory is answered.
 	for _, peer := range []struct {
 		ns      string

@@ -18,6 +18,18 @@ import (
 // down, and a link has a few at most.
 const maxRouters = 64
 
+// A solicitation from a host not (yet) known as booting is held this
+// long for its DHCP reply: iPXE starts its IPv6 and DHCP configuration
+// at once, so its first solicitation may arrive before stagehand has
+// answered its DISCOVER, and unanswered it costs the host iPXE's next
+// try (0.25 s later; one boot in six in bench/boot). Short, so that a
+// host that solicits and then asks DHCP much later is not answered out
+// of the blue. At most maxHeld are held; more are not answered.
+const (
+	holdFor = 500 * time.Millisecond
+	maxHeld = 256
+)
+
 // Solicitations the initial one is retried: the interface may have no
 // usable link-local address yet (a bridge whose first port comes up
 // later), and sending needs one.
@@ -40,16 +52,25 @@ type Config struct {
 type Responder struct {
 	cfg Config
 
+	conn atomic.Pointer[Conn] // set by Serve
+
 	mu      sync.Mutex
 	routers map[netip.Addr]time.Time // other routers → when their lifetime ends
 	down    bool                     // standing down, as last logged
+	held    map[[6]byte]heldRS       // solicitations waiting for their host's DHCP reply
 
 	sent, notBooting, routerPresent atomic.Uint64
 }
 
+// heldRS is a solicitation held for its host's DHCP reply.
+type heldRS struct {
+	src   netip.Addr
+	until time.Time
+}
+
 // New returns a Responder for cfg.
 func New(cfg Config) *Responder {
-	return &Responder{cfg: cfg, routers: make(map[netip.Addr]time.Time)}
+	return &Responder{cfg: cfg, routers: make(map[netip.Addr]time.Time), held: make(map[[6]byte]heldRS)}
 }
 
 // Serve answers on c until ctx ends (then it closes c and returns nil)
@@ -57,6 +78,8 @@ func New(cfg Config) *Responder {
 func (r *Responder) Serve(ctx context.Context, c *Conn) error {
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
+	r.conn.Store(c)
+	defer r.conn.Store(nil)
 	go r.solicit(ctx, c)
 	for {
 		m, src, err := c.read()
@@ -144,7 +167,9 @@ func (r *Responder) StandingDown() bool {
 }
 
 // solicited answers rs from src if it comes from a host being booted
-// and no router on the link answers it.
+// and no router on the link answers it. One from a host not known as
+// booting is held for holdFor: Booted answers it if its DHCP reply
+// comes in that time.
 func (r *Responder) solicited(c *Conn, rs *ndp.RouterSolicitation, src netip.Addr, now time.Time) {
 	mac := solicitor(rs, src)
 	if mac == nil {
@@ -152,23 +177,84 @@ func (r *Responder) solicited(c *Conn, rs *ndp.RouterSolicitation, src netip.Add
 	}
 	r.mu.Lock()
 	down := r.standingDownLocked(now)
+	booting := !down && r.cfg.Booting(mac)
+	held := !down && !booting && r.holdLocked([6]byte(mac), src, now)
 	r.mu.Unlock()
 	log := r.cfg.Log.Debug().Str("mac", mac.String()).Str("from", src.String())
 	switch {
 	case down:
 		r.routerPresent.Add(1)
 		log.Msg("router solicitation left to the IPv6 router on the link")
-	case !r.cfg.Booting(mac):
+	case held:
+		log.Msg("router solicitation from a host not being booted: held for its DHCP reply")
+	case !booting:
 		r.notBooting.Add(1)
 		log.Msg("router solicitation from a host not being booted: not answered")
 	default:
-		if err := c.advertise(src); err != nil {
-			log.Err(err).Msg("router advertisement not sent")
-			return
-		}
-		r.sent.Add(1)
-		log.Msg("router advertisement sent (lifetime 0, no prefix)")
+		r.answer(c, mac, src)
 	}
+}
+
+// holdLocked holds a solicitation from mac at src until now+holdFor,
+// and reports whether it did (not when maxHeld are held already).
+// Called with r.mu held.
+func (r *Responder) holdLocked(mac [6]byte, src netip.Addr, now time.Time) bool {
+	r.sweepLocked(now)
+	if _, ok := r.held[mac]; !ok && len(r.held) >= maxHeld {
+		return false
+	}
+	r.held[mac] = heldRS{src: src, until: now.Add(holdFor)}
+	return true
+}
+
+// sweepLocked forgets the held solicitations whose time ran out at now,
+// counting them unanswered. Called with r.mu held.
+func (r *Responder) sweepLocked(now time.Time) {
+	for mac, h := range r.held {
+		if now.After(h.until) {
+			delete(r.held, mac)
+			r.notBooting.Add(1)
+		}
+	}
+}
+
+// Booted tells r that mac has just been answered in DHCP: a solicitation
+// it holds from mac is answered now, unless a router appeared meanwhile.
+// Cheap when none is held; safe for concurrent use.
+func (r *Responder) Booted(mac net.HardwareAddr) {
+	if len(mac) != 6 {
+		return
+	}
+	now := time.Now()
+	r.mu.Lock()
+	if len(r.held) == 0 {
+		r.mu.Unlock()
+		return
+	}
+	r.sweepLocked(now)
+	h, ok := r.held[[6]byte(mac)]
+	delete(r.held, [6]byte(mac))
+	down := ok && r.standingDownLocked(now)
+	r.mu.Unlock()
+	c := r.conn.Load()
+	switch {
+	case !ok || c == nil:
+	case down:
+		r.routerPresent.Add(1)
+	default:
+		r.answer(c, mac, h.src)
+	}
+}
+
+// answer sends mac at src the advertisement that configures nothing.
+func (r *Responder) answer(c *Conn, mac net.HardwareAddr, src netip.Addr) {
+	log := r.cfg.Log.Debug().Str("mac", mac.String()).Str("from", src.String())
+	if err := c.advertise(src); err != nil {
+		log.Err(err).Msg("router advertisement not sent")
+		return
+	}
+	r.sent.Add(1)
+	log.Msg("router advertisement sent (lifetime 0, no prefix)")
 }
 
 // solicitor is the MAC of the host that sent rs from src: its source
@@ -194,6 +280,9 @@ func solicitor(rs *ndp.RouterSolicitation, src netip.Addr) net.HardwareAddr {
 
 // WriteMetrics adds the responder's gauge and counters to a scrape.
 func (r *Responder) WriteMetrics(mw *metrics.Writer) {
+	r.mu.Lock()
+	r.sweepLocked(time.Now())
+	r.mu.Unlock()
 	down := 0.0
 	if r.StandingDown() {
 		down = 1

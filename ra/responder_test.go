@@ -94,10 +94,31 @@ func (l *link) serverLL() netip.Addr {
 	return ll
 }
 
+// boot makes mac a host being booted, as a DHCP reply to it does in
+// the server: Booting says so from now on, then Booted is told.
 func (l *link) boot(mac net.HardwareAddr) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.booting[mac.String()] = true
+	l.mu.Unlock()
+	l.r.Booted(mac)
+}
+
+// waitHeld waits until the responder holds a solicitation from mac (or
+// holds none any more, when held is false).
+func (l *link) waitHeld(mac net.HardwareAddr, held bool) {
+	l.t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		l.r.mu.Lock()
+		l.r.sweepLocked(time.Now())
+		_, ok := l.r.held[[6]byte(mac)]
+		l.r.mu.Unlock()
+		if ok == held {
+			return
+		}
+		if time.Now().After(deadline) {
+			l.t.Fatalf("solicitation from %s held: %v, want %v", mac, ok, held)
+		}
+	}
 }
 
 // metric is the responder's sample named exactly name (labels as
@@ -276,6 +297,37 @@ func TestAnswersBootingHost(t *testing.T) {
 	}
 	if got := l.metric(`stagehand_ipv6_rs_unanswered_total{reason="not_booting"}`); got != before+1 {
 		t.Errorf("unanswered (not booting) %d after the stranger's solicitation, want %d", got, before+1)
+	}
+}
+
+// TestHoldsSolicitationForDHCP: iPXE solicits as it starts its DHCP, so
+// its first solicitation can come before stagehand's DHCP reply. It is
+// held, and answered when the reply is sent; one whose host is answered
+// in DHCP only after the hold lapsed is not answered, and counted.
+func TestHoldsSolicitationForDHCP(t *testing.T) {
+	l := newLink(t)
+	early, late := l.addNode("early"), l.addNode("late")
+
+	early.solicit(true)
+	l.waitHeld(early.mac, true)
+	l.boot(early.mac)
+	if ra, dst := early.advertisement(l, 5*time.Second); ra == nil || dst != early.ll {
+		t.Fatalf("solicitation held for the DHCP reply: advertisement %+v to %v, want one to %v", ra, dst, early.ll)
+	}
+
+	before := l.metric(`stagehand_ipv6_rs_unanswered_total{reason="not_booting"}`)
+	late.solicit(true)
+	l.waitHeld(late.mac, true)
+	l.waitHeld(late.mac, false) // the hold lapses
+	l.boot(late.mac)
+	if ra, dst := late.advertisement(l, quiet); ra != nil {
+		t.Errorf("solicitation whose hold had lapsed was answered (to %v)", dst)
+	}
+	if got := l.metric("stagehand_ipv6_ra_sent_total"); got != 1 {
+		t.Errorf("stagehand_ipv6_ra_sent_total %d, want 1", got)
+	}
+	if got := l.metric(`stagehand_ipv6_rs_unanswered_total{reason="not_booting"}`); got != before+1 {
+		t.Errorf("unanswered (not booting) %d after the lapsed hold, want %d", got, before+1)
 	}
 }
 

@@ -143,6 +143,9 @@ func (s *Server) dhcpConfig(unknown ipxe.UnknownPolicy) dhcp.Config {
 			if s.dhcpLog.record(r, now) {
 				s.events.Record(r.Client.MAC.String(), "dhcp", dhcpEventDetail(s.cfg.DHCPMode, *r))
 			}
+			if s.ra != nil { // after record: booting(mac) holds from here on
+				s.ra.Booted(r.Client.MAC)
+			}
 		}
 	}
 	if dc.Mode == dhcp.ModeFull {
