@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/stagehand-dev/stagehand/attrib"
+	"github.com/stagehand-dev/stagehand/internal/throttle"
 )
 
 // bindMAC reports whether the client at ip may speak for nic (the MAC it
@@ -60,7 +61,7 @@ const maxRefusals = 4096
 // safe for concurrent use.
 type refusalLog struct {
 	mu   sync.Mutex
-	last map[[2]string]time.Time
+	last throttle.Recent[[2]string]
 }
 
 // first reports whether a refusal for mac from source is the first in
@@ -69,22 +70,12 @@ func (l *refusalLog) first(mac, source string, now time.Time) bool {
 	k := [2]string{mac, source}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if t, ok := l.last[k]; ok && now.Sub(t) < refusalWindow && !now.Before(t) {
+	if l.last.Max == 0 { // the zero refusalLog
+		l.last = throttle.Recent[[2]string]{Window: refusalWindow, Max: maxRefusals}
+	}
+	if t, ok := l.last.Last(k); ok && now.Sub(t) < refusalWindow && !now.Before(t) {
 		return false
 	}
-	if len(l.last) >= maxRefusals {
-		for k, t := range l.last {
-			if now.Sub(t) >= refusalWindow {
-				delete(l.last, k)
-			}
-		}
-		if len(l.last) >= maxRefusals {
-			clear(l.last)
-		}
-	}
-	if l.last == nil {
-		l.last = map[[2]string]time.Time{}
-	}
-	l.last[k] = now
+	l.last.Mark(k, now)
 	return true
 }

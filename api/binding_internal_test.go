@@ -21,8 +21,8 @@ func TestRefusalLogBound(t *testing.T) {
 		t.Fatal("a repeat within the window was recorded again")
 	}
 	// Full of recent entries: the next new one clears them all.
-	if !l.first("m", "new", t0) || len(l.last) != 1 {
-		t.Fatalf("past the bound: %d entries, want 1", len(l.last))
+	if !l.first("m", "new", t0) || l.last.Len() != 1 {
+		t.Fatalf("past the bound: %d entries, want 1", l.last.Len())
 	}
 	// Full again, half of it stale: only the stale half goes.
 	for i := range maxRefusals - 1 {
@@ -32,7 +32,7 @@ func TestRefusalLogBound(t *testing.T) {
 		}
 		l.first("m", fmt.Sprint("b", i), at)
 	}
-	if !l.first("m", "last", t0.Add(refusalWindow)) || len(l.last) > maxRefusals/2+2 {
-		t.Fatalf("after evicting the stale half: %d entries", len(l.last))
+	if !l.first("m", "last", t0.Add(refusalWindow)) || l.last.Len() > maxRefusals/2+2 {
+		t.Fatalf("after evicting the stale half: %d entries", l.last.Len())
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"time"
+
+	"github.com/stagehand-dev/stagehand/internal/throttle"
 )
 
 // answerGrace is how long after its OACK or DATA 1 went out a transfer
@@ -59,7 +61,7 @@ type pendingQueue struct {
 	// silent is the addresses whose transfers recently gave back their
 	// slot unanswered, and when one last did: a flood's. A request from
 	// any other address comes first (victim). Bounded by maxSilent.
-	silent map[netip.Addr]time.Time
+	silent throttle.Recent[netip.Addr]
 }
 
 // silentFor is how long an address whose transfer went unanswered is
@@ -75,26 +77,16 @@ const (
 // unanswered remembers that a transfer from a gave back its slot without
 // its client ever answering.
 func (q *pendingQueue) unanswered(a netip.Addr, now time.Time) {
-	if q.silent == nil {
-		q.silent = map[netip.Addr]time.Time{}
+	if q.silent.Max == 0 { // the zero pendingQueue
+		q.silent = throttle.Recent[netip.Addr]{Window: silentFor, Max: maxSilent}
 	}
-	if len(q.silent) >= maxSilent {
-		for k, at := range q.silent {
-			if now.Sub(at) >= silentFor {
-				delete(q.silent, k)
-			}
-		}
-		if len(q.silent) >= maxSilent {
-			clear(q.silent)
-		}
-	}
-	q.silent[a] = now
+	q.silent.Mark(a, now)
 }
 
 // isSilent reports whether a's transfers went unanswered in the last
 // silentFor.
 func (q *pendingQueue) isSilent(a netip.Addr, now time.Time) bool {
-	at, ok := q.silent[a]
+	at, ok := q.silent.Last(a)
 	return ok && now.Sub(at) < silentFor
 }
 

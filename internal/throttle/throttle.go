@@ -1,6 +1,7 @@
 // Package throttle spaces out what a flood would otherwise repeat: the
 // one warning a minute that the DHCP, TFTP and discovery refusals log
-// while their counters count every refusal.
+// while their counters count every refusal (Every), and the bounded
+// memory of when each key last happened (Recent).
 package throttle
 
 import (
