@@ -1,8 +1,7 @@
 package faults
 
 import (
-	"os/exec"
-	"path/filepath"
+	"net/netip"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,37 +20,18 @@ import (
 // a site's does.
 type routedBench struct {
 	*strangerLab
-	routerNS, hostNS string
-	relay            *lab.Process
+	hostNS string
+	relay  *lab.Dhcrelay
 }
 
 const benchRange = "10.82.0.100-10.82.0.199/24,router=10.82.0.1,dns=10.82.0.53,dns=10.82.0.54"
 
 func newRoutedBench(t *testing.T) *routedBench {
 	t.Helper()
-	if _, err := exec.LookPath("dhcrelay"); err != nil {
-		t.Fatalf("dhcrelay not found: install the Debian package isc-dhcp-relay (%v)", err)
-	}
-	b := &routedBench{strangerLab: newStrangerLab(t, "frb")}
-	b.routerNS, _ = b.peer("frr", "10.81.0.254/24")
-	b.hostNS = b.net.AddPeer(t, "frh", "")
-	// The bench link: the router's eth1 (10.82.0.1) to the host's eth0,
-	// which AddPeer left on the server's bridge: move it over.
-	ip := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-	ip("-n", b.hostNS, "link", "del", "eth0")
-	ip("-n", b.routerNS, "link", "add", "eth1", "type", "veth", "peer", "name", "eth0", "netns", b.hostNS)
-	ip("-n", b.routerNS, "addr", "add", "10.82.0.1/24", "dev", "eth1")
-	ip("-n", b.routerNS, "link", "set", "eth1", "up")
-	ip("-n", b.hostNS, "link", "set", "eth0", "up")
-	ip("netns", "exec", b.routerNS, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-	ip("-n", b.net.NS, "route", "add", "10.82.0.0/24", "via", "10.81.0.254")
-	b.relay = lab.Start(t, b.routerNS, "dhcrelay", "-4", "-d", "-pf", filepath.Join(t.TempDir(), "dhcrelay.pid"),
-		"-id", "eth1", "-iu", "eth0", strangerServer)
+	r := lab.NewRouted(t, "frb", strangerServer+"/24", "10.81.0.254/24", "10.82.0.1/24")
+	b := &routedBench{strangerLab: newStrangerLabOn(t, r.Server)}
+	b.hostNS = r.Router.AddPeer(t, "frh", "")
+	b.relay = lab.RunDhcrelay(t, r, netip.MustParseAddr(strangerServer))
 	return b
 }
 

@@ -44,7 +44,14 @@ type strangerLab struct {
 
 func newStrangerLab(t *testing.T, name string) *strangerLab {
 	t.Helper()
-	l := &strangerLab{t: t, net: lab.NewNet(t, name, strangerServer+"/24"), dataDir: t.TempDir(), ipxeDir: t.TempDir()}
+	return newStrangerLabOn(t, lab.NewNet(t, name, strangerServer+"/24"))
+}
+
+// newStrangerLabOn is newStrangerLab on n, a segment with the server at
+// strangerServer made by the caller (the server's side of a lab.Routed).
+func newStrangerLabOn(t *testing.T, n *lab.Net) *strangerLab {
+	t.Helper()
+	l := &strangerLab{t: t, net: n, dataDir: t.TempDir(), ipxeDir: t.TempDir()}
 	l.kpxe = []byte(strings.Repeat("undionly ", 2000))
 	must(t, os.WriteFile(filepath.Join(l.ipxeDir, "undionly.kpxe"), l.kpxe, 0o644))
 	must(t, os.WriteFile(filepath.Join(l.ipxeDir, "snponly.efi"), []byte("ipxe snponly.efi"), 0o644))
